@@ -1,0 +1,309 @@
+"""Database tables (SQLAlchemy 2 typed models).
+
+Timestamps are timezone-aware UTC. Enums are stored as their lowercase string values.
+Aggregations for charts run in SQL over these columns, so the columns that charts group
+or filter by (state, completed_at, sweep_id, scenario, model) are indexed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    TypeDecorator,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every backend: SQLite keeps no zone, so it is restored on load."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        return value.astimezone(dt.timezone.utc)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    return Enum(cls, values_callable=lambda e: [m.value for m in e], native_enum=False,
+                validate_strings=True, length=16)
+
+
+class GenerationState(str, enum.Enum):
+    PENDING = "pending"
+    SUBMITTING = "submitting"  # create sent, prediction id not yet known
+    SUBMITTED = "submitted"  # prediction id committed; Replicate is working on it
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+
+FINAL_STATES = frozenset(
+    {GenerationState.SUCCEEDED, GenerationState.FAILED, GenerationState.CANCELED}
+)
+
+
+class ScenarioStatus(str, enum.Enum):
+    DRAFT = "draft"
+    CALIBRATED = "calibrated"
+    PRODUCTION = "production"
+
+
+class Endpoint(str, enum.Enum):
+    REPLICATE = "replicate"
+    EMULATOR = "emulator"
+
+
+class ModelSpec(Base):
+    __tablename__ = "model_spec"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(200), unique=True)  # owner/name
+    version_id: Mapped[str | None] = mapped_column(String(80))
+    strength_input: Mapped[str] = mapped_column(String(64), default="strength")
+    image_input: Mapped[str] = mapped_column(String(64), default="image")
+    input_schema: Mapped[dict[str, Any] | None]  # the version's openapi_schema, cached
+    schema_fetched_at: Mapped[dt.datetime | None]
+    pricing_kind: Mapped[str] = mapped_column(String(16), default="per_second")
+    hardware: Mapped[str | None] = mapped_column(String(80))
+    usd_per_second: Mapped[float | None] = mapped_column(Float)
+    usd_per_image: Mapped[float | None] = mapped_column(Float)
+    inflight_cap: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Scenario(Base):
+    __tablename__ = "scenario"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    prompt_template: Mapped[str] = mapped_column(Text, default="")
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    model_ref: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[ScenarioStatus] = mapped_column(_enum(ScenarioStatus),
+                                                   default=ScenarioStatus.DRAFT)
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(120), default="")
+
+    versions: Mapped[list[ScenarioVersion]] = relationship(
+        back_populates="scenario", order_by="ScenarioVersion.version",
+        cascade="all, delete-orphan")
+
+
+class ScenarioVersion(Base):
+    __tablename__ = "scenario_version"
+    __table_args__ = (UniqueConstraint("scenario_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scenario_id: Mapped[int] = mapped_column(ForeignKey("scenario.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    snapshot: Mapped[dict[str, Any]]
+    diff: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    note: Mapped[str] = mapped_column(Text, default="")
+    changed_by: Mapped[str] = mapped_column(String(120))
+    changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    scenario: Mapped[Scenario] = relationship(back_populates="versions")
+
+
+class InputImage(Base):
+    __tablename__ = "input_image"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    storage_key: Mapped[str] = mapped_column(String(200))
+    thumbnail_key: Mapped[str | None] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(40))
+    width: Mapped[int]
+    height: Mapped[int]
+    size_bytes: Mapped[int]
+    label: Mapped[str] = mapped_column(String(200), default="")  # display only, never a key
+    uploaded_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Sweep(Base):
+    __tablename__ = "sweep"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    scenario_id: Mapped[int | None] = mapped_column(
+        ForeignKey("scenario.id", ondelete="SET NULL"), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("model_spec.id"))
+    model_ref: Mapped[str] = mapped_column(String(200), index=True)
+    version_id: Mapped[str] = mapped_column(String(80))
+    axes: Mapped[dict[str, Any]]  # axis name -> list of values, as swept
+    fixed_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    endpoint: Mapped[Endpoint] = mapped_column(_enum(Endpoint))
+    created_by: Mapped[str] = mapped_column(String(120), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    budget_usd: Mapped[float | None] = mapped_column(Float)
+    estimated_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    fresh_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancel_requested_at: Mapped[dt.datetime | None]
+    halted_reason: Mapped[str | None] = mapped_column(Text)  # e.g. budget reached
+
+    scenario: Mapped[Scenario | None] = relationship()
+    model: Mapped[ModelSpec] = relationship()
+    generations: Mapped[list[Generation]] = relationship(
+        back_populates="sweep", cascade="all, delete-orphan", order_by="Generation.cell_index")
+
+
+class Generation(Base):
+    """One grid cell: one prediction, its parameters, timings, cost and stored output."""
+
+    __tablename__ = "generation"
+    __table_args__ = (
+        UniqueConstraint("sweep_id", "cell_index"),
+        Index("ix_generation_state_completed", "state", "completed_at"),
+        Index("ix_generation_sweep_state", "sweep_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweep.id", ondelete="CASCADE"))
+    cell_index: Mapped[int]
+    input_image_id: Mapped[int | None] = mapped_column(
+        ForeignKey("input_image.id", ondelete="CASCADE"), index=True)
+    strength: Mapped[float | None] = mapped_column(Float)
+    steps: Mapped[int | None]
+    guidance: Mapped[float | None] = mapped_column(Float)
+    seed: Mapped[int | None] = mapped_column(BigInteger)  # seeds go up to 2**32 - 1
+    prompt: Mapped[str] = mapped_column(Text)
+    prompt_label: Mapped[str] = mapped_column(String(200), default="")
+    negative_prompt: Mapped[str] = mapped_column(Text, default="")
+    model_input: Mapped[dict[str, Any]]  # full Replicate input, image excluded
+    request_hash: Mapped[str] = mapped_column(String(64), index=True)
+    endpoint: Mapped[Endpoint] = mapped_column(_enum(Endpoint))
+
+    state: Mapped[GenerationState] = mapped_column(
+        _enum(GenerationState), default=GenerationState.PENDING)
+    replicate_status: Mapped[str | None] = mapped_column(String(16))
+    prediction_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(default=0)
+    create_attempts: Mapped[int] = mapped_column(default=0)
+    reused_from_id: Mapped[int | None] = mapped_column(
+        ForeignKey("generation.id", ondelete="SET NULL"))
+
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[dt.datetime | None]
+    claimed_at: Mapped[dt.datetime | None]  # a worker picked the cell up
+    submitting_at: Mapped[dt.datetime | None]
+    submitted_at: Mapped[dt.datetime | None]
+    replicate_created_at: Mapped[dt.datetime | None]
+    started_at: Mapped[dt.datetime | None]  # Replicate began predicting
+    replicate_completed_at: Mapped[dt.datetime | None]
+    completed_at: Mapped[dt.datetime | None]  # output stored, or final failure recorded
+
+    predict_time_s: Mapped[float | None] = mapped_column(Float)
+    queue_s: Mapped[float | None] = mapped_column(Float)  # our queue: enqueued → claimed
+    replicate_queue_s: Mapped[float | None] = mapped_column(Float)  # created → started
+    overhead_s: Mapped[float | None] = mapped_column(Float)  # download + store
+    latency_s: Mapped[float | None] = mapped_column(Float)  # enqueued → completed
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+
+    output_key: Mapped[str | None] = mapped_column(String(200))
+    thumbnail_key: Mapped[str | None] = mapped_column(String(200))
+    output_width: Mapped[int | None]
+    output_height: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    sweep: Mapped[Sweep] = relationship(back_populates="generations")
+    input_image: Mapped[InputImage | None] = relationship()
+    reviews: Mapped[list[Review]] = relationship(
+        back_populates="generation", cascade="all, delete-orphan")
+
+
+class Review(Base):
+    __tablename__ = "review"
+    __table_args__ = (UniqueConstraint("generation_id", "reviewer"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generation.id", ondelete="CASCADE"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(120))
+    rating: Mapped[int | None]  # 1–5
+    thumbs: Mapped[int | None]  # +1 / -1
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    note: Mapped[str] = mapped_column(Text, default="")
+    seconds_spent: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    generation: Mapped[Generation] = relationship(back_populates="reviews")
+
+
+class AppSetting(Base):
+    """Settings edited in the dashboard (budgets, caps), overriding the environment defaults."""
+
+    __tablename__ = "app_setting"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(120))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_entry"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(String(120), index=True)
+    action: Mapped[str] = mapped_column(String(60))
+    target_type: Mapped[str] = mapped_column(String(40))
+    target_id: Mapped[str] = mapped_column(String(80))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

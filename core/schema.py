@@ -1,0 +1,202 @@
+"""Model input schemas: the bundled sdxl version, and checking an input dict against a schema.
+
+A Replicate model version carries an ``openapi_schema`` whose ``components.schemas.Input``
+lists the inputs. Enum inputs point at a sibling schema through ``allOf: [{"$ref": ...}]``;
+``input_properties`` resolves those so every property is one flat dict. ``validate_input``
+follows JSON Schema number rules (``30.0`` is an integer, ``true`` is not a number) and returns
+every problem as a sentence for the person who typed the value.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import math
+import re
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+SDXL_MODEL = "stability-ai/sdxl"
+# Both versions share one input schema; the bundled object is the first one.
+SDXL_VERSION_IDS = frozenset(
+    {
+        "7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc",
+        "39ed52f2a78e934b3ba6e2a89f5b1c712de7dfea535525255b1aa35c5565e08b",
+    }
+)
+_BUNDLED_SDXL = Path(__file__).parent / "data" / "sdxl_version.json"
+_VERSION_ID = re.compile(r"[0-9a-f]{64}")
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def parse_model_ref(ref: str) -> tuple[str | None, str | None]:
+    """``owner/name:version`` → ``("owner/name", "version")``; either part may be None.
+
+    A bare 64-hex string is a version id; anything else without a colon is a model name.
+    Names are lowercased, as Replicate treats them case-insensitively.
+    """
+    ref = ref.strip().lower()
+    if ":" in ref:
+        model, version = ref.split(":", 1)
+        return model or None, version or None
+    if _VERSION_ID.fullmatch(ref):
+        return None, ref
+    return ref or None, None
+
+
+@functools.cache
+def _bundled_sdxl() -> dict[str, Any]:
+    return json.loads(_BUNDLED_SDXL.read_text(encoding="utf-8"))
+
+
+def load_bundled_version(ref: str) -> dict[str, Any] | None:
+    """The bundled version object for ``ref``, or None when none is bundled for it.
+
+    ``stability-ai/sdxl``, either sdxl version id, or ``stability-ai/sdxl:<either id>`` all
+    give the recorded sdxl version (its ``id`` stays the recorded one: use the object for its
+    ``openapi_schema``). Returns a copy, so callers may change it freely.
+    """
+    model, version = parse_model_ref(ref)
+    if model not in (None, SDXL_MODEL):
+        return None
+    if version is None and model is None:
+        return None
+    if version is not None and version not in SDXL_VERSION_IDS:
+        return None
+    return copy.deepcopy(_bundled_sdxl())
+
+
+def _resolve_ref(ref: str, schemas: Mapping[str, Any]) -> dict[str, Any]:
+    prefix = "#/components/schemas/"
+    if ref.startswith(prefix) and isinstance(schemas.get(ref[len(prefix) :]), Mapping):
+        return dict(schemas[ref[len(prefix) :]])
+    return {}  # an unknown reference constrains nothing rather than breaking every check
+
+
+def _flatten(prop: Mapping[str, Any], schemas: Mapping[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for part in prop.get("allOf", []):
+        merged.update(_resolve_ref(part.get("$ref", ""), schemas) if "$ref" in part else part)
+    if "$ref" in prop:
+        merged.update(_resolve_ref(prop["$ref"], schemas))
+    # The property's own keys (default, description) win over the referenced enum's.
+    merged.update({k: v for k, v in prop.items() if k not in ("allOf", "$ref")})
+    return merged
+
+
+def _input_schema(openapi_schema: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping]:
+    schemas = openapi_schema.get("components", {}).get("schemas", {})
+    return schemas.get("Input", {}), schemas
+
+
+def input_properties(openapi_schema: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Input name → flat property dict (enums resolved), in the model's ``x-order``."""
+    input_schema, schemas = _input_schema(openapi_schema)
+    props = input_schema.get("properties", {})
+    ordered = sorted(props.items(), key=lambda kv: kv[1].get("x-order", math.inf))
+    return {name: _flatten(prop, schemas) for name, prop in ordered}
+
+
+def describe_value(value: Any) -> str:
+    """A value as a person reads it in a message: ``1.3``, ``2``, ``'abc'``, ``true``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _allowed_range(prop: Mapping[str, Any]) -> str:
+    lo, hi = prop.get("minimum"), prop.get("maximum")
+    if lo is not None and hi is not None:
+        return f"allowed {describe_value(lo)} to {describe_value(hi)}"
+    if lo is not None:
+        return f"allowed {describe_value(lo)} or more"
+    return f"allowed at most {describe_value(hi)}"
+
+
+def _check_range(name: str, value: float, prop: Mapping[str, Any]) -> str | None:
+    lo, hi = prop.get("minimum"), prop.get("maximum")
+    shown = describe_value(value)
+    if hi is not None and value > hi:
+        return f"{name} {shown} is above the model's maximum {describe_value(hi)} ({_allowed_range(prop)})"
+    if lo is not None and value < lo:
+        return f"{name} {shown} is below the model's minimum {describe_value(lo)} ({_allowed_range(prop)})"
+    return None
+
+
+def _check_string(name: str, value: Any, prop: Mapping[str, Any]) -> str | None:
+    if not isinstance(value, str):
+        return f"{name} {describe_value(value)} is not text"
+    if prop.get("format") == "uri" and not _URI.match(value):
+        return f"{name} {describe_value(value)} is not a URL (give an https:// or data: URI)"
+    if "maxLength" in prop and len(value) > prop["maxLength"]:
+        return f"{name} has {len(value):,} characters; the model allows at most {prop['maxLength']:,}"
+    if "minLength" in prop and len(value) < prop["minLength"]:
+        return f"{name} {describe_value(value)} is too short; the model needs at least {prop['minLength']} characters"
+    return None
+
+
+def _check_value(name: str, value: Any, prop: Mapping[str, Any]) -> str | None:
+    if value is None:
+        if "default" in prop:
+            return f"{name} is null; leave it out to use the model's default {describe_value(prop['default'])}"
+        return None  # an optional input (no default) may be given as null
+    if "enum" in prop and value not in prop["enum"]:
+        choices = ", ".join(str(choice) for choice in prop["enum"])
+        return f"{name} {describe_value(value)} is not one of the model's choices: {choices}"
+    kind = prop.get("type")
+    if kind == "integer":
+        if not _is_number(value) or not (math.isfinite(value) and float(value).is_integer()):
+            return f"{name} {describe_value(value)} is not a whole number"
+        return _check_range(name, value, prop)
+    if kind == "number":
+        if not _is_number(value) or not math.isfinite(value):
+            return f"{name} {describe_value(value)} is not a number"
+        return _check_range(name, value, prop)
+    if kind == "boolean" and not isinstance(value, bool):
+        return f"{name} {describe_value(value)} is not true or false"
+    if kind == "string":
+        return _check_string(name, value, prop)
+    return None
+
+
+def validate_input(
+    openapi_schema: Mapping[str, Any],
+    values: Mapping[str, Any],
+    *,
+    supplied_later: Collection[str] = (),
+) -> list[str]:
+    """Every problem with ``values`` as an input to the model, as readable sentences.
+
+    An empty list means the model accepts them. ``supplied_later`` names required inputs the
+    caller adds afterwards (the input image, for a grid cell) so their absence is not a problem.
+    """
+    props = input_properties(openapi_schema)
+    problems: list[str] = []
+    unknown = [name for name in values if name not in props]
+    if unknown:
+        listed = ", ".join(repr(name) for name in unknown)
+        verb = "is not an input" if len(unknown) == 1 else "are not inputs"
+        problems.append(f"{listed} {verb} of this model; valid names: {', '.join(props)}")
+    for name, value in values.items():
+        if name in props and (problem := _check_value(name, value, props[name])):
+            problems.append(problem)
+    input_schema, _ = _input_schema(openapi_schema)
+    for name in input_schema.get("required", []):
+        if name not in values and name not in supplied_later:
+            problems.append(f"{name} is required by this model")
+    return problems

@@ -1,0 +1,42 @@
+"""A real S3 endpoint for tests: moto's server on loopback, in a thread of the test process.
+
+Every server started in one process shares moto's in-memory backend, so tests should use
+their own bucket names (``unique_bucket_name``) rather than expect an empty account.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+from moto.server import ThreadedMotoServer
+
+DUMMY_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+# Variables that could make boto3 reach for a real account from a developer's machine.
+REAL_AWS_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL")
+
+
+def start_moto_server() -> tuple[str, Callable[[], None]]:
+    """Start moto on 127.0.0.1 and a free port; return (endpoint_url, stop)."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+
+    def stop() -> None:
+        server.stop()
+        # moto's stop() ends serve_forever() but leaves the listening socket open, so a
+        # client would hang instead of being refused; close it to release the port.
+        if server._server is not None:
+            server._server.server_close()
+
+    return f"http://{host}:{port}", stop
+
+
+def unique_bucket_name(label: str = "media") -> str:
+    return f"{label}-{uuid.uuid4().hex[:12]}"

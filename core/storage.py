@@ -15,7 +15,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from core.errors import ConfigurationError, NotFound, StorageError
 
@@ -355,7 +355,7 @@ def open_media_store(
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             raise ConfigurationError(f"MEDIA_URL {shown} is not an absolute file URL: {accepted}.")
-        return LocalMediaStore(Path(parts.path))
+        return LocalMediaStore(Path(unquote(parts.path)))
     if parts.scheme == "s3":
         if "@" in parts.netloc:
             raise ConfigurationError(

@@ -170,6 +170,11 @@ def test_file_url_opens_a_local_store(tmp_path: Path):
     assert isinstance(store, LocalMediaStore) and store.root == tmp_path / "media"
 
 
+def test_file_url_is_percent_decoded(tmp_path: Path):
+    store = open_media_store((tmp_path / "my media").as_uri())
+    assert isinstance(store, LocalMediaStore) and store.root == tmp_path / "my media"
+
+
 def test_bare_path_opens_a_local_store(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     store = open_media_store("var/media")

@@ -152,7 +152,9 @@ def _check_still(image: Image.Image, name: str) -> None:
         raise InvalidInput(f"{name} is animated; upload a still image.")
 
 
-def _check_dimensions(size: tuple[int, int], name: str, *, max_pixels: int, max_side: int) -> None:
+def _check_dimensions(
+    size: tuple[int, int], name: str, *, max_pixels: int, max_side: int
+) -> None:
     width, height = size
     if width * height > max_pixels or max(width, height) > max_side:
         raise InvalidInput(

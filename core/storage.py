@@ -334,7 +334,7 @@ def open_media_store(
     url_ttl_s: int | None = None,
     s3_client: Any = None,
 ) -> MediaStore:
-    """The store ``MEDIA_URL`` names: ``file:///abs/path``, a plain path, or ``s3://bucket/prefix``."""
+    """The store MEDIA_URL names: ``file:///abs/path``, a plain path or ``s3://bucket/prefix``."""
     if isinstance(settings_or_media_url, str):
         media_url = settings_or_media_url
         endpoint = s3_endpoint_url or os.environ.get("S3_ENDPOINT_URL") or None

@@ -34,7 +34,8 @@ def close_to(actual, expected, tolerance=12) -> bool:
 
 def noisy_rgb(width: int, height: int, seed: int = 0) -> Image.Image:
     """Incompressible pixels, so encoders produce realistically large files."""
-    return Image.frombytes("RGB", (width, height), random.Random(seed).randbytes(width * height * 3))
+    pixels = random.Random(seed).randbytes(width * height * 3)
+    return Image.frombytes("RGB", (width, height), pixels)
 
 
 def png_declaring(width: int, height: int) -> bytes:
@@ -235,7 +236,8 @@ def test_message_without_a_filename_still_reads():
 
 
 @pytest.mark.parametrize(
-    ("size", "expected"), [((1024, 1024), (400, 400)), ((1200, 300), (400, 100)), ((64, 32), (64, 32))]
+    ("size", "expected"),
+    [((1024, 1024), (400, 400)), ((1200, 300), (400, 100)), ((64, 32), (64, 32))],
 )
 def test_thumbnail_is_webp_within_the_limit(size, expected):
     data, content_type = make_thumbnail(encode(noisy_rgb(*size), "PNG"))

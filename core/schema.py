@@ -130,12 +130,13 @@ def _allowed_range(prop: Mapping[str, Any]) -> str:
 
 def _check_range(name: str, value: float, prop: Mapping[str, Any]) -> str | None:
     lo, hi = prop.get("minimum"), prop.get("maximum")
-    shown = describe_value(value)
     if hi is not None and value > hi:
-        return f"{name} {shown} is above the model's maximum {describe_value(hi)} ({_allowed_range(prop)})"
-    if lo is not None and value < lo:
-        return f"{name} {shown} is below the model's minimum {describe_value(lo)} ({_allowed_range(prop)})"
-    return None
+        bound = f"above the model's maximum {describe_value(hi)}"
+    elif lo is not None and value < lo:
+        bound = f"below the model's minimum {describe_value(lo)}"
+    else:
+        return None
+    return f"{name} {describe_value(value)} is {bound} ({_allowed_range(prop)})"
 
 
 def _check_string(name: str, value: Any, prop: Mapping[str, Any]) -> str | None:
@@ -144,16 +145,19 @@ def _check_string(name: str, value: Any, prop: Mapping[str, Any]) -> str | None:
     if prop.get("format") == "uri" and not _URI.match(value):
         return f"{name} {describe_value(value)} is not a URL (give an https:// or data: URI)"
     if "maxLength" in prop and len(value) > prop["maxLength"]:
-        return f"{name} has {len(value):,} characters; the model allows at most {prop['maxLength']:,}"
+        limit = prop["maxLength"]
+        return f"{name} has {len(value):,} characters; the model allows at most {limit:,}"
     if "minLength" in prop and len(value) < prop["minLength"]:
-        return f"{name} {describe_value(value)} is too short; the model needs at least {prop['minLength']} characters"
+        limit = prop["minLength"]
+        return f"{name} has {len(value)} characters; the model needs at least {limit}"
     return None
 
 
 def _check_value(name: str, value: Any, prop: Mapping[str, Any]) -> str | None:
     if value is None:
         if "default" in prop:
-            return f"{name} is null; leave it out to use the model's default {describe_value(prop['default'])}"
+            default = describe_value(prop["default"])
+            return f"{name} is null; leave it out to use the model's default {default}"
         return None  # an optional input (no default) may be given as null
     if "enum" in prop and value not in prop["enum"]:
         choices = ", ".join(str(choice) for choice in prop["enum"])

@@ -1,0 +1,319 @@
+"""``python -m core``: thin commands over core functions; errors become one clear line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from core.config import Settings
+from core.errors import TunerError
+
+log = logging.getLogger("core.cli")
+
+
+def _settings() -> Settings:
+    from core.launcher import discover_local_services
+
+    return discover_local_services(Settings())
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from core.launcher import run_up
+
+    settings = Settings()
+    return run_up(settings, workers=args.workers, address=args.address or settings.dashboard_address,
+                  port=args.port or settings.dashboard_port)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from core.worker import run_worker
+
+    return run_worker(_settings(), concurrency=args.concurrency, burst=args.burst)
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from core.emulator import config_from_args, serve
+
+    serve(args.host, args.port, config_from_args(args))
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from core.db import upgrade
+
+    upgrade(_settings().database_url)
+    print("Database is at the latest schema.")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from core.health import run_all
+
+    results = run_all(_settings())
+    if args.json:
+        print(json.dumps([r.__dict__ for r in results], indent=2))
+    else:
+        for r in results:
+            print(f"{'✓' if r.ok else '✗'} {r.name}: {r.detail}")
+            if not r.ok:
+                print(f"    fix: {r.fix}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_sweep_run(args: argparse.Namespace) -> int:
+    from core.auth import local_user
+    from core.catalog import replicate_schema_fetcher
+    from core.db import session_scope
+    from core.library import add_image
+    from core.replicate_api import build_client
+    from core.runtime import open_runtime
+    from core.sweeps import SweepRequest, create_sweep, dispatch, plan_sweep
+
+    runtime = open_runtime(_settings())
+    settings, user = runtime.settings, local_user()
+    fetcher = replicate_schema_fetcher(build_client(runtime.endpoint))
+    with session_scope(runtime.engine) as session:
+        image_ids = []
+        for path in args.image:
+            data = _read_file(path)
+            image_ids.append(add_image(session, runtime.store, settings, data,
+                                       filename=Path(path).name, uploaded_by=user).id)
+        request = SweepRequest(
+            model_ref=args.model, image_ids=image_ids, strength=args.strength, steps=args.steps,
+            guidance=args.guidance, seed=args.seed, prompts=args.prompt,
+            prompt_sr=args.prompt_sr or "", negative_prompt=args.negative_prompt or "",
+            scenario_id=_scenario_id(session, args.scenario), budget_usd=args.budget,
+            fresh_run=args.fresh, name=args.name or "")
+        plan = plan_sweep(session, request, max_cells=settings.max_cells_per_sweep,
+                          inflight_cap=settings.inflight_cap,
+                          create_rate_per_minute=settings.create_rate_per_minute,
+                          fetch_schema=fetcher)
+        sweep = create_sweep(session, plan, created_by=user, endpoint=runtime.endpoint_kind,
+                             caps=runtime.caps(session))
+        sweep_id, pending = sweep.id, [g for g in plan.cells]
+    with session_scope(runtime.engine) as session:
+        from core.sweeps import pending_cell_ids
+
+        ids = pending_cell_ids(session, sweep_id)
+        if ids:
+            dispatch(session, runtime.redis, ids, chunk_size=settings.chunk_size)
+    if not args.json:
+        print(f"Sweep {sweep_id}: {len(pending)} cells ({len(pending) - len(ids)} reused), "
+              f"estimated {plan.estimated_cost_usd:.4f} USD on {runtime.endpoint.name}.")
+    if args.wait:
+        _wait_for(runtime, sweep_id, quiet=args.json)
+    return _print_status(runtime, sweep_id, as_json=args.json, with_cells=args.wait)
+
+
+def _scenario_id(session, name: str | None) -> int | None:  # noqa: ANN001
+    if not name:
+        return None
+    from sqlalchemy import select
+
+    from core.errors import NotFound
+    from core.models import Scenario
+
+    scenario = session.scalar(select(Scenario).where(Scenario.name == name))
+    if scenario is None:
+        raise NotFound(f"Scenario {name!r} does not exist: create it on the Scenarios page first.")
+    return scenario.id
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise TunerError(f"Cannot read {path}: {exc.strerror}") from exc
+
+
+def _wait_for(runtime, sweep_id: int, *, quiet: bool) -> None:  # noqa: ANN001
+    from core.db import session_scope
+    from core.sweeps import summarize
+    from core.worker import live_workers
+
+    if not live_workers(runtime.redis):
+        if not quiet:
+            print("No worker is running; running the sweep in this process.", file=sys.stderr)
+        from core.worker import run_worker
+
+        run_worker(runtime.settings, burst=True)
+    last = None
+    while True:
+        with session_scope(runtime.engine) as session:
+            summary = summarize(session, [sweep_id])[0]
+        if not quiet and summary.done != last:
+            print(f"  {summary.done}/{summary.total} done ({summary.by_state})", file=sys.stderr)
+            last = summary.done
+        if summary.done >= summary.total:
+            return
+        time.sleep(1)  # progress display cadence; the condition is re-checked each round
+
+
+def _print_status(runtime, sweep_id: int, *, as_json: bool, with_cells: bool) -> int:  # noqa: ANN001
+    from core.db import session_scope
+    from core.sweeps import cell_record, cells_of, summarize
+
+    with session_scope(runtime.engine) as session:
+        summaries = summarize(session, [sweep_id])
+        if not summaries:
+            raise TunerError(f"Sweep {sweep_id} does not exist.")
+        summary = summaries[0]
+        cells = [cell_record(g) for g in cells_of(session, sweep_id)] if with_cells else None
+    if as_json:
+        out: dict[str, Any] = {"sweep_id": sweep_id, "status": summary.status,
+                               "endpoint": summary.endpoint, "total_cost_usd": summary.cost_usd,
+                               "by_state": summary.by_state}
+        if cells is not None:
+            out["cells"] = cells
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        print(f"Sweep {sweep_id} [{summary.status}] {summary.done}/{summary.total} done, "
+              f"cost {summary.cost_usd:.4f} USD ({summary.endpoint}); {summary.by_state}")
+        if summary.halted_reason:
+            print(f"  halted: {summary.halted_reason}")
+    return 0
+
+
+def cmd_sweep_status(args: argparse.Namespace) -> int:
+    from core.runtime import open_runtime
+
+    return _print_status(open_runtime(_settings()), args.id, as_json=args.json, with_cells=args.json)
+
+
+def cmd_sweep_cancel(args: argparse.Namespace) -> int:
+    from core.auth import local_user
+    from core.db import session_scope
+    from core.runtime import open_runtime
+    from core.sweeps import cancel_sweep
+
+    runtime = open_runtime(_settings())
+    with session_scope(runtime.engine) as session:
+        n = cancel_sweep(session, runtime.redis, args.id, actor=local_user())
+    print(f"Sweep {args.id} canceled: {n} queued cell(s) will not start; running ones are being canceled.")
+    return 0
+
+
+def cmd_sweep_retry(args: argparse.Namespace) -> int:
+    from core.auth import local_user
+    from core.db import session_scope
+    from core.runtime import open_runtime
+    from core.sweeps import dispatch, retry_failed
+
+    runtime = open_runtime(_settings())
+    with session_scope(runtime.engine) as session:
+        ids = retry_failed(session, args.id, actor=local_user())
+        if ids:
+            dispatch(session, runtime.redis, ids, chunk_size=runtime.settings.chunk_size)
+    print(f"Sweep {args.id}: {len(ids)} failed or canceled cell(s) queued again.")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.db import session_scope
+    from core.export import export_sweep
+    from core.runtime import open_runtime
+
+    runtime = open_runtime(_settings())
+    with session_scope(runtime.engine) as session:
+        data = export_sweep(session, args.id, args.format)
+    Path(args.out).write_bytes(data)
+    print(f"Wrote sweep {args.id} as {args.format} to {args.out}.")
+    return 0
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    import getpass
+
+    from core.auth import add_user
+
+    settings = Settings()
+    path = Path(settings.auth_users_file or "var/users.toml")
+    add_user(path, args.name, getpass.getpass(f"Password for {args.name}: "))
+    print(f"User {args.name} saved in {path}; set AUTH_USERS_FILE={path} to require sign-in.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from core.emulator import add_cli_arguments
+
+    parser = argparse.ArgumentParser(prog="python -m core", description="Scenario Tuner")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="Run the whole product (Redis, emulator, workers, dashboard).")
+    up.add_argument("--workers", type=int, default=2, help="Worker processes (default 2).")
+    up.add_argument("--address", help="Dashboard address (default 127.0.0.1).")
+    up.add_argument("--port", type=int, help="Dashboard port (default 8501).")
+    up.set_defaults(func=cmd_up)
+
+    worker = sub.add_parser("worker", help="Run queue workers.")
+    worker.add_argument("--concurrency", type=int, default=1, help="Worker processes to run.")
+    worker.add_argument("--burst", action="store_true", help="Exit when the queue is empty.")
+    worker.set_defaults(func=cmd_worker)
+
+    emulator = sub.add_parser("emulator", help="Run the local Replicate-compatible emulator.")
+    add_cli_arguments(emulator)
+    emulator.set_defaults(func=cmd_emulator)
+
+    sub.add_parser("migrate", help="Apply database migrations.").set_defaults(func=cmd_migrate)
+    check = sub.add_parser("check", help="Check configuration, Redis, database, storage, Replicate.")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(func=cmd_check)
+
+    sweep = sub.add_parser("sweep", help="Run and manage sweeps.").add_subparsers(
+        dest="sweep_command", required=True)
+    run = sweep.add_parser("run", help="Submit a grid.")
+    run.add_argument("--model", default="stability-ai/sdxl")
+    run.add_argument("--image", action="append", required=True, metavar="PATH")
+    run.add_argument("--scenario")
+    run.add_argument("--strength", required=True, help="e.g. '0.3, 0.45, 0.6' or '0.3-0.6 (+0.1)'")
+    run.add_argument("--steps", required=True, help="e.g. '25, 30' or '20-40 [3]'")
+    run.add_argument("--guidance", default="7.5")
+    run.add_argument("--seed", default="-1", help="-1 picks a random fixed seed")
+    run.add_argument("--prompt", action="append", required=True)
+    run.add_argument("--prompt-sr", help="Prompt S/R: 'term, replacement1, replacement2'")
+    run.add_argument("--negative-prompt")
+    run.add_argument("--budget", type=float, help="Cap for this sweep in USD.")
+    run.add_argument("--name")
+    run.add_argument("--fresh", action="store_true", help="Run again even where an identical output exists.")
+    run.add_argument("--wait", action="store_true")
+    run.add_argument("--json", action="store_true")
+    run.set_defaults(func=cmd_sweep_run)
+    status = sweep.add_parser("status", help="Show a sweep's progress.")
+    status.add_argument("id", type=int)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_sweep_status)
+    for name, func, text in (("cancel", cmd_sweep_cancel, "Cancel a sweep."),
+                             ("retry", cmd_sweep_retry, "Queue a sweep's failed cells again.")):
+        p = sweep.add_parser(name, help=text)
+        p.add_argument("id", type=int)
+        p.set_defaults(func=func)
+
+    export = sub.add_parser("export", help="Export a sweep as CSV or JSON.")
+    export.add_argument("id", type=int)
+    export.add_argument("--format", choices=["csv", "json"], required=True)
+    export.add_argument("--out", required=True)
+    export.set_defaults(func=cmd_export)
+
+    users = sub.add_parser("users", help="Manage dashboard users.").add_subparsers(
+        dest="users_command", required=True)
+    add = users.add_parser("add", help="Add or reset a user (asks for the password).")
+    add.add_argument("name")
+    add.set_defaults(func=cmd_users_add)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TunerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

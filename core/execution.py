@@ -1,0 +1,427 @@
+"""Runs the cells of one chunk concurrently on one event loop.
+
+Replicate does the heavy work; a cell here only creates a prediction, polls it and stores
+the output, so one process keeps many predictions in flight. Database calls run in threads
+(they may wait on SQLite's lock); Redis calls are short and run inline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import logging
+import random
+import time
+from typing import Any
+
+import httpx
+from redis import Redis
+from sqlalchemy import Engine
+
+from core import cells, keys
+from core.budget import Caps, check_before_create
+from core.db import session_scope
+from core.errors import BudgetExceeded, StorageError
+from core.images import image_size, make_thumbnail
+from core.limits import CreateRateLimiter, InflightSlots
+from core.models import GenerationState, utcnow
+from core.pricing import Pricing, cost_of
+from core.replicate_api import Endpoint, Failure, build_async_client, classify
+from core.storage import MediaStore
+from core.timeutil import parse_replicate_time, seconds_between
+
+log = logging.getLogger(__name__)
+
+MAX_CREATE_ATTEMPTS = 6
+MAX_THROTTLED_WAITS = 60
+POLL_GIVE_UP_S = 15 * 60  # this long without one good poll answer: the cell fails
+DOWNLOAD_ATTEMPTS = 4
+RECONCILE_WINDOW_S = 120
+FILE_URL_TTL_S = 6 * 3600
+
+
+@dataclasses.dataclass
+class ExecutionContext:
+    engine: Engine
+    redis: Redis
+    store: MediaStore
+    endpoint: Endpoint
+    caps: Caps
+    default_inflight_cap: int
+    create_rate_per_minute: int
+    poll_interval_s: float
+    lease_s: float
+    thumbnail_max_px: int
+    worker_name: str
+
+
+class _CellFinished(Exception):
+    """Raised inside a cell's flow once its final state is written (or another worker's is)."""
+
+
+def backoff_s(attempt: int, cap: float = 30.0) -> float:
+    return min(cap, 0.5 * 2 ** attempt) * random.uniform(0.75, 1.25)
+
+
+class ChunkRunner:
+    def __init__(self, ctx: ExecutionContext, generation_ids: list[int]) -> None:
+        self.ctx = ctx
+        self.ids = list(generation_ids)
+        self._held_leases: set[int] = set()
+        self._slots: dict[str, InflightSlots] = {}
+        self._rate = CreateRateLimiter(ctx.redis, ctx.endpoint.name, ctx.create_rate_per_minute)
+        self._client = build_async_client(ctx.endpoint)
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0),
+                                       follow_redirects=True)
+
+    async def run(self) -> None:
+        for gid in self.ids:
+            self._take_lease(gid)
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            await asyncio.gather(*(self._run_cell_guarded(gid) for gid in self.ids))
+        finally:
+            heartbeat.cancel()
+            await self._http.aclose()
+
+    # -- leases: a cell whose lease lapses is resumed elsewhere by the reaper ------------------
+    def _take_lease(self, gid: int) -> None:
+        self._held_leases.add(gid)
+        self.ctx.redis.set(keys.cell_lease(gid), self.ctx.worker_name, ex=int(self.ctx.lease_s))
+
+    def _drop_lease(self, gid: int) -> None:
+        self._held_leases.discard(gid)
+        self.ctx.redis.delete(keys.cell_lease(gid))
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.ctx.lease_s / 3)
+            try:
+                pipe = self.ctx.redis.pipeline()
+                for gid in self._held_leases:
+                    pipe.set(keys.cell_lease(gid), self.ctx.worker_name, ex=int(self.ctx.lease_s))
+                pipe.execute()
+                for slots in self._slots.values():
+                    slots.renew([keys.slot_holder(g) for g in self._held_leases])
+            except Exception:  # Redis restarting: keep working, the reaper copes with lost leases
+                log.warning("lease heartbeat failed; retrying", exc_info=True)
+
+    # -- one cell ----------------------------------------------------------------------------
+    async def _run_cell_guarded(self, gid: int) -> None:
+        try:
+            await self._run_cell(gid)
+        except _CellFinished:
+            pass
+        except Exception as exc:  # a bug or an outage we did not foresee: say so on the cell
+            log.exception("cell %s crashed", gid)
+            await self._finish(gid, GenerationState.FAILED,
+                               error=f"Internal error while running this cell: {exc!r}")
+        finally:
+            for slots in self._slots.values():
+                slots.release(keys.slot_holder(gid))
+            self._drop_lease(gid)
+
+    async def _run_cell(self, gid: int) -> None:
+        task = await self._db(cells.load_task, gid)
+        if task is None or task.state.is_final:
+            return
+        now = utcnow()
+        await self._db(cells.mark_claimed, gid, now, seconds_between(task.enqueued_at, now))
+        if task.sweep_canceled or self._cancel_requested(task.sweep_id):
+            await self._cancel(task, task.prediction_id)
+        prediction_id = task.prediction_id
+        if prediction_id is None:
+            await self._acquire_slot(task)
+            prediction_id = await self._submit(task)
+        prediction = await self._poll(task, prediction_id)
+        await self._complete(task, prediction)
+
+    async def _acquire_slot(self, task: cells.CellTask) -> None:
+        cap = task.inflight_cap or self.ctx.default_inflight_cap
+        slots = self._slots.setdefault(
+            task.model_ref, InflightSlots(self.ctx.redis, task.model_ref, cap, self.ctx.lease_s))
+        waited = 0
+        while not slots.try_acquire(keys.slot_holder(task.id)):
+            if self._cancel_requested(task.sweep_id):
+                await self._cancel(task, None)
+            waited += 1
+            await asyncio.sleep(min(0.5, 0.05 * waited))
+
+    async def _submit(self, task: cells.CellTask) -> str:
+        """Create the prediction exactly once; its id is committed before anything else."""
+        if task.state == GenerationState.SUBMITTING:
+            adopted = await self._reconcile(task)
+            if adopted:
+                return adopted
+        else:
+            await self._check_budget(task)
+            if not await self._db(cells.begin_submit, task.id, utcnow()):
+                state, pid = await self._db(cells.current_state, task.id)
+                if pid:
+                    return pid
+                raise _CellFinished  # another worker owns the create now
+        model_input = await self._model_input(task)
+        attempts, throttled = 1, 0
+        while True:
+            await self._wait_for_rate()
+            try:
+                prediction = await self._client.predictions.async_create(
+                    version=task.version_id, input=model_input)
+                data = prediction.dict() if hasattr(prediction, "dict") else vars(prediction)
+                await self._db(cells.record_prediction, task.id, data, utcnow())
+                return prediction.id
+            except Exception as exc:  # noqa: BLE001 - classified below
+                failure = classify(exc)
+            if failure.kind == Failure.REJECTED:
+                await self._finish(task.id, GenerationState.FAILED, error=failure.message)
+            if failure.kind == Failure.THROTTLED:
+                throttled += 1
+                if throttled > MAX_THROTTLED_WAITS:
+                    await self._finish(task.id, GenerationState.FAILED, error=(
+                        f"Still throttled after {throttled} waits: {failure.message}"))
+                await asyncio.sleep(failure.retry_after_s or backoff_s(throttled))
+                continue  # a 429 was never created: retrying cannot double-charge
+            if attempts >= MAX_CREATE_ATTEMPTS:
+                await self._finish(task.id, GenerationState.FAILED, error=(
+                    f"Gave up creating the prediction after {attempts} attempts: "
+                    f"{failure.message}"))
+            await asyncio.sleep(backoff_s(attempts))
+            if failure.kind == Failure.AMBIGUOUS:
+                adopted = await self._reconcile(task, model_input)
+                if adopted:
+                    return adopted
+            attempts += 1
+            await self._db(cells.note_create_retry, task.id, utcnow(), failure.message)
+
+    async def _reconcile(self, task: cells.CellTask,
+                         model_input: dict[str, Any] | None = None) -> str | None:
+        """After a create whose fate is unknown, look for it among recent predictions (the
+        seed is always fixed, so an identical input is this cell's) and adopt it."""
+        want = {k: v for k, v in (model_input or task.model_input).items() if k != task.image_input}
+        cutoff = time.time() - RECONCILE_WINDOW_S
+        cursor: Any = ...
+        for _ in range(5):
+            try:
+                page = await self._client.predictions.async_list(cursor)
+            except Exception:  # noqa: BLE001 - cannot see: treat as not found, retry create
+                log.warning("could not list predictions to reconcile cell %s", task.id)
+                return None
+            for p in page.results:
+                created = parse_replicate_time(p.created_at)
+                if created and created.timestamp() < cutoff:
+                    return None
+                got = {k: v for k, v in (p.input or {}).items() if k != task.image_input}
+                if p.version == task.version_id and got == want:
+                    await self._db(cells.record_prediction, task.id, p.dict(), utcnow())
+                    return p.id
+            if not page.next:
+                return None
+            cursor = page.next
+        return None
+
+    async def _poll(self, task: cells.CellTask, prediction_id: str) -> dict[str, Any]:
+        last_ok = time.monotonic()
+        errors = 0
+        cancel_sent = False
+        while True:
+            if not cancel_sent and self._cancel_requested(task.sweep_id):
+                cancel_sent = await self._send_cancel(prediction_id)
+            try:
+                prediction = await self._client.predictions.async_get(prediction_id)
+                data = prediction.dict()
+                last_ok, errors = time.monotonic(), 0
+            except Exception as exc:  # noqa: BLE001
+                failure = classify(exc)
+                if failure.kind == Failure.REJECTED:  # 404: the prediction is gone
+                    await self._finish(task.id, GenerationState.FAILED, error=failure.message)
+                errors += 1
+                if time.monotonic() - last_ok > POLL_GIVE_UP_S:
+                    await self._finish(task.id, GenerationState.FAILED, error=(
+                        f"Lost contact with the prediction {prediction_id} for "
+                        f"{POLL_GIVE_UP_S // 60} minutes: {failure.message}"))
+                await asyncio.sleep(failure.retry_after_s or backoff_s(errors))
+                continue
+            if data["status"] in ("succeeded", "failed", "canceled"):
+                return data
+            await asyncio.sleep(self.ctx.poll_interval_s)
+
+    async def _complete(self, task: cells.CellTask, prediction: dict[str, Any]) -> None:
+        metrics = prediction.get("metrics") or {}
+        predict_time = metrics.get("predict_time")
+        pricing = Pricing(**task.pricing)
+        outputs = prediction.get("output") or []
+        if isinstance(outputs, str):
+            outputs = [outputs]
+        timing = {
+            "replicate_status": prediction["status"],
+            "predict_time_s": predict_time,
+            "started_at": parse_replicate_time(prediction.get("started_at")),
+            "replicate_completed_at": parse_replicate_time(prediction.get("completed_at")),
+        }
+        created = parse_replicate_time(prediction.get("created_at"))
+        timing["replicate_queue_s"] = seconds_between(created, timing["started_at"])
+        billed = cost_of(pricing, predict_time, len(outputs) if prediction["status"] == "succeeded" else 0)
+        status = prediction["status"]
+        if status == "failed":
+            await self._finish(task.id, GenerationState.FAILED, cost_usd=billed,
+                               error=prediction.get("error") or "The prediction failed "
+                               "on Replicate without an error message.", **timing)
+        if status == "canceled":
+            await self._finish(task.id, GenerationState.CANCELED, cost_usd=billed,
+                               error=self._cancel_reason(task), **timing)
+        if not outputs:
+            reason = ("Replicate deleted the output before it was stored (data_removed)"
+                      if prediction.get("data_removed") else "The prediction returned no output")
+            await self._finish(task.id, GenerationState.FAILED, cost_usd=billed, error=reason,
+                               **timing)
+        started = time.monotonic()
+        try:
+            stored = await self._store_output(outputs[0])
+        except (StorageError, _DownloadFailed) as exc:
+            await self._finish(task.id, GenerationState.FAILED, cost_usd=billed, error=str(exc),
+                               overhead_s=time.monotonic() - started, **timing)
+        now = utcnow()
+        await self._finish(task.id, GenerationState.SUCCEEDED, cost_usd=billed,
+                           overhead_s=time.monotonic() - started, completed_at=now,
+                           latency_s=seconds_between(task.enqueued_at, now), **stored, **timing)
+
+    # -- helpers --------------------------------------------------------------------------------
+    async def _store_output(self, url: str) -> dict[str, Any]:
+        data = await self._download(url)
+        return await asyncio.to_thread(self._store_sync, data)
+
+    def _store_sync(self, data: bytes) -> dict[str, Any]:
+        try:
+            thumb, thumb_type = make_thumbnail(data, max_px=self.ctx.thumbnail_max_px)
+            width, height = image_size(data)
+        except Exception as exc:  # noqa: BLE001 - a truncated or corrupt download
+            raise _DownloadFailed(f"The output image could not be read ({exc}); it was "
+                                  "probably truncated in transfer.") from exc
+        content_type = _sniff_content_type(data)
+        return {
+            "output_key": self.ctx.store.put(data, kind="outputs", content_type=content_type),
+            "thumbnail_key": self.ctx.store.put(thumb, kind="thumbnails", content_type=thumb_type),
+            "output_width": width, "output_height": height,
+        }
+
+    async def _download(self, url: str) -> bytes:
+        if url.startswith("data:"):
+            return base64.b64decode(url.split(",", 1)[1])
+        last_error = ""
+        for attempt in range(DOWNLOAD_ATTEMPTS):
+            try:
+                response = await self._http.get(url)
+                response.raise_for_status()
+                expected = response.headers.get("content-length")
+                if expected is not None and int(expected) != len(response.content):
+                    raise _DownloadFailed(f"got {len(response.content)} of {expected} bytes")
+                return response.content
+            except (httpx.HTTPError, _DownloadFailed) as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code == 404:
+                    break  # expired or removed: retrying will not bring it back
+                await asyncio.sleep(backoff_s(attempt, cap=5))
+        raise _DownloadFailed(f"Downloading the output failed: {last_error}")
+
+    async def _model_input(self, task: cells.CellTask) -> dict[str, Any]:
+        model_input = dict(task.model_input)
+        if task.image_key:
+            model_input[task.image_input] = await self._input_file_url(task)
+        return model_input
+
+    async def _input_file_url(self, task: cells.CellTask) -> str:
+        """Upload each input image once per endpoint (Files API) and reuse its URL."""
+        cache_key = keys.file_url(self.ctx.endpoint.base_url, task.image_sha256 or "")
+        cached = self.ctx.redis.get(cache_key)
+        if cached:
+            return cached.decode()
+        data = await asyncio.to_thread(self.ctx.store.get, task.image_key)
+        for attempt in range(MAX_CREATE_ATTEMPTS):
+            try:
+                import io
+
+                uploaded = await self._client.files.async_create(
+                    io.BytesIO(data), metadata={"sha256": task.image_sha256})
+                url = uploaded.urls["get"]
+                self.ctx.redis.set(cache_key, url, ex=FILE_URL_TTL_S)
+                return url
+            except Exception as exc:  # noqa: BLE001
+                failure = classify(exc)
+                if failure.kind == Failure.REJECTED:
+                    break
+                await asyncio.sleep(failure.retry_after_s or backoff_s(attempt))
+        # Fall back to inlining the image: always accepted, just a larger request.
+        return "data:image/png;base64," + base64.b64encode(data).decode()
+
+    async def _wait_for_rate(self) -> None:
+        while (wait := self._rate.seconds_until_allowed()) > 0:
+            await asyncio.sleep(wait)
+
+    async def _check_budget(self, task: cells.CellTask) -> None:
+        caps = dataclasses.replace(self.ctx.caps, sweep_usd=task.sweep_budget_usd)
+        try:
+            await self._db(check_before_create, caps, task.sweep_id, task.estimated_cell_usd,
+                           is_real=not self.ctx.endpoint.is_emulator, now=utcnow())
+        except BudgetExceeded as exc:
+            await self._db(_halt_sweep, task.sweep_id, str(exc))
+            await self._finish(task.id, GenerationState.CANCELED, error=str(exc))
+
+    def _cancel_requested(self, sweep_id: int) -> bool:
+        try:
+            return bool(self.ctx.redis.exists(keys.sweep_cancel(sweep_id)))
+        except Exception:  # noqa: BLE001 - Redis away: the database check at pick-up stands
+            return False
+
+    def _cancel_reason(self, task: cells.CellTask) -> str:
+        if self._cancel_requested(task.sweep_id):
+            return "Canceled: the sweep was canceled."
+        return "Canceled on Replicate (not by this dashboard)."
+
+    async def _send_cancel(self, prediction_id: str) -> bool:
+        try:
+            await self._client.predictions.async_cancel(prediction_id)
+            return True
+        except Exception:  # noqa: BLE001 - try again at the next poll
+            log.warning("cancel of %s failed; will retry", prediction_id)
+            return False
+
+    async def _cancel(self, task: cells.CellTask, prediction_id: str | None) -> None:
+        if prediction_id:
+            await self._send_cancel(prediction_id)
+        await self._finish(task.id, GenerationState.CANCELED,
+                           error="Canceled: the sweep was canceled.")
+
+    async def _finish(self, gid: int, state: GenerationState, **values: Any) -> None:
+        await self._db(cells.finish, gid, state, **values)
+        raise _CellFinished
+
+    async def _db(self, fn, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
+        def call() -> Any:
+            with session_scope(self.ctx.engine) as session:
+                return fn(session, *args, **kwargs)
+
+        return await asyncio.to_thread(call)
+
+
+class _DownloadFailed(Exception):
+    pass
+
+
+def _halt_sweep(session, sweep_id: int, reason: str) -> None:  # noqa: ANN001
+    from core.models import Sweep
+
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is not None and not sweep.halted_reason:
+        sweep.halted_reason = reason
+
+
+def _sniff_content_type(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
+

@@ -1,0 +1,149 @@
+"""The one path to Replicate: the official ``replicate`` client, pointed at api.replicate.com
+or at the local emulator through its base URL.
+
+The client never retries a POST and retries GETs only on 429/503/504, so what a create
+failure means is decided here (``classify``), and the worker decides what to do about it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import enum
+import ipaddress
+from urllib.parse import urlparse
+
+import httpx
+import replicate
+from replicate.exceptions import ReplicateError
+
+from core.config import Settings, mask_token
+
+REPLICATE_DEFAULT_BASE_URL = "https://api.replicate.com"
+EMULATOR_TOKEN = "r8_emulator-local-token"  # the emulator accepts any non-empty token
+
+# Seconds Replicate asked us to wait, from the last 429 seen by this task; ReplicateError
+# keeps neither the body's retry_after nor the Retry-After header, so the transport notes it.
+_last_retry_after: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "replicate_retry_after", default=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    base_url: str
+    token: str = dataclasses.field(repr=False)
+    is_emulator: bool
+
+    @property
+    def name(self) -> str:
+        return "emulator" if self.is_emulator else "replicate"
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.name} at {self.base_url}, token {mask_token(self.token)})"
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_endpoint(settings: Settings) -> Endpoint:
+    """Real Replicate when a token is set and the base URL is not on this machine;
+    otherwise the emulator, whose results never count as real spend."""
+    base_url = (settings.replicate_base_url or "").rstrip("/")
+    token = settings.replicate_api_token.get_secret_value() if settings.replicate_api_token else None
+    if token and not (base_url and _is_loopback(base_url)):
+        return Endpoint(base_url or REPLICATE_DEFAULT_BASE_URL, token, is_emulator=False)
+    if not base_url:
+        from core.errors import ConfigurationError
+
+        raise ConfigurationError(
+            "No REPLICATE_API_TOKEN is set and no emulator address is known: set "
+            "REPLICATE_API_TOKEN for real Replicate, or start the emulator "
+            "(python -m core emulator) and set REPLICATE_BASE_URL to its address."
+        )
+    return Endpoint(base_url, token or EMULATOR_TOKEN, is_emulator=True)
+
+
+class _RetryAfterNotingTransport(httpx.AsyncBaseTransport):
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if response.status_code == 429:
+            await response.aread()
+            _last_retry_after.set(_retry_after_of(response))
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _retry_after_of(response: httpx.Response) -> float | None:
+    try:
+        value = response.json().get("retry_after")
+        if value is not None:
+            return float(value)
+    except (ValueError, AttributeError):
+        pass
+    header = response.headers.get("retry-after")
+    try:
+        return float(header) if header else None
+    except ValueError:
+        return None
+
+
+def build_async_client(endpoint: Endpoint) -> replicate.Client:
+    """A client for one event loop. Read time-out is generous: ``Prefer: wait`` is not used,
+    but a busy API can still take seconds to answer a create."""
+    return replicate.Client(
+        api_token=endpoint.token,
+        base_url=endpoint.base_url,
+        timeout=httpx.Timeout(10.0, read=30.0, write=30.0, connect=5.0, pool=30.0),
+        transport=_RetryAfterNotingTransport(),
+    )
+
+
+def build_client(endpoint: Endpoint, *, timeout_s: float = 10.0) -> replicate.Client:
+    """A synchronous client for short calls from the CLI and pages (schema, check)."""
+    return replicate.Client(api_token=endpoint.token, base_url=endpoint.base_url,
+                            timeout=httpx.Timeout(timeout_s))
+
+
+class Failure(str, enum.Enum):
+    THROTTLED = "throttled"  # 429: not created; wait retry_after
+    NOT_SENT = "not_sent"  # connect failed: provably never reached Replicate
+    AMBIGUOUS = "ambiguous"  # 5xx, reset, read time-out: may or may not have been created
+    REJECTED = "rejected"  # 4xx: Replicate refused it; retrying will not help
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifiedError:
+    kind: Failure
+    message: str
+    retry_after_s: float | None = None
+
+
+def classify(exc: BaseException) -> ClassifiedError:
+    if isinstance(exc, ReplicateError):
+        status = exc.status or 0
+        text = exc.detail or exc.title or f"HTTP {status}"
+        if status == 429:
+            return ClassifiedError(Failure.THROTTLED, f"Replicate throttled the request: {text}",
+                                   _last_retry_after.get())
+        if status >= 500:
+            return ClassifiedError(Failure.AMBIGUOUS, f"Replicate answered {status}: {text}")
+        return ClassifiedError(Failure.REJECTED, f"Replicate refused the request ({status}): {text}")
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return ClassifiedError(Failure.NOT_SENT, f"Could not connect to Replicate: {exc!s}")
+    if isinstance(exc, httpx.TransportError):
+        name = type(exc).__name__
+        return ClassifiedError(Failure.AMBIGUOUS, f"Connection to Replicate broke ({name}): {exc!s}")
+    return ClassifiedError(Failure.AMBIGUOUS, f"{type(exc).__name__}: {exc!s}")

@@ -1,0 +1,346 @@
+"""Sweeps: plan a grid, store its cells, hand them to the queue, cancel and retry them.
+
+The page and the CLI both go through ``plan_sweep`` → ``create_sweep`` → ``dispatch``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from redis import Redis
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from core import grid, keys
+from core.audit import record
+from core.budget import Caps, check_submission
+from core.catalog import ensure_model
+from core.errors import InvalidInput, NotFound
+from core.models import (FINAL_STATES, Endpoint, Generation, GenerationState, InputImage,
+                         ModelSpec, Scenario, Sweep, utcnow)
+from core.pricing import Pricing, PredictTimeModel, estimate_sweep
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRequest:
+    """A grid as a person typed it (axis texts) plus what it runs on."""
+
+    model_ref: str
+    image_ids: Sequence[int]
+    strength: str
+    steps: str
+    prompts: Sequence[str]
+    guidance: str = "7.5"
+    seed: str = "-1"
+    prompt_sr: str = ""
+    negative_prompt: str = ""
+    fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
+    scenario_id: int | None = None
+    budget_usd: float | None = None
+    fresh_run: bool = False
+    name: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepPlan:
+    request: SweepRequest
+    model: ModelSpec
+    cells: list[grid.CellSpec]
+    reusable: dict[str, int]  # request hash → the succeeded generation whose output is reused
+    estimated_cost_usd: float
+    estimated_duration_s: float
+    axes: dict[str, list[Any]]
+
+    @property
+    def to_run(self) -> int:
+        return sum(1 for c in self.cells if c.request_hash not in self.reusable)
+
+
+def _pricing(model: ModelSpec) -> Pricing:
+    return Pricing(kind=model.pricing_kind, hardware=model.hardware,
+                   usd_per_second=model.usd_per_second, usd_per_image=model.usd_per_image)
+
+
+def plan_sweep(session: Session, request: SweepRequest, *, max_cells: int, inflight_cap: int,
+               create_rate_per_minute: int, fetch_schema: Any = None,
+               rng: random.Random | None = None,
+               predict_time_model: PredictTimeModel | None = None) -> SweepPlan:
+    """Parse and validate every axis, expand the grid and price it; nothing is stored."""
+    model = ensure_model(session, request.model_ref, fetch_schema=fetch_schema)
+    images = _images(session, request.image_ids)
+    variants = _prompt_variants(request)
+    spec = grid.GridSpec(
+        model_version=f"{model.ref}:{model.version_id}",
+        images=tuple(grid.GridImage(str(i.id), i.sha256) for i in images),
+        prompts=variants,
+        seed=tuple(grid.resolve_seeds(grid.parse_number_axis(request.seed, name="seed",
+                                                             integer=True), rng or random.Random())),
+        guidance=tuple(grid.parse_number_axis(request.guidance, name="guidance")),
+        steps=tuple(grid.parse_number_axis(request.steps, name="steps", integer=True)),
+        strength=tuple(grid.parse_number_axis(request.strength, name="strength")),
+        negative_prompt=request.negative_prompt, fixed=dict(request.fixed),
+    )
+    names = grid.InputNames(strength=model.strength_input, image=model.image_input)
+    cells = grid.expand_grid(spec, model_input_names=names, max_cells=max_cells,
+                             openapi_schema=model.input_schema or {})
+    reusable = {} if request.fresh_run else _reusable_outputs(session, [c.request_hash for c in cells])
+    to_run = sum(1 for c in cells if c.request_hash not in reusable)
+    predict_time = (predict_time_model or PredictTimeModel()).mean_s(c.steps for c in cells)
+    estimate = estimate_sweep(_pricing(model), to_run, expected_predict_time_s=predict_time,
+                              inflight_cap=model.inflight_cap or inflight_cap,
+                              create_rate_per_minute=create_rate_per_minute)
+    axes = {"image": [i.id for i in images], "prompt": [v.label for v in variants],
+            "seed": list(spec.seed), "guidance": list(spec.guidance), "steps": list(spec.steps),
+            "strength": list(spec.strength)}
+    return SweepPlan(request, model, cells, reusable, estimate.cost_usd, estimate.duration_s, axes)
+
+
+def _prompt_variants(request: SweepRequest) -> tuple[grid.PromptVariant, ...]:
+    prompts = [p for p in (p.strip() for p in request.prompts) if p]
+    if not prompts:
+        raise InvalidInput("Type at least one prompt.")
+    variants: list[grid.PromptVariant] = []
+    for prompt in prompts:
+        variants.extend(grid.prompt_variants(prompt, request.prompt_sr))
+    if len(prompts) > 1:  # labels must stay unique across several base prompts
+        variants = [dataclasses.replace(v, label=f"P{i + 1}") if v.label in
+                    {w.label for w in variants[:i]} else v for i, v in enumerate(variants)]
+    return tuple(variants)
+
+
+def _images(session: Session, image_ids: Sequence[int]) -> list[InputImage]:
+    if not image_ids:
+        raise InvalidInput("Choose at least one input image: upload one or pick from the library.")
+    images = list(session.scalars(select(InputImage).where(InputImage.id.in_(list(image_ids)))))
+    missing = set(image_ids) - {i.id for i in images}
+    if missing:
+        raise InvalidInput(f"Input image(s) {sorted(missing)} no longer exist: choose others.")
+    order = {image_id: n for n, image_id in enumerate(image_ids)}
+    return sorted(images, key=lambda i: order[i.id])
+
+
+def _reusable_outputs(session: Session, hashes: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for start in range(0, len(hashes), 500):
+        rows = session.execute(
+            select(Generation.request_hash, func.min(Generation.id))
+            .where(Generation.request_hash.in_(hashes[start:start + 500]),
+                   Generation.state == GenerationState.SUCCEEDED,
+                   Generation.output_key.is_not(None))
+            .group_by(Generation.request_hash))
+        found.update({h: gid for h, gid in rows})
+    return found
+
+
+def create_sweep(session: Session, plan: SweepPlan, *, created_by: str, endpoint: Endpoint,
+                 caps: Caps) -> Sweep:
+    """Store the sweep and its cells; reused cells are complete at once and cost nothing."""
+    request = plan.request
+    caps = dataclasses.replace(caps, sweep_usd=request.budget_usd)
+    now = utcnow()
+    check_submission(session, caps, plan.estimated_cost_usd,
+                     is_real=endpoint == Endpoint.REPLICATE, now=now)
+    if request.scenario_id is not None and session.get(Scenario, request.scenario_id) is None:
+        raise InvalidInput(f"Scenario {request.scenario_id} does not exist.")
+    sweep = Sweep(
+        name=request.name or _default_name(plan), scenario_id=request.scenario_id,
+        model_id=plan.model.id, model_ref=plan.model.ref, version_id=plan.model.version_id or "",
+        axes=plan.axes, fixed_params={"negative_prompt": request.negative_prompt, **request.fixed},
+        endpoint=endpoint, created_by=created_by, budget_usd=request.budget_usd,
+        estimated_cost_usd=plan.estimated_cost_usd, fresh_run=request.fresh_run,
+    )
+    session.add(sweep)
+    session.flush()
+    reused = _reused_rows(session, set(plan.reusable.values()))
+    rows = []
+    for cell in plan.cells:
+        values = dict(
+            sweep_id=sweep.id, cell_index=cell.index, input_image_id=int(cell.image_id),
+            strength=cell.strength, steps=cell.steps, guidance=cell.guidance, seed=cell.seed,
+            prompt=cell.prompt, prompt_label=cell.prompt_label,
+            negative_prompt=cell.negative_prompt, model_input=cell.model_input,
+            request_hash=cell.request_hash, endpoint=endpoint, created_at=now,
+            state=GenerationState.PENDING, attempts=0, create_attempts=0, cost_usd=0.0,
+        )
+        source = reused.get(plan.reusable.get(cell.request_hash, -1))
+        if source is not None:
+            values.update(state=GenerationState.SUCCEEDED, reused_from_id=source.id,
+                          output_key=source.output_key, thumbnail_key=source.thumbnail_key,
+                          output_width=source.output_width, output_height=source.output_height,
+                          predict_time_s=source.predict_time_s, prediction_id=None,
+                          completed_at=now, latency_s=0.0, endpoint=source.endpoint)
+        rows.append(values)
+    session.execute(Generation.__table__.insert(), rows)
+    record(session, created_by, "create_sweep", "sweep", sweep.id,
+           {"cells": len(rows), "reused": sum(1 for r in rows if r.get("reused_from_id")),
+            "estimated_cost_usd": plan.estimated_cost_usd, "model": plan.model.ref})
+    return sweep
+
+
+def _reused_rows(session: Session, ids: set[int]) -> dict[int, Generation]:
+    if not ids:
+        return {}
+    return {g.id: g for g in session.scalars(select(Generation).where(Generation.id.in_(ids)))}
+
+
+def _default_name(plan: SweepPlan) -> str:
+    sizes = " × ".join(str(len(v)) for k, v in plan.axes.items() if len(v) > 1) or "1"
+    return f"{plan.model.ref} {sizes}"
+
+
+# -- dispatch ------------------------------------------------------------------------------------
+def dispatch(session: Session, redis: Redis, generation_ids: Sequence[int], *,
+             chunk_size: int) -> list[str]:
+    """Enqueue cells in chunks (one RQ job each) and record the job on each cell.
+
+    Raises redis.ConnectionError when Redis is down: the cells stay pending with no job,
+    and ``dispatch_undispatched`` sends them once Redis answers again."""
+    from rq import Queue
+
+    queue = Queue(keys.QUEUE_NAME, connection=redis)
+    ids = list(generation_ids)
+    chunks = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
+    job_datas = [Queue.prepare_data("core.tasks.run_chunk", args=(chunk,), timeout=6 * 3600,
+                                    result_ttl=3600, failure_ttl=7 * 24 * 3600,
+                                    description=f"cells {chunk[0]}…{chunk[-1]}")
+                 for chunk in chunks]
+    jobs = queue.enqueue_many(job_datas)
+    now = utcnow()
+    for chunk, job in zip(chunks, jobs):
+        session.execute(update(Generation).where(Generation.id.in_(chunk))
+                        .values(job_id=job.id, enqueued_at=func.coalesce(Generation.enqueued_at, now))
+                        .execution_options(synchronize_session=False))
+    return [job.id for job in jobs]
+
+
+def pending_cell_ids(session: Session, sweep_id: int) -> list[int]:
+    return list(session.scalars(select(Generation.id).where(
+        Generation.sweep_id == sweep_id, Generation.state == GenerationState.PENDING)
+        .order_by(Generation.cell_index)))
+
+
+def cancel_sweep(session: Session, redis: Redis | None, sweep_id: int, *, actor: str) -> int:
+    """Queued cells never start; in-flight predictions are cancelled by their workers."""
+    sweep = _sweep(session, sweep_id)
+    sweep.cancel_requested_at = sweep.cancel_requested_at or utcnow()
+    if redis is not None:
+        redis.set(keys.sweep_cancel(sweep_id), actor, ex=7 * 24 * 3600)
+    result = session.execute(update(Generation).where(
+        Generation.sweep_id == sweep_id, Generation.state == GenerationState.PENDING
+    ).values(state=GenerationState.CANCELED, completed_at=utcnow(),
+             error=f"Canceled by {actor} before it started.")
+        .execution_options(synchronize_session=False))
+    record(session, actor, "cancel_sweep", "sweep", sweep_id, {"queued_cells_canceled": result.rowcount})
+    return result.rowcount
+
+
+def retry_failed(session: Session, sweep_id: int, *, actor: str) -> list[int]:
+    """Put the failed (and budget-halted) cells back to pending; returns their ids to dispatch."""
+    sweep = _sweep(session, sweep_id)
+    ids = list(session.scalars(select(Generation.id).where(
+        Generation.sweep_id == sweep_id,
+        Generation.state.in_([GenerationState.FAILED, GenerationState.CANCELED]))))
+    if not ids:
+        return []
+    sweep.cancel_requested_at = None
+    sweep.halted_reason = None
+    session.execute(update(Generation).where(Generation.id.in_(ids)).values(
+        state=GenerationState.PENDING, prediction_id=None, replicate_status=None, error=None,
+        job_id=None, enqueued_at=None, claimed_at=None, submitting_at=None, submitted_at=None,
+        started_at=None, completed_at=None, replicate_created_at=None,
+        replicate_completed_at=None, predict_time_s=None, queue_s=None,
+        replicate_queue_s=None, overhead_s=None, latency_s=None,
+    ).execution_options(synchronize_session=False))
+    record(session, actor, "retry_failed", "sweep", sweep_id, {"cells": len(ids)})
+    return ids
+
+
+def _sweep(session: Session, sweep_id: int) -> Sweep:
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None:
+        raise NotFound(f"Sweep {sweep_id} does not exist.")
+    return sweep
+
+
+# -- reading -------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class SweepSummary:
+    id: int
+    name: str
+    model_ref: str
+    endpoint: str
+    created_by: str
+    created_at: Any
+    total: int
+    by_state: dict[str, int]
+    cost_usd: float
+    estimated_cost_usd: float
+    canceled: bool
+    halted_reason: str | None
+
+    @property
+    def done(self) -> int:
+        return sum(n for s, n in self.by_state.items() if GenerationState(s) in FINAL_STATES)
+
+    @property
+    def status(self) -> str:
+        """Derived from the cells: running while any is unfinished."""
+        if self.done < self.total:
+            return "canceling" if self.canceled else "running"
+        if self.by_state.get("failed"):
+            return "finished with failures"
+        if self.canceled or self.halted_reason:
+            return "canceled"
+        return "succeeded"
+
+
+def summarize(session: Session, sweep_ids: Sequence[int] | None = None,
+              limit: int = 50) -> list[SweepSummary]:
+    """Sweeps newest first with cell counts by state and cost, in two queries."""
+    query = select(Sweep).order_by(Sweep.id.desc())
+    query = query.where(Sweep.id.in_(list(sweep_ids))) if sweep_ids is not None else query.limit(limit)
+    sweeps = list(session.scalars(query))
+    if not sweeps:
+        return []
+    counts: dict[int, dict[str, int]] = {s.id: {} for s in sweeps}
+    costs: dict[int, float] = {}
+    rows = session.execute(
+        select(Generation.sweep_id, Generation.state, func.count(), func.sum(Generation.cost_usd))
+        .where(Generation.sweep_id.in_(list(counts))).group_by(Generation.sweep_id, Generation.state))
+    for sweep_id, state, n, cost in rows:
+        counts[sweep_id][GenerationState(state).value] = n
+        costs[sweep_id] = costs.get(sweep_id, 0.0) + float(cost or 0.0)
+    return [SweepSummary(
+        id=s.id, name=s.name, model_ref=s.model_ref, endpoint=s.endpoint.value,
+        created_by=s.created_by, created_at=s.created_at, total=sum(counts[s.id].values()),
+        by_state=counts[s.id], cost_usd=costs.get(s.id, 0.0),
+        estimated_cost_usd=s.estimated_cost_usd, canceled=s.cancel_requested_at is not None,
+        halted_reason=s.halted_reason) for s in sweeps]
+
+
+def cells_of(session: Session, sweep_id: int) -> list[Generation]:
+    _sweep(session, sweep_id)
+    return list(session.scalars(select(Generation).where(Generation.sweep_id == sweep_id)
+                                .order_by(Generation.cell_index)))
+
+
+def cell_record(gen: Generation) -> dict[str, Any]:
+    """One cell as the CLI's JSON and the exports write it."""
+    return {
+        "id": gen.id, "status": gen.state.value, "strength": gen.strength, "steps": gen.steps,
+        "guidance": gen.guidance, "seed": gen.seed, "prompt": gen.prompt,
+        "prompt_label": gen.prompt_label, "input_image_id": gen.input_image_id,
+        "prediction_id": gen.prediction_id, "predict_time_s": gen.predict_time_s,
+        "queue_s": gen.queue_s, "replicate_queue_s": gen.replicate_queue_s,
+        "overhead_s": gen.overhead_s, "latency_s": gen.latency_s, "cost_usd": gen.cost_usd,
+        "output": gen.output_key, "thumbnail": gen.thumbnail_key, "error": gen.error,
+        "attempts": gen.attempts, "endpoint": gen.endpoint.value,
+        "reused_from": gen.reused_from_id,
+    }
+
+
+def model_of(session: Session, sweep: Sweep) -> ModelSpec:
+    return session.get(ModelSpec, sweep.model_id)

@@ -1,0 +1,34 @@
+"""RQ job functions. This module is imported by workers: it must not import Streamlit.
+
+Jobs take ids and primitives only; everything else is rebuilt from Settings in the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+from core.config import get_settings
+from core.db import session_scope
+from core.execution import ChunkRunner, ExecutionContext
+from core.runtime import open_runtime
+from core.settings_store import effective_settings
+
+
+def run_chunk(generation_ids: list[int]) -> dict[str, int]:
+    """Run a chunk of cells concurrently; safe to run again after a crash (it resumes)."""
+    runtime = open_runtime(get_settings(), migrate=False)
+    with session_scope(runtime.engine) as session:
+        settings = effective_settings(session, runtime.settings)
+        caps = runtime.caps(session)
+    ctx = ExecutionContext(
+        engine=runtime.engine, redis=runtime.redis, store=runtime.store,
+        endpoint=runtime.endpoint, caps=caps, default_inflight_cap=settings.inflight_cap,
+        create_rate_per_minute=settings.create_rate_per_minute,
+        poll_interval_s=settings.poll_interval_s, lease_s=settings.cell_lease_s,
+        thumbnail_max_px=settings.thumbnail_max_px,
+        worker_name=f"{socket.gethostname()}:{os.getpid()}",
+    )
+    asyncio.run(ChunkRunner(ctx, generation_ids).run())
+    return {"cells": len(generation_ids)}

@@ -1,0 +1,105 @@
+"""``python -m core worker``: RQ workers for the cell queue, plus the reaper.
+
+Each worker process runs chunks one at a time (a chunk runs its cells concurrently on one
+event loop). ``--concurrency N`` starts N such processes. Jobs run in the worker process
+itself (no fork per job): the database engine and HTTP pools are kept between chunks, and
+no thread is forked mid-lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from rq import Queue, SimpleWorker
+
+from core import keys
+from core.config import Settings
+from core.db import session_scope
+from core.reaper import reap
+from core.runtime import open_runtime
+from core.settings_store import effective_settings
+
+log = logging.getLogger(__name__)
+REAP_EVERY_S = 10
+
+
+def run_worker(settings: Settings, *, concurrency: int = 1, burst: bool = False) -> int:
+    if concurrency > 1:
+        return _supervise(concurrency, burst)
+    runtime = open_runtime(settings)
+    stop = threading.Event()
+    reaper = threading.Thread(target=_reap_forever, args=(runtime, stop), daemon=True,
+                              name="reaper")
+    reaper.start()
+    try:
+        while True:
+            try:
+                worker = SimpleWorker([Queue(keys.QUEUE_NAME, connection=runtime.redis)],
+                                      connection=runtime.redis)
+                worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+                return 0
+            except (RedisConnectionError, RedisTimeoutError):
+                log.warning("Redis at %s is unreachable; retrying in 2 s", _safe(settings.redis_url))
+                if burst:
+                    return 1
+                time.sleep(2)  # waiting for Redis to come back, not for work
+    finally:
+        stop.set()
+
+
+def _reap_forever(runtime, stop: threading.Event) -> None:  # noqa: ANN001
+    while not stop.wait(REAP_EVERY_S):
+        try:
+            with session_scope(runtime.engine) as session:
+                chunk_size = effective_settings(session, runtime.settings).chunk_size
+                reap(session, runtime.redis, chunk_size=chunk_size)
+        except Exception:  # noqa: BLE001 - Redis or the database away: try again next round
+            log.warning("reaper round failed", exc_info=True)
+
+
+def _supervise(concurrency: int, burst: bool) -> int:
+    """Run N single worker processes; SIGTERM/SIGINT stop them all."""
+    args = [sys.executable, "-m", "core", "worker", "--concurrency", "1"]
+    if burst:
+        args.append("--burst")
+    children = [subprocess.Popen(args) for _ in range(concurrency)]
+
+    def stop(signum, _frame):  # noqa: ANN001
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    codes = [child.wait() for child in children]
+    return max(codes, default=0)
+
+
+def _safe(url: str) -> str:
+    """A Redis URL without its password, for log lines."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
+
+
+def live_workers(redis: Redis) -> list[dict[str, object]]:
+    """Workers that are registered and heartbeating, for health panels."""
+    from rq import Worker
+
+    return [{"name": w.name, "state": w.get_state(), "pid": w.pid,
+             "current_job": w.get_current_job_id(), "last_heartbeat": w.last_heartbeat}
+            for w in Worker.all(connection=redis)]
+
+
+if __name__ == "__main__":  # pragma: no cover - use python -m core worker
+    sys.exit(run_worker(Settings(), concurrency=int(os.environ.get("WORKERS", "1"))))

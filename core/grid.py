@@ -91,7 +91,7 @@ def _item_range(m: re.Match[str], name: str, integer: bool) -> _Range:
             f"{name}: the step in {m[0]!r} must be positive; write {hint}."
             " A range that starts higher counts down by itself, e.g. 0.6-0.3 (+0.1)"
         )
-    # A tiny tolerance keeps an end that the steps reach within float error, e.g. (+0.1/3).
+    # A tiny tolerance keeps an end the steps reach within float error: 0-1 (+0.3333333333333334)
     size = int(abs(hi - lo) / step + Decimal("1e-9")) + 1
     return lo, step if hi >= lo else -step, size, hi
 

@@ -188,8 +188,11 @@ def validate_input(
 
     An empty list means the model accepts them. ``supplied_later`` names required inputs the
     caller adds afterwards (the input image, for a grid cell) so their absence is not a problem.
+    A schema without an ``Input`` (not fetched yet) has nothing to check against: no problems.
     """
     props = input_properties(openapi_schema)
+    if not props:
+        return []
     problems: list[str] = []
     unknown = [name for name in values if name not in props]
     if unknown:

@@ -157,6 +157,10 @@ REQUIRED_SCHEMA = {
 }
 
 
+def test_schema_without_inputs_checks_nothing():
+    assert validate_input({}, {"anything": 1}) == []
+
+
 def test_missing_required_input_is_reported():
     assert validate_input(REQUIRED_SCHEMA, {}) == ["image is required by this model"]
 

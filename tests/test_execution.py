@@ -1,0 +1,147 @@
+"""A sweep end to end: planned, stored, dispatched to real RQ workers, run against the
+emulator over HTTP, outputs and thumbnails stored, cost and latency recorded."""
+
+from __future__ import annotations
+
+import io
+import signal
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from redis import Redis
+from rq import Queue, SimpleWorker
+from sqlalchemy import select
+
+from core import keys
+from core.config import Settings
+from core.db import session_scope
+from core.library import add_image
+from core.models import Generation, GenerationState
+from core.runtime import open_runtime
+from core.sweeps import (SweepRequest, cancel_sweep, create_sweep, dispatch, pending_cell_ids,
+                         plan_sweep, retry_failed, summarize)
+from tests.services import wait_for
+
+
+def png_bytes(seed: int = 1, size: int = 256) -> bytes:
+    pixels = (np.random.default_rng(seed).random((size, size, 3)) * 255).astype("uint8")
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def submit(runtime, request: SweepRequest, *, image: bytes | None = None) -> int:  # noqa: ANN001
+    settings = runtime.settings
+    with session_scope(runtime.engine) as session:
+        image_id = add_image(session, runtime.store, settings, image or png_bytes(),
+                             filename="face.png", uploaded_by="tester").id
+        request = SweepRequest(**{**request.__dict__, "image_ids": [image_id]})
+        plan = plan_sweep(session, request, max_cells=settings.max_cells_per_sweep,
+                          inflight_cap=settings.inflight_cap,
+                          create_rate_per_minute=settings.create_rate_per_minute)
+        sweep = create_sweep(session, plan, created_by="tester", endpoint=runtime.endpoint_kind,
+                             caps=runtime.caps(session))
+        sweep_id = sweep.id
+    with session_scope(runtime.engine) as session:
+        dispatch(session, runtime.redis, pending_cell_ids(session, sweep_id),
+                 chunk_size=settings.chunk_size)
+    return sweep_id
+
+
+def run_queue(redis_url: str) -> None:
+    redis = Redis.from_url(redis_url)
+    SimpleWorker([Queue(keys.QUEUE_NAME, connection=redis)], connection=redis).work(burst=True)
+
+
+GRID = SweepRequest(model_ref="stability-ai/sdxl", image_ids=[], strength="0.3, 0.5, 0.7",
+                    steps="20-30 [3]", prompts=["a portrait, studio light", "a portrait, film"],
+                    seed="42")
+
+
+def emulator_stats(emulator) -> dict:  # noqa: ANN001
+    return httpx.get(f"{emulator.base_url}/_emulator/stats").json()
+
+
+def test_a_3x3x2_sweep_stores_18_outputs_with_cost_and_latency(
+        tuner_env, database_url, monkeypatch, emulator):  # noqa: ANN001
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, GRID)
+    run_queue(runtime.settings.redis_url)
+
+    with session_scope(runtime.engine) as session:
+        cells = list(session.scalars(select(Generation).where(Generation.sweep_id == sweep_id)))
+        assert len(cells) == 18
+        assert {c.state for c in cells} == {GenerationState.SUCCEEDED}
+        for cell in cells:
+            assert runtime.store.exists(cell.output_key)
+            thumb = Image.open(io.BytesIO(runtime.store.get(cell.thumbnail_key)))
+            assert max(thumb.size) <= 400 and thumb.format == "WEBP"
+            assert cell.cost_usd == pytest.approx(cell.predict_time_s * 0.000725)
+            assert cell.latency_s > 0 and cell.queue_s >= 0 and cell.overhead_s > 0
+            assert cell.prediction_id and cell.endpoint.value == "emulator"
+        assert {(c.strength, c.steps) for c in cells} == {
+            (s, n) for s in (0.3, 0.5, 0.7) for n in (20, 25, 30)}
+    assert emulator_stats(emulator)["creates_total"] == 18
+    assert summarize_one(runtime, sweep_id).status == "succeeded"
+
+
+def summarize_one(runtime, sweep_id):  # noqa: ANN001, ANN201
+    with session_scope(runtime.engine) as session:
+        return summarize(session, [sweep_id])[0]
+
+
+def test_an_identical_sweep_reuses_outputs_without_paying_again(tuner_env, emulator):  # noqa: ANN001
+    runtime = open_runtime(Settings())
+    first = submit(runtime, GRID)
+    run_queue(runtime.settings.redis_url)
+    second = submit(runtime, GRID)
+    with session_scope(runtime.engine) as session:
+        assert pending_cell_ids(session, second) == []
+        reused = list(session.scalars(select(Generation).where(Generation.sweep_id == second)))
+        assert all(c.reused_from_id and c.state == GenerationState.SUCCEEDED for c in reused)
+        assert sum(c.cost_usd for c in reused) == 0
+    assert emulator_stats(emulator)["creates_total"] == 18
+    fresh = submit(runtime, SweepRequest(**{**GRID.__dict__, "fresh_run": True}))
+    run_queue(runtime.settings.redis_url)
+    assert summarize_one(runtime, fresh).by_state == {"succeeded": 18}
+    assert emulator_stats(emulator)["creates_total"] == 36
+    assert first != second != fresh
+
+
+def test_cancel_stops_queued_cells_and_cancels_running_predictions(tuner_env, emulator, processes):  # noqa: ANN001
+    httpx.post(f"{emulator.base_url}/_emulator/config",
+               json={"predict_time_dist": "fixed", "predict_time_s": 30})
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, SweepRequest(**{**GRID.__dict__, "steps": "20"}))  # 6 cells
+    worker = processes.python(["core", "worker"], tuner_env)
+    wait_for(lambda: summarize_one(runtime, sweep_id).by_state.get("submitted", 0) == 6, 30,
+             "all six predictions to be running")
+    with session_scope(runtime.engine) as session:
+        cancel_sweep(session, runtime.redis, sweep_id, actor="tester")
+    wait_for(lambda: summarize_one(runtime, sweep_id).by_state == {"canceled": 6}, 30,
+             "every cell to end canceled")
+    assert emulator_stats(emulator)["predictions"]["canceled"] == 6
+    processes.kill(worker, signal.SIGTERM)
+
+
+def test_failed_cells_keep_replicates_error_and_can_be_retried(tuner_env, emulator):  # noqa: ANN001
+    httpx.post(f"{emulator.base_url}/_emulator/config", json={"failure_rate": 1.0})
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, SweepRequest(**{**GRID.__dict__, "steps": "20", "prompts": ["x"]}))
+    run_queue(runtime.settings.redis_url)
+    with session_scope(runtime.engine) as session:
+        failed = list(session.scalars(select(Generation).where(Generation.sweep_id == sweep_id)))
+        assert {c.state for c in failed} == {GenerationState.FAILED}
+        assert all(c.error and c.cost_usd > 0 for c in failed)  # failed time is billed
+        paid = sum(c.cost_usd for c in failed)
+    httpx.post(f"{emulator.base_url}/_emulator/config", json={"failure_rate": 0.0})
+    with session_scope(runtime.engine) as session:
+        ids = retry_failed(session, sweep_id, actor="tester")
+        dispatch(session, runtime.redis, ids, chunk_size=16)
+    run_queue(runtime.settings.redis_url)
+    summary = summarize_one(runtime, sweep_id)
+    assert summary.by_state == {"succeeded": 3}
+    assert summary.cost_usd > paid  # the failed attempts' cost is kept, not overwritten

@@ -28,7 +28,8 @@ from core.db import upgrade
 from core.errors import ConfigurationError, ServiceUnavailable
 
 log = logging.getLogger("core.up")
-SERVICES_FILE = VAR_DIR / "run" / "services.json"
+# Where `up` tells other commands (CLI, extra workers) which Redis and emulator it started.
+SERVICES_FILE = Path(os.environ.get("TUNER_RUN_DIR", VAR_DIR / "run")) / "services.json"
 
 
 def free_port() -> int:

@@ -1,0 +1,67 @@
+"""`python -m core up` on embedded defaults: it starts Redis, the emulator, workers and the
+dashboard, a CLI sweep runs through them, and SIGTERM stops every process it started."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import httpx
+import psutil
+
+from tests.services import PROJECT_ROOT, free_port, wait_for
+from tests.test_execution import png_bytes
+
+
+def test_up_runs_the_product_and_stops_everything_it_started(tmp_path, processes):  # noqa: ANN001
+    port = free_port()
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("REPLICATE_API_TOKEN", "REPLICATE_BASE_URL")}
+    env.update({
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'tuner.db'}",
+        "MEDIA_URL": f"file://{tmp_path / 'media'}",
+        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",  # nothing answers: up starts one
+        "TUNER_RUN_DIR": str(tmp_path / "run"),
+        "POLL_INTERVAL_S": "0.2",
+    })
+    launcher = processes.python(["core", "up", "--port", str(port), "--workers", "1"], env,
+                                tmp_path / "up.log")
+    wait_for(lambda: _answers(f"http://127.0.0.1:{port}/_stcore/health"), 90,
+             "the dashboard to answer")
+    services = json.loads((tmp_path / "run" / "services.json").read_text())
+    assert services["redis_url"] != env["REDIS_URL"]
+    assert services["replicate_base_url"].startswith("http://127.0.0.1:")
+
+    image = tmp_path / "face.png"
+    image.write_bytes(png_bytes())
+    cli_env = {k: v for k, v in env.items() if k != "REDIS_URL"}  # found via services.json
+    result = subprocess.run(
+        [sys.executable, "-m", "core", "sweep", "run", "--image", str(image), "--strength",
+         "0.3, 0.5, 0.7", "--steps", "20, 25, 30", "--prompt", "a portrait", "--prompt",
+         "a painting", "--seed", "7", "--wait", "--json"],
+        env=cli_env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert len(report["cells"]) == 18
+    assert {cell["status"] for cell in report["cells"]} == {"succeeded"}
+    assert all(cell["output"] and cell["cost_usd"] > 0 and cell["latency_s"] > 0
+               for cell in report["cells"])
+    assert report["total_cost_usd"] > 0
+
+    children = psutil.Process(launcher.pid).children(recursive=True)
+    assert len(children) >= 4  # redis-server, emulator, worker, streamlit
+    launcher.send_signal(signal.SIGTERM)
+    launcher.wait(30)
+    wait_for(lambda: not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+                             for child in children), 20, "every started process to exit")
+    assert not (tmp_path / "run" / "services.json").exists()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,276 @@
+"""Spend, cost and usage numbers for the Overview and Monitoring pages.
+
+Conventions shared by every function here:
+
+- a date range is half-open ``[start, end)`` in aware UTC (``sqlstats.day_range`` builds one
+  from the dates a person picks);
+- a generation belongs to the moment it *completed* (when its cost became known), as the
+  budget checks count it; only finished cells (succeeded, failed, canceled) have one;
+- real spend is endpoint ``replicate`` only; emulated cost is reported beside it, never in it;
+- a "prediction" is a finished cell that was not served from an earlier identical output
+  (reused cells cost nothing and would flatter the averages).
+
+Everything is aggregated in SQL; what comes back is one row per day, scenario, model or person.
+Latency, throughput and failures are in ``core.performance``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from core import performance
+from core.budget import day_start, month_start
+from core.errors import InvalidInput
+from core.models import FINAL_STATES, Endpoint, Generation, GenerationState, Scenario, Sweep, utcnow
+from core.sqlstats import as_day, check_range, time_bucket
+
+NO_SCENARIO = "(no scenario)"
+PROJECTION_USERS = (50, 100, 500, 1000, 5000)
+# The production team's cost table: users per month → jobs per month (2–2.5 jobs a user).
+PRODUCTION_JOBS_PER_MONTH = {50: 100, 100: 250, 500: 1_000, 1000: 2_500, 5000: 10_000}
+IMAGES_PER_JOB = 2  # a production job renders a rear and a side view
+
+
+def finished_between(start: dt.datetime, end: dt.datetime) -> list[Any]:
+    """Cells that finished in ``[start, end)``; the state filter lets the
+    (state, completed_at) index serve the range."""
+    check_range(start, end)
+    return [Generation.state.in_(list(FINAL_STATES)),
+            Generation.completed_at >= start, Generation.completed_at < end]
+
+
+def _is_prediction() -> Any:
+    return Generation.reused_from_id.is_(None)
+
+
+def _real_cost() -> Any:
+    return func.coalesce(func.sum(case((Generation.endpoint == Endpoint.REPLICATE,
+                                        Generation.cost_usd), else_=0.0)), 0.0)
+
+
+def _emulated_cost() -> Any:
+    return func.coalesce(func.sum(case((Generation.endpoint == Endpoint.EMULATOR,
+                                        Generation.cost_usd), else_=0.0)), 0.0)
+
+
+# -- overview ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Spend:
+    real_usd: float
+    emulated_usd: float
+
+
+@dataclass(frozen=True)
+class Overview:
+    spend_today: Spend
+    spend_month: Spend
+    generations: int  # finished in the range, reused cells included
+    succeeded: int
+    failed: int
+    canceled: int
+    success_rate: float | None  # succeeded / (succeeded + failed); canceled cells are neither
+    latency_p50_s: float | None  # total latency of succeeded predictions
+    latency_p95_s: float | None
+    failures_24h: int
+    top_errors_24h: list[performance.ErrorCount]
+
+
+def spend(session: Session, start: dt.datetime, end: dt.datetime) -> Spend:
+    """Real and emulated dollars of cells that finished in the range."""
+    row = session.execute(select(_real_cost(), _emulated_cost())
+                          .where(*finished_between(start, end))).one()
+    return Spend(real_usd=float(row[0]), emulated_usd=float(row[1]))
+
+
+def overview(session: Session, start: dt.datetime, end: dt.datetime, *,
+             now: dt.datetime | None = None) -> Overview:
+    """The Overview page's headline numbers: spend today and this month (by ``now``),
+    outcomes and latency over the range, and what failed in the last 24 hours."""
+    now = now or utcnow()
+    counts = dict(session.execute(
+        select(Generation.state, func.count()).where(*finished_between(start, end))
+        .group_by(Generation.state)).all())
+    succeeded = counts.get(GenerationState.SUCCEEDED, 0)
+    failed = counts.get(GenerationState.FAILED, 0)
+    latency = performance.latency_percentiles(session, start, end, "latency_s")
+    day_ago = now - dt.timedelta(days=1)
+    return Overview(
+        spend_today=spend(session, day_start(now), now + dt.timedelta(microseconds=1)),
+        spend_month=spend(session, month_start(now), now + dt.timedelta(microseconds=1)),
+        generations=sum(counts.values()), succeeded=succeeded, failed=failed,
+        canceled=counts.get(GenerationState.CANCELED, 0),
+        success_rate=succeeded / (succeeded + failed) if succeeded + failed else None,
+        latency_p50_s=latency[0.5] if latency else None,
+        latency_p95_s=latency[0.95] if latency else None,
+        failures_24h=performance.failure_count(session, day_ago, now),
+        top_errors_24h=performance.top_errors(session, day_ago, now, limit=5),
+    )
+
+
+# -- cost ----------------------------------------------------------------------------------------
+def cost_per_day(session: Session, start: dt.datetime, end: dt.datetime,
+                 by: str = "scenario") -> pd.DataFrame:
+    """Cost per day stacked by ``scenario`` (name, or "(no scenario)") or ``model`` (ref).
+
+    Columns: day (date), scenario|model, endpoint, predictions, cost_usd."""
+    day = time_bucket(session, Generation.completed_at, "day")
+    if by == "scenario":
+        key = func.coalesce(Scenario.name, NO_SCENARIO)
+    elif by == "model":
+        key = Sweep.model_ref
+    else:
+        raise InvalidInput(f"Cost can be split by scenario or model, not {by!r}.")
+    query = (select(day, key, Generation.endpoint, func.count(), func.sum(Generation.cost_usd))
+             .join(Sweep, Sweep.id == Generation.sweep_id)
+             .outerjoin(Scenario, Scenario.id == Sweep.scenario_id)
+             .where(*finished_between(start, end), _is_prediction())
+             .group_by(day, key, Generation.endpoint).order_by(day, key))
+    rows = [(as_day(d), k, Endpoint(e).value, int(n), float(c or 0.0))
+            for d, k, e, n, c in session.execute(query)]
+    return pd.DataFrame(rows, columns=["day", by, "endpoint", "predictions", "cost_usd"])
+
+
+def cost_per_generation(session: Session, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """Mean cost of a prediction per day and endpoint (failed and canceled ones included: they
+    are billed for the time they ran). Columns: day, endpoint, predictions, cost_usd,
+    cost_per_prediction_usd."""
+    day = time_bucket(session, Generation.completed_at, "day")
+    query = (select(day, Generation.endpoint, func.count(), func.sum(Generation.cost_usd))
+             .where(*finished_between(start, end), _is_prediction())
+             .group_by(day, Generation.endpoint).order_by(day, Generation.endpoint))
+    rows = [(as_day(d), Endpoint(e).value, int(n), float(c or 0.0), float(c or 0.0) / n)
+            for d, e, n, c in session.execute(query)]
+    return pd.DataFrame(rows, columns=["day", "endpoint", "predictions", "cost_usd",
+                                       "cost_per_prediction_usd"])
+
+
+def cumulative_real_spend(session: Session, start: dt.datetime, end: dt.datetime,
+                          monthly_budget_usd: float) -> pd.DataFrame:
+    """Real spend per day and its running total within each calendar month, against the
+    monthly budget; every day of the range has a row. A range starting mid-month carries
+    what that month had spent before the range began.
+
+    Columns: day, spend_usd, cumulative_usd, budget_usd, budget_used (fraction)."""
+    day = time_bucket(session, Generation.completed_at, "day")
+    daily = {as_day(d): float(c or 0.0) for d, c in session.execute(
+        select(day, func.sum(Generation.cost_usd))
+        .where(*finished_between(start, end), Generation.endpoint == Endpoint.REPLICATE)
+        .group_by(day))}
+    first_month = month_start(start)
+    running = spend(session, first_month, start).real_usd if first_month < start else 0.0
+    rows = []
+    current = start.date()
+    last = (end - dt.timedelta(microseconds=1)).date()
+    while current <= last:
+        if current.day == 1 and current != start.date():
+            running = 0.0
+        running += daily.get(current, 0.0)
+        used = running / monthly_budget_usd if monthly_budget_usd > 0 else None
+        rows.append((current, daily.get(current, 0.0), running, monthly_budget_usd, used))
+        current += dt.timedelta(days=1)
+    return pd.DataFrame(rows, columns=["day", "spend_usd", "cumulative_usd", "budget_usd",
+                                       "budget_used"])
+
+
+# -- people --------------------------------------------------------------------------------------
+def usage_per_person(session: Session, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """Sweeps started in the range and cells finished in it, per person who started them.
+
+    Columns: person, sweeps, generations, real_cost_usd, emulated_cost_usd; most spend first."""
+    check_range(start, end)
+    sweeps = dict(session.execute(
+        select(Sweep.created_by, func.count())
+        .where(Sweep.created_at >= start, Sweep.created_at < end)
+        .group_by(Sweep.created_by)).all())
+    cells = {person: (int(n), float(real), float(emulated)) for person, n, real, emulated in
+             session.execute(select(Sweep.created_by, func.count(), _real_cost(), _emulated_cost())
+                             .join(Sweep, Sweep.id == Generation.sweep_id)
+                             .where(*finished_between(start, end))
+                             .group_by(Sweep.created_by))}
+    rows = [(person, int(sweeps.get(person, 0)), *cells.get(person, (0, 0.0, 0.0)))
+            for person in set(sweeps) | set(cells)]
+    frame = pd.DataFrame(rows, columns=["person", "sweeps", "generations", "real_cost_usd",
+                                       "emulated_cost_usd"])
+    return frame.sort_values(["real_cost_usd", "emulated_cost_usd", "person"],
+                             ascending=[False, False, True], ignore_index=True)
+
+
+# -- projection ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CostBasis:
+    """What one delivered image cost: every prediction's cost over the successful ones."""
+
+    cost_per_image_usd: float | None  # None when nothing succeeded in the range
+    images: int  # succeeded predictions
+    predictions: int
+    cost_usd: float
+    endpoint: str | None  # the endpoint measured, None for both
+
+
+def measured_cost_per_image(session: Session, start: dt.datetime, end: dt.datetime,
+                            endpoint: str | None = None) -> CostBasis:
+    """Average cost per successful image over the range; failures' cost is spread over the
+    successes, as it would be in production."""
+    conditions = [*finished_between(start, end), _is_prediction()]
+    if endpoint is not None:
+        conditions.append(Generation.endpoint == Endpoint(endpoint))
+    succeeded = func.sum(case((Generation.state == GenerationState.SUCCEEDED, 1), else_=0))
+    n, images, cost = session.execute(
+        select(func.count(), succeeded, func.coalesce(func.sum(Generation.cost_usd), 0.0))
+        .where(*conditions)).one()
+    images = int(images or 0)
+    return CostBasis(cost_per_image_usd=float(cost) / images if images else None, images=images,
+                     predictions=int(n), cost_usd=float(cost), endpoint=endpoint)
+
+
+def projection_table(cost_per_image_usd: float, users: Sequence[int] = PROJECTION_USERS, *,
+                     jobs_per_user: float | None = None,
+                     images_per_job: int = IMAGES_PER_JOB) -> pd.DataFrame:
+    """The production team's monthly cost table for a cost per image.
+
+    Jobs per month come from their table (``PRODUCTION_JOBS_PER_MONTH``) unless
+    ``jobs_per_user`` is given. Columns: users_per_month, jobs_per_month, images_per_month,
+    cost_per_month_usd."""
+    if cost_per_image_usd < 0 or images_per_job < 1:
+        raise InvalidInput("The cost per image must be 0 or more and a job at least one image.")
+    rows = []
+    for n_users in users:
+        if jobs_per_user is not None:
+            jobs = round(n_users * jobs_per_user)
+        elif n_users in PRODUCTION_JOBS_PER_MONTH:
+            jobs = PRODUCTION_JOBS_PER_MONTH[n_users]
+        else:
+            raise InvalidInput(f"No production job count for {n_users} users: give jobs_per_user.")
+        images = jobs * images_per_job
+        rows.append((n_users, jobs, images, images * cost_per_image_usd))
+    return pd.DataFrame(rows, columns=["users_per_month", "jobs_per_month", "images_per_month",
+                                       "cost_per_month_usd"])
+
+
+@dataclass(frozen=True)
+class Projection:
+    basis: CostBasis
+    table: pd.DataFrame  # empty when there is no measured cost yet
+
+
+def monthly_projection(session: Session, start: dt.datetime, end: dt.datetime, *,
+                       users: Sequence[int] = PROJECTION_USERS, jobs_per_user: float | None = None,
+                       images_per_job: int = IMAGES_PER_JOB) -> Projection:
+    """The cost table from the measured cost per image: real predictions when there are any
+    in the range, emulated ones otherwise (``basis.endpoint`` says which)."""
+    basis = measured_cost_per_image(session, start, end, Endpoint.REPLICATE.value)
+    if basis.cost_per_image_usd is None:
+        basis = measured_cost_per_image(session, start, end, Endpoint.EMULATOR.value)
+    if basis.cost_per_image_usd is None:
+        return Projection(basis, projection_table(0.0, users, jobs_per_user=jobs_per_user,
+                                                  images_per_job=images_per_job).iloc[0:0])
+    return Projection(basis, projection_table(basis.cost_per_image_usd, users,
+                                              jobs_per_user=jobs_per_user,
+                                              images_per_job=images_per_job))

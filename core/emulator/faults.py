@@ -102,7 +102,7 @@ class FaultInjector:
         return None
 
 
-def abort_connection(send: Send) -> bool:
+async def abort_connection(send: Send) -> bool:
     """Drop the TCP connection with a reset, without any reply. False if not possible."""
     transport = getattr(getattr(send, "__self__", None), "transport", None)
     if transport is None:
@@ -114,6 +114,9 @@ def abort_connection(send: Send) -> bool:
         except OSError:
             pass
     transport.abort()
+    # Let connection_lost run, so uvicorn knows the client is gone and sends no 500.
+    for _ in range(2):
+        await asyncio.sleep(0)
     return True
 
 
@@ -160,15 +163,15 @@ class FaultMiddleware:
             await send(start)
             await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
             await asyncio.sleep(0.05)  # let the partial body reach the socket before the reset
-            abort_connection(send)
+            await abort_connection(send)
         elif fault.action == "timeout":
             try:
                 await asyncio.wait_for(_wait_for_disconnect(receive), self.store.config.fault_hang_s)
             except asyncio.TimeoutError:
                 pass
-            abort_connection(send)
+            await abort_connection(send)
         else:
-            abort_connection(send)
+            await abort_connection(send)
 
 
 async def _send_problem(send: Send, fault: Fault) -> None:

@@ -29,20 +29,23 @@ async def create_file(request: Request) -> Response:
         form = await request.form()
     except Exception as exc:  # malformed multipart: report it instead of a 500
         return _problem(400, f"Could not parse the multipart body: {exc}")
-    content = form.get("content")
-    if not isinstance(content, UploadFile):
-        return _problem(422, "The multipart field 'content' with the file is required.")
     try:
-        metadata = json.loads(form.get("metadata") or "{}")  # type: ignore[arg-type]
-    except ValueError:
-        return _problem(422, "The field 'metadata' must be a JSON object.")
-    if not isinstance(metadata, dict):
-        return _problem(422, "The field 'metadata' must be a JSON object.")
-    data = await content.read()
-    record = _emulator(request).store.add_file(
-        name=content.filename or "file",
-        content_type=content.content_type or "application/octet-stream",
-        data=data, metadata=metadata, now=time.time())
+        content = form.get("content")
+        if not isinstance(content, UploadFile):
+            return _problem(422, "The multipart field 'content' with the file is required.")
+        try:
+            metadata = json.loads(form.get("metadata") or "{}")  # type: ignore[arg-type]
+        except ValueError:
+            metadata = None
+        if not isinstance(metadata, dict):
+            return _problem(422, "The field 'metadata' must be a JSON object.")
+        data = await content.read()
+        record = _emulator(request).store.add_file(
+            name=content.filename or "file",
+            content_type=content.content_type or "application/octet-stream",
+            data=data, metadata=metadata, now=time.time())
+    finally:
+        await form.close()
     return JSONResponse(bodies.file(record, _base(request)), status_code=201)
 
 

@@ -80,6 +80,7 @@ class EmulatorServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._thread is None:
+            self._sock.close()
             return
         self._server.should_exit = True
         self._thread.join(timeout)

@@ -144,6 +144,8 @@ class Store:
         self.predictions[pred.id] = pred
         self.order.append(pred.id)
         self.counters["creates_total"] += 1
+        if self.counters["creates_total"] % 256 == 0:
+            self._drop_expired_outputs(now)
         self.creates_by_input_hash[input_hash(version_id, values)] += 1
         return pred
 
@@ -217,6 +219,13 @@ class Store:
                 _, evicted = self._outputs.popitem(last=False)
                 self._outputs_bytes -= len(evicted)
         return png
+
+    def _drop_expired_outputs(self, now: float) -> None:
+        """Outputs past retention can no longer be served: free their memory."""
+        with self._lock:
+            for key in [k for k in self._outputs if now >= self.predictions[k[0]].done
+                        + self.config.retention_s]:
+                self._outputs_bytes -= len(self._outputs.pop(key))
 
     def _source_bytes(self, source: tuple[str, ...] | None, now: float) -> bytes | None:
         if source is None:

@@ -28,9 +28,12 @@ def server(config: EmulatorConfig) -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture
-def client(server: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> replicate.Client:
+def client(server: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[replicate.Client]:
+    """The official client. Async tests close ``client._async_client`` on their own loop."""
     monkeypatch.setenv("REPLICATE_POLL_INTERVAL", "0.02")  # read by Client.__init__
-    return replicate.Client(api_token=TOKEN, base_url=server.base_url)
+    official = replicate.Client(api_token=TOKEN, base_url=server.base_url)
+    yield official
+    official._client.close()  # the client has no close(); its pool would leak sockets
 
 
 @pytest.fixture

@@ -160,10 +160,13 @@ def test_outputs_are_removed_after_retention(client: replicate.Client, server: A
 
 def test_async_create_and_wait(client: replicate.Client) -> None:
     async def scenario() -> list[Any]:
-        predictions = await asyncio.gather(*[
-            client.predictions.async_create(version=SDXL, input={**INPUT, "seed": s}) for s in range(5)])
-        await asyncio.gather(*[p.async_wait() for p in predictions])
-        return predictions
+        try:
+            predictions = await asyncio.gather(*[
+                client.predictions.async_create(version=SDXL, input={**INPUT, "seed": s}) for s in range(5)])
+            await asyncio.gather(*[p.async_wait() for p in predictions])
+            return predictions
+        finally:
+            await client._async_client.aclose()
 
     predictions = asyncio.run(scenario())
     assert {p.status for p in predictions} == {"succeeded"}

@@ -1,0 +1,149 @@
+"""Running the emulator: thread server, subprocess (killable), CLI flags, throughput."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.emulator import EmulatorConfig, EmulatorServer, add_cli_arguments, config_from_args
+from core.emulator.schema import SDXL_LATEST as SDXL
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_subprocess(port: int, *flags: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen([sys.executable, "-m", "core.emulator", "--port", str(port), *flags],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("Replicate emulator listening on http://127.0.0.1:"), line
+    return process
+
+
+def health(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(5)
+        for stream in (process.stdout, process.stderr):
+            if stream:
+                stream.close()
+
+
+def test_thread_server_picks_a_free_port_and_stops() -> None:
+    with EmulatorServer(EmulatorConfig.fast()) as server:
+        assert server.base_url == f"http://127.0.0.1:{server.port}" and server.port > 0
+        assert httpx.get(f"{server.base_url}/_emulator/health").json() == {"ok": True}
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{server.base_url}/_emulator/health")
+
+
+def test_subprocess_can_be_killed_and_restarted(port: int, processes: list[subprocess.Popen[str]],
+                                                poll: object) -> None:
+    processes.append(start_subprocess(port, "--preset", "fast"))
+    base = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": "Bearer r8_x"}
+    created = httpx.post(f"{base}/v1/predictions", headers=auth, json={"version": SDXL, "input": {}})
+    assert created.status_code == 201
+    os.kill(processes[0].pid, signal.SIGKILL)
+    processes[0].wait(5)
+    assert not health(port)
+    processes.append(start_subprocess(port, "--preset", "fast"))
+    assert httpx.get(created.json()["urls"]["get"], headers=auth).status_code == 404  # state is memory
+
+
+def test_subprocess_with_port_zero_reports_its_port(processes: list[subprocess.Popen[str]]) -> None:
+    process = subprocess.Popen([sys.executable, "-m", "core.emulator", "--port", "0"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    processes.append(process)
+    assert process.stdout is not None
+    port = int(process.stdout.readline().rsplit(":", 1)[1])
+    assert health(port)
+    process.terminate()
+    process.wait(5)
+    assert not health(port)
+
+
+def test_cli_flags_build_the_config() -> None:
+    parser = argparse.ArgumentParser()
+    add_cli_arguments(parser)
+    args = parser.parse_args(["--port", "9000", "--preset", "low-credit", "--token", "a", "--token", "b",
+                              "--queue-delay", "0.2", "--predict-time", "lognormal",
+                              "--predict-seconds", "3", "--predict-range", "1", "9",
+                              "--failure-rate", "0.1", "--retention", "60", "--seed", "5"])
+    config = config_from_args(args)
+    assert args.port == 9000 and config.valid_tokens == {"a", "b"}
+    assert (config.rate_limit_per_minute, config.burst) == (6, 1)
+    assert (config.queue_delay_s, config.predict_time_dist, config.predict_time_s) == (0.2, "lognormal", 3)
+    assert config.predict_time_range_s == (1.0, 9.0) and config.failure_rate == 0.1
+    assert (config.retention_s, config.random_seed) == (60, 5)
+    unlimited = config_from_args(parser.parse_args(["--rate-limit", "0"]))
+    assert unlimited.rate_limit_per_minute is None and unlimited == EmulatorConfig(rate_limit_per_minute=None)
+
+
+def test_valid_tokens_restrict_access() -> None:
+    with EmulatorServer(EmulatorConfig.fast(valid_tokens={"r8_good"})) as server:
+        url = f"{server.base_url}/v1/predictions"
+        assert httpx.get(url, headers={"Authorization": "Bearer r8_good"}).status_code == 200
+        assert httpx.get(url, headers={"Authorization": "Bearer r8_bad"}).status_code == 401
+
+
+def test_serves_a_thousand_requests_a_second() -> None:
+    """Keep-alive GETs of a prediction from a few connections, measured end to end."""
+    async def hammer(port: int, path: str, count: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = f"GET {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer r8_x\r\n\r\n".encode()
+        for _ in range(count):
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200")
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length"))
+            await reader.readexactly(length)
+        writer.close()
+        await writer.wait_closed()
+
+    with EmulatorServer(EmulatorConfig.fast()) as server:
+        created = httpx.post(f"{server.base_url}/v1/predictions", headers={"Authorization": "Bearer x"},
+                             json={"version": SDXL, "input": {}}).json()
+
+        async def run() -> float:
+            started = time.perf_counter()
+            await asyncio.gather(*[hammer(server.port, f"/v1/predictions/{created['id']}", 200)
+                                   for _ in range(8)])
+            return 1600 / (time.perf_counter() - started)
+
+        rate = asyncio.run(run())
+    assert rate > 1000, f"{rate:.0f} requests/s"

@@ -17,7 +17,10 @@ from typing import Any
 
 import httpx
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from core import cells, keys
 from core.budget import Caps, check_before_create
@@ -39,6 +42,8 @@ POLL_GIVE_UP_S = 15 * 60  # this long without one good poll answer: the cell fai
 DOWNLOAD_ATTEMPTS = 4
 RECONCILE_WINDOW_S = 120
 FILE_URL_TTL_S = 6 * 3600
+OUTAGE_TOLERANCE_S = 300  # Redis or the database away this long: the cell fails, saying so
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
 
 @dataclasses.dataclass
@@ -88,11 +93,12 @@ class ChunkRunner:
     # -- leases: a cell whose lease lapses is resumed elsewhere by the reaper ------------------
     def _take_lease(self, gid: int) -> None:
         self._held_leases.add(gid)
-        self.ctx.redis.set(keys.cell_lease(gid), self.ctx.worker_name, ex=int(self.ctx.lease_s))
+        _best_effort(self.ctx.redis.set, keys.cell_lease(gid), self.ctx.worker_name,
+                     ex=int(self.ctx.lease_s))
 
     def _drop_lease(self, gid: int) -> None:
         self._held_leases.discard(gid)
-        self.ctx.redis.delete(keys.cell_lease(gid))
+        _best_effort(self.ctx.redis.delete, keys.cell_lease(gid))
 
     async def _heartbeat(self) -> None:
         while True:
@@ -119,7 +125,7 @@ class ChunkRunner:
                                error=f"Internal error while running this cell: {exc!r}")
         finally:
             for slots in self._slots.values():
-                slots.release(keys.slot_holder(gid))
+                _best_effort(slots.release, keys.slot_holder(gid))
             self._drop_lease(gid)
 
     async def _run_cell(self, gid: int) -> None:
@@ -142,7 +148,7 @@ class ChunkRunner:
         slots = self._slots.setdefault(
             task.model_ref, InflightSlots(self.ctx.redis, task.model_ref, cap, self.ctx.lease_s))
         waited = 0
-        while not slots.try_acquire(keys.slot_holder(task.id)):
+        while not await self._redis(slots.try_acquire, keys.slot_holder(task.id)):
             if self._cancel_requested(task.sweep_id):
                 await self._cancel(task, None)
             waited += 1
@@ -333,7 +339,7 @@ class ChunkRunner:
     async def _input_file_url(self, task: cells.CellTask) -> str:
         """Upload each input image once per endpoint (Files API) and reuse its URL."""
         cache_key = keys.file_url(self.ctx.endpoint.base_url, task.image_sha256 or "")
-        cached = self.ctx.redis.get(cache_key)
+        cached = await self._redis(self.ctx.redis.get, cache_key)
         if cached:
             return cached.decode()
         data = await asyncio.to_thread(self.ctx.store.get, task.image_key)
@@ -344,7 +350,7 @@ class ChunkRunner:
                 uploaded = await self._client.files.async_create(
                     io.BytesIO(data), metadata={"sha256": task.image_sha256})
                 url = uploaded.urls["get"]
-                self.ctx.redis.set(cache_key, url, ex=FILE_URL_TTL_S)
+                _best_effort(self.ctx.redis.set, cache_key, url, ex=FILE_URL_TTL_S)
                 return url
             except Exception as exc:  # noqa: BLE001
                 failure = classify(exc)
@@ -355,7 +361,7 @@ class ChunkRunner:
         return "data:image/png;base64," + base64.b64encode(data).decode()
 
     async def _wait_for_rate(self) -> None:
-        while (wait := self._rate.seconds_until_allowed()) > 0:
+        while (wait := await self._redis(self._rate.seconds_until_allowed)) > 0:
             await asyncio.sleep(wait)
 
     async def _check_budget(self, task: cells.CellTask) -> None:
@@ -397,15 +403,55 @@ class ChunkRunner:
         raise _CellFinished
 
     async def _db(self, fn, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
+        """One transaction in a thread; a lost connection or a locked SQLite file is retried
+        (every transition is conditional, so running one twice is harmless)."""
         def call() -> Any:
             with session_scope(self.ctx.engine) as session:
                 return fn(session, *args, **kwargs)
 
-        return await asyncio.to_thread(call)
+        started, attempt = time.monotonic(), 0
+        while True:
+            try:
+                return await asyncio.to_thread(call)
+            except DBAPIError as exc:
+                if not _is_transient(exc) or time.monotonic() - started > OUTAGE_TOLERANCE_S:
+                    raise
+                attempt += 1
+                log.warning("database unavailable (%s); retrying", type(exc.orig).__name__)
+                await asyncio.sleep(backoff_s(attempt, cap=5))
+
+    async def _redis(self, fn, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
+        """A Redis call that must succeed: waits out a restart instead of failing the cell."""
+        started, attempt = time.monotonic(), 0
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except REDIS_ERRORS:
+                if time.monotonic() - started > OUTAGE_TOLERANCE_S:
+                    raise
+                attempt += 1
+                log.warning("Redis unavailable; retrying")
+                await asyncio.sleep(backoff_s(attempt, cap=5))
 
 
 class _DownloadFailed(Exception):
     pass
+
+
+def _best_effort(fn, *args: Any, **kwargs: Any) -> None:  # noqa: ANN001
+    """Lease and slot bookkeeping: losing one only delays a resume, so never fail a cell."""
+    try:
+        fn(*args, **kwargs)
+    except REDIS_ERRORS:
+        log.warning("Redis unavailable for %s; continuing", getattr(fn, "__name__", fn))
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower()
+    return any(sign in text for sign in ("database is locked", "connection", "server closed",
+                                         "terminating", "could not connect", "timeout"))
 
 
 def _halt_sweep(session, sweep_id: int, reason: str) -> None:  # noqa: ANN001

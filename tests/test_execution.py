@@ -64,6 +64,17 @@ def emulator_stats(emulator) -> dict:  # noqa: ANN001
     return httpx.get(f"{emulator.base_url}/_emulator/stats").json()
 
 
+def configure(emulator, **changes: float) -> None:  # noqa: ANN001
+    """Change the running emulator's behaviour (latency, failure rate, retention, …)."""
+    response = httpx.post(f"{emulator.base_url}/_emulator/config", json=changes)
+    assert response.status_code == 200, response.text
+
+
+def inject(emulator, **fault) -> None:  # noqa: ANN001, ANN003
+    response = httpx.post(f"{emulator.base_url}/_emulator/faults", json=fault)
+    assert response.status_code == 201, response.text
+
+
 def test_a_3x3x2_sweep_stores_18_outputs_with_cost_and_latency(
         tuner_env, database_url, monkeypatch, emulator):  # noqa: ANN001
     monkeypatch.setenv("DATABASE_URL", database_url)
@@ -112,8 +123,7 @@ def test_an_identical_sweep_reuses_outputs_without_paying_again(tuner_env, emula
 
 
 def test_cancel_stops_queued_cells_and_cancels_running_predictions(tuner_env, emulator, processes):  # noqa: ANN001
-    httpx.post(f"{emulator.base_url}/_emulator/config",
-               json={"predict_time_dist": "fixed", "predict_time_s": 30})
+    configure(emulator, predict_time_s=30)
     runtime = open_runtime(Settings())
     sweep_id = submit(runtime, SweepRequest(**{**GRID.__dict__, "steps": "20"}))  # 6 cells
     worker = processes.python(["core", "worker"], tuner_env)
@@ -128,7 +138,7 @@ def test_cancel_stops_queued_cells_and_cancels_running_predictions(tuner_env, em
 
 
 def test_failed_cells_keep_replicates_error_and_can_be_retried(tuner_env, emulator):  # noqa: ANN001
-    httpx.post(f"{emulator.base_url}/_emulator/config", json={"failure_rate": 1.0})
+    configure(emulator, failure_rate=1.0)
     runtime = open_runtime(Settings())
     sweep_id = submit(runtime, SweepRequest(**{**GRID.__dict__, "steps": "20", "prompts": ["x"]}))
     run_queue(runtime.settings.redis_url)
@@ -137,7 +147,7 @@ def test_failed_cells_keep_replicates_error_and_can_be_retried(tuner_env, emulat
         assert {c.state for c in failed} == {GenerationState.FAILED}
         assert all(c.error and c.cost_usd > 0 for c in failed)  # failed time is billed
         paid = sum(c.cost_usd for c in failed)
-    httpx.post(f"{emulator.base_url}/_emulator/config", json={"failure_rate": 0.0})
+    configure(emulator, failure_rate=0.0)
     with session_scope(runtime.engine) as session:
         ids = retry_failed(session, sweep_id, actor="tester")
         dispatch(session, runtime.redis, ids, chunk_size=16)

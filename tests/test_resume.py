@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import signal
 
-import httpx
 from sqlalchemy import select, update
 
 from core.config import Settings
@@ -16,7 +15,7 @@ from core.replicate_api import build_client
 from core.runtime import open_runtime
 from core.sweeps import SweepRequest, summarize
 from tests.services import wait_for
-from tests.test_execution import GRID, emulator_stats, run_queue, submit
+from tests.test_execution import GRID, configure, emulator_stats, run_queue, submit
 
 
 def states(runtime, sweep_id: int) -> dict[str, int]:  # noqa: ANN001
@@ -26,8 +25,7 @@ def states(runtime, sweep_id: int) -> dict[str, int]:  # noqa: ANN001
 
 def test_killing_a_worker_mid_sweep_resumes_with_one_prediction_per_cell(
         tuner_env, emulator, processes, tmp_path):  # noqa: ANN001
-    httpx.post(f"{emulator.base_url}/_emulator/config",
-               json={"predict_time_dist": "fixed", "predict_time_s": 3.0})
+    configure(emulator, predict_time_s=3.0)
     runtime = open_runtime(Settings())
     sweep_id = submit(runtime, SweepRequest(**{**GRID.__dict__, "strength": "0.2-0.7 (+0.1)"}))
     first = processes.python(["core", "worker"], tuner_env, tmp_path / "worker1.log")

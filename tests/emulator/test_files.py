@@ -72,3 +72,11 @@ def test_unreachable_or_broken_images_fail_the_prediction(client: replicate.Clie
     assert remote.status == "failed" and "example.com/face.png" in remote.error
     broken = img2img(client, "data:image/png;base64," + base64.b64encode(b"not an image").decode())
     assert broken.status == "failed" and "cannot identify image file" in broken.error
+
+
+def test_upload_without_content_field_is_refused(http: httpx.Client) -> None:
+    response = http.post("/v1/files", files={"other": ("a.txt", b"x", "text/plain")})
+    assert response.status_code == 422 and response.json()["status"] == 422
+    bad_metadata = http.post("/v1/files", files={"content": ("a.txt", b"x", "text/plain")},
+                             data={"metadata": "[1]"})
+    assert bad_metadata.status_code == 422

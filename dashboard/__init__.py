@@ -1,0 +1,2 @@
+"""Streamlit-side building blocks: cached resources, widgets, formatting. Pages import these;
+these import core; core never imports Streamlit."""

@@ -1,0 +1,45 @@
+"""The one place exceptions become messages on a page: a TunerError shows its own message
+(written for the person who must act), Redis being away says so, and anything else is
+logged with its traceback while the page says only that something went wrong."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import streamlit as st
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from core.errors import TunerError
+
+log = logging.getLogger("dashboard")
+
+REDIS_DOWN = ("Redis does not answer, so nothing can be queued or cancelled right now. "
+              "Start redis-server (or `python -m core up`) or fix REDIS_URL.")
+
+
+def message_for(exc: Exception, doing: str = "") -> str:
+    if isinstance(exc, TunerError):
+        return str(exc)
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+        return REDIS_DOWN
+    what = f" while {doing}" if doing else ""
+    return f"Something went wrong{what}: {type(exc).__name__} — details in the server log."
+
+
+@contextlib.contextmanager
+def shown_errors(doing: str = "") -> Iterator[None]:
+    """``with shown_errors("submitting the sweep"): ...`` — never a traceback on the page.
+
+    Streamlit's own control flow (st.rerun, st.stop, st.switch_page) derives from
+    BaseException and passes through untouched."""
+    try:
+        yield
+    except TunerError as exc:
+        st.error(str(exc), icon="⚠️")
+    except Exception as exc:  # noqa: BLE001 - the boundary: log it, show a message
+        if not isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+            log.exception("error while %s", doing or "rendering a page")
+        st.error(message_for(exc, doing), icon="🚨")

@@ -1,0 +1,109 @@
+"""Cached reads for the pages, as plain data: sweeps, their cells, the image library, presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import streamlit as st
+
+from core.catalog import SDXL_REF, list_models
+from core.db import session_scope
+from core.library import list_images
+from core.models import Generation
+from core.presets import Preset, list_presets
+from core.progress import SweepProgress, sweep_progress
+from core.sweeps import SweepSummary, cell_record, cells_of, summarize
+from dashboard.resources import runtime
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def sweep_summaries(limit: int = 200) -> list[SweepSummary]:
+    with session_scope(runtime().engine) as session:
+        return summarize(session, limit=limit)
+
+
+def sweep_summary(sweep_id: int) -> SweepSummary | None:
+    """Fresh, uncached: the live panels call this every refresh."""
+    with session_scope(runtime().engine) as session:
+        found = summarize(session, [sweep_id])
+    return found[0] if found else None
+
+
+def live_progress(sweep_id: int, stuck_after_s: float = 120.0) -> SweepProgress:
+    with session_scope(runtime().engine) as session:
+        return sweep_progress(session, sweep_id, now=dt.datetime.now(dt.timezone.utc),
+                              stuck_after_s=stuck_after_s)
+
+
+def _cell(gen: Generation) -> dict[str, Any]:
+    """One cell for the gallery: the swept values under their axis names, plus the rest."""
+    record = cell_record(gen)
+    image = gen.input_image
+    label = (image.label or f"image {image.id}") if image else "deleted image"
+    return {**record,
+            "state": gen.state.value, "cell_index": gen.cell_index,
+            "prompt": gen.prompt_label or "P1", "prompt_text": gen.prompt,
+            "image": f"#{gen.input_image_id} {label}" if image else label,
+            "image_key": image.storage_key if image else None,
+            "image_thumbnail": image.thumbnail_key if image else None,
+            "negative_prompt": gen.negative_prompt, "model_input": gen.model_input,
+            "created_at": gen.created_at, "completed_at": gen.completed_at}
+
+
+@st.cache_data(ttl=1, show_spinner=False)
+def sweep_cells(sweep_id: int) -> list[dict[str, Any]]:
+    with session_scope(runtime().engine) as session:
+        return [_cell(gen) for gen in cells_of(session, sweep_id)]
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def library() -> list[dict[str, Any]]:
+    with session_scope(runtime().engine) as session:
+        return [{"id": i.id, "label": i.label or f"image {i.id}", "thumbnail_key": i.thumbnail_key,
+                 "width": i.width, "height": i.height, "uploaded_by": i.uploaded_by}
+                for i in list_images(session)]
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def presets() -> list[Preset]:
+    with session_scope(runtime().engine) as session:
+        return list_presets(session)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def model_refs() -> list[str]:
+    with session_scope(runtime().engine) as session:
+        refs = [m.ref for m in list_models(session)]
+    return [SDXL_REF, *[r for r in refs if r != SDXL_REF]]
+
+
+def summaries_as_dicts(summaries: list[SweepSummary]) -> list[dict[str, Any]]:
+    return [{**dataclasses.asdict(s), "status": s.status, "done": s.done} for s in summaries]
+
+
+def exports_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("core.export") is not None
+
+
+def export_sweep(sweep_id: int, kind: str) -> bytes:
+    """The sweep as CSV or JSON through core.export (called when the download is asked for)."""
+    from core.export import export_sweep as export
+
+    with session_scope(runtime().engine) as session:
+        data = export(session, sweep_id, kind)
+    return data.encode() if isinstance(data, str) else data
+
+
+def grid_png(cells: list[dict[str, Any]], x: str | None, y: str | None, title: str) -> bytes:
+    from core.contact_sheet import render_grid_png
+
+    store = runtime().store
+
+    def load(cell: dict[str, Any]) -> bytes | None:
+        return store.get(cell["thumbnail"]) if cell.get("thumbnail") else None
+
+    return render_grid_png(cells, x, y, load, title=title)

@@ -1,0 +1,103 @@
+"""Runs widgets: the table of sweeps, the sweep chooser, and the live panel of one sweep."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from core.progress import SweepProgress
+from core.sweeps import SweepSummary
+from dashboard import format as fmt
+
+
+def show_flash() -> None:
+    """Messages left by the previous page (e.g. "sweep submitted"), shown once."""
+    for kind, message in st.session_state.flash:
+        getattr(st, kind)(message)
+    st.session_state.flash = []
+
+
+def sweeps_table(summaries: list[SweepSummary]) -> None:
+    rows = [{"sweep": s.id, "name": s.name, "status": fmt.status(s.status),
+             "progress": s.done / s.total if s.total else 1.0, "done": f"{s.done}/{s.total}",
+             "cost so far": fmt.usd(s.cost_usd), "started by": s.created_by,
+             "endpoint": s.endpoint.upper(), "created": s.created_at}
+            for s in summaries]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
+                                                    format="percent"),
+        "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+    })
+
+
+def choose_sweep(summaries: list[SweepSummary], label: str = "Sweep") -> int:
+    """A sweep chooser that remembers the choice across pages (session_state.sweep_id)."""
+    ids = [s.id for s in summaries]
+    names = {s.id: f"#{s.id} · {s.name} · {s.status}" for s in summaries}
+    current = st.session_state.sweep_id
+    index = ids.index(current) if current in ids else 0
+    chosen = st.selectbox(label, ids, index=index, format_func=names.get)
+    st.session_state.sweep_id = chosen
+    return chosen
+
+
+def state_counts(summary: SweepSummary) -> None:
+    chips = "  ".join(f"{fmt.state(state)} **{n}**" for state, n in sorted(summary.by_state.items()))
+    st.markdown(chips or "No cells.")
+
+
+def header(summary: SweepSummary, progress: SweepProgress) -> None:
+    st.markdown(f"### #{summary.id} {summary.name} {fmt.endpoint_badge(summary.endpoint)}")
+    st.progress(summary.done / summary.total if summary.total else 1.0,
+                text=f"{fmt.status(summary.status)} — {summary.done} of {summary.total} cells done")
+    a, b, c, d = st.columns(4)
+    a.metric("In flight", progress.in_flight)
+    b.metric("Retried cells", progress.retried, help="Cells that needed more than one attempt.")
+    c.metric("Cost so far", fmt.usd(summary.cost_usd),
+             help="Emulated cost is shown but never counts as real spend."
+             if summary.endpoint == "emulator" else None)
+    d.metric("Estimate", fmt.usd(summary.estimated_cost_usd))
+    if summary.halted_reason:
+        st.warning(f"Stopped: {summary.halted_reason}")
+
+
+def issues(progress: SweepProgress) -> None:
+    if progress.failures:
+        st.markdown(f"**Failed cells** ({len(progress.failures)})")
+        st.dataframe(pd.DataFrame([{"cell": f.cell_index, "attempts": f.attempts, "error": f.error}
+                                   for f in progress.failures]),
+                     hide_index=True, width="stretch")
+    if progress.stuck:
+        st.warning(f"{len(progress.stuck)} cell(s) have made no progress for a while.")
+        st.dataframe(pd.DataFrame([{"cell": s.cell_index, "state": fmt.state(s.state),
+                                    "waiting": fmt.duration(s.waiting_s), "why": s.error}
+                                   for s in progress.stuck]),
+                     hide_index=True, width="stretch")
+
+
+def queue_health(status: dict) -> None:
+    if not status["ok"]:
+        st.error("Redis is down: nothing can be queued or cancelled on workers until it is back. "
+                 "Start redis-server or fix REDIS_URL.")
+        return
+    text = (f"Workers: **{status['workers']}** live, {status['busy']} busy · "
+            f"Queue: **{status['queued']}** chunk(s) waiting")
+    if status["workers"] == 0:
+        st.warning(text + " — no worker is running: start `python -m core worker`.")
+    else:
+        st.caption(text)
+
+
+def controls(summary: SweepSummary, on_cancel: Callable[[], None],
+             on_retry: Callable[[], None]) -> None:
+    left, right, _ = st.columns([1, 1, 3])
+    unfinished = summary.done < summary.total
+    if left.button("Cancel sweep", disabled=not unfinished or summary.canceled,
+                   key=f"cancel_{summary.id}"):
+        on_cancel()
+    retryable = summary.by_state.get("failed", 0) + summary.by_state.get("canceled", 0)
+    if right.button(f"Retry failed cells ({retryable})", disabled=not retryable,
+                    key=f"retry_{summary.id}"):
+        on_retry()

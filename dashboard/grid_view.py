@@ -1,0 +1,143 @@
+"""Gallery widgets: axis choice, splitting the other axes into tabs, the labelled grid with
+pagination, and the full-size cell dialog."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import streamlit as st
+
+from dashboard import format as fmt
+
+AXES = ("strength", "steps", "guidance", "seed", "prompt", "image")
+PAGE_CELLS = 100
+NONE = "(none)"
+Cell = dict[str, Any]
+
+
+def values_of(cells: Sequence[Cell], axis: str) -> list[Any]:
+    return list(dict.fromkeys(cell[axis] for cell in cells))
+
+
+def swept_axes(cells: Sequence[Cell]) -> list[str]:
+    return [axis for axis in AXES if len(values_of(cells, axis)) > 1]
+
+
+def choose_axes(swept: list[str]) -> tuple[str | None, str | None]:
+    """X across (strength by default) and Y down (steps by default)."""
+    options = [*swept, NONE]
+    x_default = "strength" if "strength" in swept else (swept[0] if swept else NONE)
+    left, right = st.columns(2)
+    x = left.selectbox("Across (X)", options, index=options.index(x_default), key="g_x")
+    rest = [a for a in options if a != x or a == NONE]
+    y_default = next((a for a in ("steps", *swept) if a in rest and a != NONE), NONE)
+    y = right.selectbox("Down (Y)", rest, index=rest.index(y_default), key="g_y")
+    return (None if x == NONE else x), (None if y == NONE else y)
+
+
+def split(cells: Sequence[Cell], axes: list[str]) -> list[tuple[str, list[Cell]]]:
+    """Cells grouped by their values on ``axes``, labelled "prompt P1 · seed 42"."""
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(tuple(cell[a] for a in axes), []).append(cell)
+    return [(" · ".join(f"{a} {fmt.axis_value(v)}" for a, v in zip(axes, key)) or "All cells", group)
+            for key, group in groups.items()]
+
+
+def state_filter(cells: Sequence[Cell]) -> list[Cell]:
+    states = list(fmt.STATE_ICONS)  # a fixed set, so the widget keeps its identity
+    shown = st.pills("Show states", states, selection_mode="multi", default=states,
+                     format_func=fmt.state, key="g_states")
+    return [c for c in cells if c["state"] in shown]
+
+
+def _label(cell: Cell, x: str | None, y: str | None) -> str:
+    parts = [f"{a} {fmt.axis_value(cell[a])}" for a in (x, y) if a]
+    return f"{fmt.STATE_ICONS.get(cell['state'], '')} {' · '.join(parts) or '#' + str(cell['cell_index'])}"
+
+
+def grid(cells: Sequence[Cell], x: str | None, y: str | None, *, load: Callable[[str], bytes],
+         on_open: Callable[[Cell], None], key: str) -> None:
+    """X values across, Y values down, at most PAGE_CELLS cells per page."""
+    xs = values_of(cells, x) if x else [None]
+    ys = values_of(cells, y) if y else [None]
+    at = {(c[x] if x else None, c[y] if y else None): c for c in reversed(cells)}
+    rows_per_page = max(1, PAGE_CELLS // max(len(xs), 1))
+    pages = math.ceil(len(ys) / rows_per_page)
+    page = 1
+    if pages > 1:
+        page = st.selectbox(f"Page (of {pages}, {rows_per_page} rows each)", range(1, pages + 1),
+                            key=f"page_{key}")
+    widths = ([1] if y else []) + [3] * len(xs)
+    if x:
+        head = st.columns(widths)
+        for col, value in zip(head[1 if y else 0:], xs):
+            col.markdown(f"**{x} {fmt.axis_value(value)}**")
+    for yv in ys[(page - 1) * rows_per_page: page * rows_per_page]:
+        row = st.columns(widths)
+        if y:
+            row[0].markdown(f"**{y} {fmt.axis_value(yv)}**")
+        for col, xv in zip(row[1 if y else 0:], xs):
+            cell = at.get((xv, yv))
+            with col:
+                if cell is None:
+                    st.caption("—")
+                    continue
+                _thumb(cell, load, _label(cell, x, y))
+                if st.button("Open", key=f"open_{key}_{cell['id']}", width="stretch"):
+                    on_open(cell)
+
+
+def _thumb(cell: Cell, load: Callable[[str], bytes], label: str) -> None:
+    if cell["thumbnail"]:
+        try:
+            st.image(load(cell["thumbnail"]), caption=label, width="stretch")
+            return
+        except Exception:  # noqa: BLE001 - a missing file shows as such, the grid goes on
+            label += " (image missing)"
+    with st.container(border=True, height=120):
+        st.caption(label)
+        if cell["error"]:
+            st.caption(f":red[{cell['error'][:120]}]")
+
+
+@st.dialog("Cell", width="large")
+def cell_dialog(cell: Cell, load: Callable[[str], bytes],
+                promote: Callable[[int, str], str]) -> None:
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Input**")
+        if cell["image_key"]:
+            st.image(load(cell["image_key"]), caption=cell["image"], width="stretch")
+    with right:
+        st.markdown(f"**Output** {fmt.state(cell['state'])}")
+        if cell["output"]:
+            st.image(load(cell["output"]), width="stretch")
+        elif cell["error"]:
+            st.error(cell["error"])
+    st.markdown(
+        f"strength **{cell['strength']}** · steps **{cell['steps']}** · guidance "
+        f"**{cell['guidance']}** · seed **{cell['seed']}** · prompt **{cell['prompt']}**")
+    st.caption(f"Prompt: {cell['prompt_text']}")
+    if cell["negative_prompt"]:
+        st.caption(f"Negative prompt: {cell['negative_prompt']}")
+    a, b, c, d = st.columns(4)
+    a.metric("Cost", fmt.usd(cell["cost_usd"] or 0.0))
+    b.metric("Predict time", fmt.duration(cell["predict_time_s"]))
+    c.metric("Total latency", fmt.duration(cell["latency_s"]))
+    d.metric("Attempts", cell["attempts"])
+    st.caption(f"Prediction id: `{cell['prediction_id'] or '—'}` · endpoint "
+               f"{cell['endpoint']} · generation {cell['id']}"
+               + (f" · reused output of generation {cell['reused_from']}" if cell["reused_from"] else ""))
+    with st.expander("Full model input"):
+        st.json(cell["model_input"])
+    name = st.text_input("Promote to scenario", placeholder="projection-level-1",
+                         key=f"promote_name_{cell['id']}")
+    if st.button("Promote these settings", key=f"promote_{cell['id']}",
+                 disabled=cell["state"] != "succeeded"):
+        from dashboard.errors import shown_errors
+
+        with shown_errors("promoting the cell"):
+            st.success(f"Settings promoted into scenario {promote(cell['id'], name)}.")

@@ -1,0 +1,64 @@
+"""Gallery: one sweep as a labelled grid; any axis across or down, the rest in tabs."""
+
+import streamlit as st
+
+from dashboard import actions, grid_view, queries, resources, runs_view
+from dashboard.errors import shown_errors
+
+user = resources.current_user()
+st.title("Gallery")
+
+summaries = []
+with shown_errors("loading sweeps"):
+    summaries = queries.sweep_summaries()
+if not summaries:
+    st.info("No sweeps yet — start one on New sweep, and its images appear here as they finish.")
+    st.page_link("pages/new_sweep.py", label="Start a new sweep", icon="➕")
+    st.stop()
+
+sweep_id = runs_view.choose_sweep(summaries)
+summary = next(s for s in summaries if s.id == sweep_id)
+cells = queries.sweep_cells(sweep_id)
+swept = grid_view.swept_axes(cells)
+x, y = grid_view.choose_axes(swept)
+rest = [a for a in swept if a not in (x, y)]
+
+exports = st.columns([1, 1, 4])
+if queries.exports_available():
+    exports[0].download_button("Sweep as CSV", lambda: queries.export_sweep(sweep_id, "csv"),
+                               file_name=f"sweep-{sweep_id}.csv", mime="text/csv")
+    exports[1].download_button("Sweep as JSON", lambda: queries.export_sweep(sweep_id, "json"),
+                               file_name=f"sweep-{sweep_id}.json", mime="application/json")
+else:
+    exports[0].caption("CSV/JSON export arrives with the export module.")
+
+
+def open_cell(cell: dict) -> None:
+    grid_view.cell_dialog(cell, resources.media,
+                          lambda gid, name: actions.promote(gid, name, user=user))
+
+
+@st.fragment(run_every=2 if summary.done < summary.total else None)
+def gallery() -> None:
+    with shown_errors("showing the grid"):
+        live = queries.sweep_cells(sweep_id)
+        st.caption(f"{sum(c['state'] == 'succeeded' for c in live)} of {len(live)} images ready"
+                   + (" — filling in as the sweep runs" if summary.done < summary.total else ""))
+        groups = grid_view.split(grid_view.state_filter(live), rest)
+        if not groups:
+            st.info("No cells in the chosen states.")
+            return
+        if len(groups) > 12:
+            label = st.selectbox("Showing", [g[0] for g in groups], key="g_group")
+            groups = [g for g in groups if g[0] == label]
+        for tab, (label, group) in zip(st.tabs([g[0] for g in groups]), groups):
+            with tab:
+                st.download_button(
+                    "Grid as PNG", lambda group=group, label=label: queries.grid_png(
+                        group, x, y, f"Sweep {sweep_id} · {summary.name} · {label}"),
+                    file_name=f"sweep-{sweep_id}-grid.png", mime="image/png",
+                    key=f"png_{label}")
+                grid_view.grid(group, x, y, load=resources.media, on_open=open_cell, key=label)
+
+
+gallery()

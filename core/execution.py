@@ -277,8 +277,10 @@ class ChunkRunner:
             await self._finish(task.id, GenerationState.CANCELED, cost_usd=billed,
                                error=self._cancel_reason(task), **timing)
         if not outputs:
-            reason = ("Replicate deleted the output before it was stored (data_removed)"
-                      if prediction.get("data_removed") else "The prediction returned no output")
+            # The client's Prediction model drops data_removed; a success with no output
+            # can only mean Replicate already deleted it.
+            reason = ("The prediction succeeded but its output is gone (data_removed): Replicate "
+                      "deletes outputs an hour after completion, before this cell stored it.")
             await self._finish(task.id, GenerationState.FAILED, cost_usd=billed, error=reason,
                                **timing)
         started = time.monotonic()
@@ -326,7 +328,8 @@ class ChunkRunner:
             except (httpx.HTTPError, _DownloadFailed) as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
                 if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code == 404:
-                    break  # expired or removed: retrying will not bring it back
+                    raise _DownloadFailed("The output had expired on Replicate (HTTP 404) "
+                                          "before it could be stored.") from exc
                 await asyncio.sleep(backoff_s(attempt, cap=5))
         raise _DownloadFailed(f"Downloading the output failed: {last_error}")
 

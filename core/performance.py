@@ -84,7 +84,8 @@ def latency_histogram(session: Session, start: dt.datetime, end: dt.datetime,
         return pd.DataFrame([], columns=columns)
     low, high = float(low), float(high)
     width = (high - low) / bins or 1.0
-    binned = select(floor_int(session, (value - low) / width).label("b")).where(*conditions).subquery()
+    bin_index = floor_int(session, (value - low) / width).label("b")
+    binned = select(bin_index).where(*conditions).subquery()
     counts = [0] * bins
     for index, n in session.execute(select(binned.c.b, func.count()).group_by(binned.c.b)):
         counts[min(max(int(index), 0), bins - 1)] += int(n)

@@ -13,7 +13,8 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Integer, cast, func, literal, literal_column, or_, select
+from sqlalchemy import (ColumnElement, Float, Integer, cast, func, literal, literal_column, or_,
+                        select)
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput

@@ -223,3 +223,17 @@ def test_bad_ranges_are_refused(db_session):  # noqa: ANN001, F811
         analytics.spend(db_session, dt.datetime(2026, 1, 1), at(2026, 1, 2))
     with pytest.raises(InvalidInput, match="week"):
         performance.throughput(db_session, *day_range(JAN_10, JAN_11), "week")
+
+
+def test_days_are_utc_days_whatever_the_session_time_zone(db_session):  # noqa: ANN001, F811
+    from sqlalchemy import text
+
+    if db_session.get_bind().dialect.name == "postgresql":
+        db_session.execute(text("SET LOCAL TIME ZONE 'America/New_York'"))
+    sweep = make_sweep(db_session)
+    make_generation(db_session, sweep, completed_at=at(2026, 1, 10, 23, 30), cost_usd=0.25)
+    make_generation(db_session, sweep, completed_at=at(2026, 1, 11, 2), cost_usd=0.5)
+    frame = analytics.cost_per_generation(db_session, *day_range(JAN_10, JAN_11))
+    assert frame.set_index("day")["cost_usd"].to_dict() == {JAN_10: 0.25, JAN_11: 0.5}
+    hours = performance.throughput(db_session, *day_range(JAN_10, JAN_11), "hour")
+    assert hours["period"].tolist() == [at(2026, 1, 10, 23), at(2026, 1, 11, 2)]

@@ -93,7 +93,8 @@ def test_status_steps(db_session):  # noqa: ANN001, F811
         scenarios.set_status(db_session, "s1", "production", actor="alice")
     with pytest.raises(InvalidInput, match="'golden' is not one of draft, calibrated, production"):
         scenarios.set_status(db_session, "s1", "golden", actor="alice")
-    assert scenarios.set_status(db_session, "s1", "calibrated", actor="alice").status == "calibrated"
+    calibrated = scenarios.set_status(db_session, "s1", "calibrated", actor="alice")
+    assert calibrated.status == "calibrated"
     done = scenarios.set_status(db_session, "s1", "production", actor="bob", note="ship it")
     assert (done.status, done.version) == ("production", 3)
     with pytest.raises(InvalidInput, match="only back to draft"):

@@ -1,0 +1,124 @@
+"""Page tests: the real app file under AppTest, on a real SQLite file under tmp_path, a
+private Redis, media on disk and the in-thread emulator (``tuner_env`` in tests/conftest.py).
+
+Settings, the cached runtime and cached reads are process-wide, so each test clears them."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import streamlit as st
+from PIL import Image, ImageDraw
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1 import app_test as app_test_module
+
+from core.config import get_settings
+from core.db import session_scope
+from core.library import add_image
+from core.runtime import Runtime, open_runtime
+from core.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
+
+APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+
+
+def clear_caches() -> None:
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def png_bytes(color: tuple[int, int, int] = (200, 150, 120), size: int = 128) -> bytes:
+    image = Image.new("RGB", (size, size), color)
+    ImageDraw.Draw(image).ellipse((size // 4, size // 4, 3 * size // 4, 3 * size // 4),
+                                  fill=(240, 210, 180))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+class _NavigationPagesManager(PagesManager):
+    """A live server decides once per session that an app calling st.navigation is not a
+    pages/-folder app; AppTest resets that flag before every run, and because our pages
+    live in pages/ it would then run a switched-to page without streamlit_app.py (no
+    sign-in gate, no sidebar). Decide it as the server does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+
+@pytest.fixture(autouse=True)
+def _navigation_like_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
+
+
+@pytest.fixture
+def page_env(tuner_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    monkeypatch.delenv("AUTH_USERS_FILE", raising=False)
+    clear_caches()
+    yield tuner_env
+    clear_caches()
+
+
+@pytest.fixture
+def runtime(page_env: dict[str, str]) -> Runtime:
+    return open_runtime(get_settings())
+
+
+@pytest.fixture
+def open_page(page_env: dict[str, str]) -> Callable[[str | None], AppTest]:
+    """``open_page("pages/runs.py")``: the app run once, then switched to that page."""
+    def open_(path: str | None = None) -> AppTest:
+        app = AppTest.from_file(APP, default_timeout=30).run()
+        if path:
+            app.switch_page(path).run()
+        return app
+
+    return open_
+
+
+def store_image(runtime: Runtime, color: tuple[int, int, int] = (200, 150, 120),
+                name: str = "face.png") -> int:
+    with session_scope(runtime.engine) as session:
+        return add_image(session, runtime.store, runtime.settings, png_bytes(color),
+                         filename=name, uploaded_by="tester").id
+
+
+def start_sweep(runtime: Runtime, *, strength: str = "0.3, 0.6", steps: str = "20, 30",
+                prompts: tuple[str, ...] = ("a portrait",), seed: str = "42") -> int:
+    """A sweep created and dispatched the way the page does it (no worker runs it yet)."""
+    image_id = store_image(runtime)
+    settings = runtime.settings
+    request = SweepRequest(model_ref="stability-ai/sdxl", image_ids=[image_id],
+                           strength=strength, steps=steps, prompts=list(prompts), seed=seed)
+    with session_scope(runtime.engine) as session:
+        plan = plan_sweep(session, request, max_cells=100, inflight_cap=8,
+                          create_rate_per_minute=600)
+        sweep_id = create_sweep(session, plan, created_by="tester",
+                                endpoint=runtime.endpoint_kind, caps=runtime.caps(session)).id
+    with session_scope(runtime.engine) as session:
+        dispatch(session, runtime.redis, pending_cell_ids(session, sweep_id),
+                 chunk_size=settings.chunk_size)
+    return sweep_id
+
+
+def run_workers(runtime: Runtime) -> None:
+    """Drain the queue in this process, as a burst worker would."""
+    from rq import Queue, SimpleWorker
+
+    from core import keys
+
+    queue = Queue(keys.QUEUE_NAME, connection=runtime.redis)
+    SimpleWorker([queue], connection=runtime.redis).work(burst=True, logging_level="WARNING")
+
+
+@pytest.fixture
+def finished_sweep(runtime: Runtime) -> int:
+    sweep_id = start_sweep(runtime)
+    run_workers(runtime)
+    return sweep_id

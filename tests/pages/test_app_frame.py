@@ -1,0 +1,61 @@
+"""The frame on every page: who is signed in, emulator badge, spend today, health, navigation."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.auth import add_user
+from tests.services import free_port
+
+PLACEHOLDERS = ["pages/overview.py", "pages/review.py", "pages/monitoring.py",
+                "pages/scenarios.py", "pages/settings.py"]
+
+
+def _sidebar_text(app) -> str:  # noqa: ANN001
+    return "\n".join(m.value for m in app.sidebar.markdown)
+
+
+def test_sidebar_shows_user_emulator_spend_and_health(open_page) -> None:  # noqa: ANN001
+    app = open_page()
+    assert not app.exception
+    text = _sidebar_text(app)
+    assert "Signed in as" in text
+    assert "EMULATOR" in text and "emulated" in text
+    assert "Spend today** $0.00 of $20.00" in text
+    assert "✓ Redis" in text and "✓ Database" in text
+    assert "✗ Workers" in text  # none running in this test
+    assert any("python -m core worker" in c.value for c in app.sidebar.caption)
+
+
+@pytest.mark.parametrize("path", PLACEHOLDERS)
+def test_every_page_in_the_navigation_renders(open_page, path: str) -> None:  # noqa: ANN001
+    app = open_page(path)
+    assert not app.exception
+    assert app.info, f"{path} shows nothing"
+
+
+def test_redis_down_is_reported_and_pages_still_render(open_page, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    for path in (None, "pages/new_sweep.py", "pages/runs.py", "pages/gallery.py"):
+        app = open_page(path)
+        assert not app.exception, path
+        assert "✗ Redis" in _sidebar_text(app), (path, app.main, app.sidebar)
+    assert any("Start Redis" in c.value or "redis-server" in c.value for c in app.sidebar.caption)
+
+
+def test_password_auth_asks_to_sign_in(open_page, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    users = tmp_path / "users.toml"
+    add_user(users, "ada", "a long enough password")
+    monkeypatch.setenv("AUTH_USERS_FILE", str(users))
+    app = open_page()
+    assert app.text_input[0].label == "User name"
+    assert "Signed in as" not in _sidebar_text(app)
+
+    app.text_input[0].input("ada")
+    app.text_input[1].input("wrong password")
+    app.button[0].click().run()
+    assert "wrong password" in app.error[0].value
+
+    app.text_input[1].input("a long enough password")
+    app.button[0].click().run()
+    assert "`ada`" in _sidebar_text(app)

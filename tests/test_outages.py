@@ -1,0 +1,149 @@
+"""Outages on our side: Redis restarts, the database drops out, many SQLite writers, a full
+media disk, a submission while Redis is down, and a killed worker detected within 60 s."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from core.config import Settings
+from core.db import session_scope
+from core.models import GenerationState
+from core.runtime import open_runtime
+from core.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
+from tests.services import TcpProxy, fresh_postgres_database, wait_for
+from tests.test_execution import GRID, configure, emulator_stats, png_bytes, submit
+from tests.test_faults import cells
+from tests.test_resume import states
+
+TWELVE = SweepRequest(**{**GRID.__dict__, "strength": "0.2, 0.4, 0.6", "steps": "20, 30"})
+
+
+def assert_all_succeeded_once(runtime, sweep_id: int, emulator, n: int) -> None:  # noqa: ANN001
+    assert states(runtime, sweep_id) == {"succeeded": n}
+    stats = emulator_stats(emulator)
+    assert stats["creates_total"] == n
+    assert set(stats["creates_by_input_hash"].values()) == {1}
+
+
+def test_redis_restarting_mid_sweep_loses_no_cell(tuner_env, emulator, processes,
+                                                  redis_server, tmp_path):  # noqa: ANN001
+    configure(emulator, predict_time_s=2.0)
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, TWELVE)
+    processes.python(["core", "worker"], tuner_env, tmp_path / "worker.log")
+    wait_for(lambda: states(runtime, sweep_id).get("submitted", 0) >= 4, 30, "work in flight")
+    redis_server.stop()  # in-memory Redis: the queue, leases and slots are all gone
+    redis_server.start()
+    wait_for(lambda: states(runtime, sweep_id) == {"succeeded": 12}, 120, "the sweep to finish")
+    assert_all_succeeded_once(runtime, sweep_id, emulator, 12)
+
+
+def test_the_database_dropping_out_for_a_while_loses_no_cell(tuner_env, emulator, processes,
+                                                             monkeypatch, tmp_path):  # noqa: ANN001
+    configure(emulator, predict_time_s=1.0)
+    with fresh_postgres_database() as direct_url:
+        proxy = TcpProxy("127.0.0.1", 5432)
+        try:
+            proxied = direct_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+            monkeypatch.setenv("DATABASE_URL", direct_url)
+            runtime = open_runtime(Settings())
+            sweep_id = submit(runtime, TWELVE)
+            log = tmp_path / "worker.log"
+            processes.python(["core", "worker"], {**tuner_env, "DATABASE_URL": proxied}, log)
+            wait_for(lambda: states(runtime, sweep_id).get("submitted", 0) >= 4, 30, "work in flight")
+            proxy.cut()
+            wait_for(lambda: "database unavailable" in log.read_text(), 30,
+                     "the worker to notice the outage")
+            proxy.restore()
+            wait_for(lambda: states(runtime, sweep_id) == {"succeeded": 12}, 120,
+                     "the sweep to finish")
+            assert_all_succeeded_once(runtime, sweep_id, emulator, 12)
+            runtime.engine.dispose()
+        finally:
+            proxy.close()
+
+
+def test_sqlite_with_eight_workers_writing_at_once(tuner_env, emulator, processes, tmp_path):  # noqa: ANN001
+    runtime = open_runtime(Settings())
+    request = SweepRequest(**{**GRID.__dict__, "strength": "0.1-0.8 (+0.1)", "steps": "20, 25, 30"})
+    sweep_id = submit(runtime, request)  # 8 × 3 × 2 = 48 cells in 3 chunks of 16
+    with session_scope(runtime.engine) as session:  # re-chunk: one chunk per worker
+        ids = [c.id for c in cells(runtime, sweep_id)]
+        dispatch(session, runtime.redis, ids, chunk_size=6)
+    processes.python(["core", "worker", "--concurrency", "8"], tuner_env, tmp_path / "w.log")
+    wait_for(lambda: states(runtime, sweep_id) == {"succeeded": 48}, 120, "48 cells to succeed")
+    assert all(c.error is None for c in cells(runtime, sweep_id))
+
+
+def test_a_full_media_disk_fails_cells_with_the_reason(tuner_env, emulator, monkeypatch,
+                                                       tmp_path):  # noqa: ANN001
+    media = tmp_path / "small-disk"
+    media.mkdir()
+    if shutil.which("mount") is None or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(media)]).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        monkeypatch.setenv("MEDIA_URL", f"file://{media}")
+        runtime = open_runtime(Settings())
+        sweep_id = submit(runtime, SweepRequest(**{**TWELVE.__dict__}), image=png_bytes(size=200))
+        from tests.test_execution import run_queue
+
+        run_queue(runtime.settings.redis_url)
+        result = cells(runtime, sweep_id)
+        assert all(c.state.is_final for c in result)
+        full = [c for c in result if c.state == GenerationState.FAILED]
+        assert full, "the 600 kB disk should fill before 12 outputs are stored"
+        assert all("disk is full" in c.error for c in full)
+        stored = [c for c in result if c.state == GenerationState.SUCCEEDED]
+        assert all(runtime.store.exists(c.output_key) for c in stored)
+    finally:
+        subprocess.run(["umount", "-l", str(media)], check=False)
+
+
+def test_a_sweep_submitted_while_redis_is_down_is_sent_when_it_is_back(
+        tuner_env, emulator, processes, redis_server, tmp_path):  # noqa: ANN001
+    runtime = open_runtime(Settings())
+    redis_server.stop()
+    with session_scope(runtime.engine) as session:
+        from core.library import add_image
+
+        image = add_image(session, runtime.store, runtime.settings, png_bytes(),
+                          filename="face.png", uploaded_by="tester")
+        request = SweepRequest(**{**TWELVE.__dict__, "image_ids": [image.id]})
+        plan = plan_sweep(session, request, max_cells=100, inflight_cap=8,
+                          create_rate_per_minute=600)
+        sweep_id = create_sweep(session, plan, created_by="tester",
+                                endpoint=runtime.endpoint_kind, caps=runtime.caps(session)).id
+    with pytest.raises(RedisConnectionError), session_scope(runtime.engine) as session:
+        dispatch(session, runtime.redis, pending_cell_ids(session, sweep_id), chunk_size=16)
+    assert states(runtime, sweep_id) == {"pending": 12}  # kept, nothing lost
+    redis_server.start()
+    processes.python(["core", "worker"], tuner_env, tmp_path / "worker.log")
+    wait_for(lambda: states(runtime, sweep_id) == {"succeeded": 12}, 60,
+             "the reaper to send the saved sweep")
+    assert_all_succeeded_once(runtime, sweep_id, emulator, 12)
+
+
+def test_abandoned_work_is_resumed_within_60_seconds_with_default_leases(
+        tuner_env, emulator, processes, tmp_path):  # noqa: ANN001
+    env = {**tuner_env, "CELL_LEASE_S": "30"}  # the shipped default
+    configure(emulator, predict_time_s=2.0)
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, TWELVE)
+    first = processes.python(["core", "worker"], env, tmp_path / "w1.log")
+    wait_for(lambda: states(runtime, sweep_id).get("submitted", 0) >= 4, 30, "work in flight")
+    processes.kill(first, signal.SIGKILL)
+    killed_at = time.monotonic()
+    unfinished = {c.id for c in cells(runtime, sweep_id) if not c.state.is_final}
+    processes.python(["core", "worker"], env, tmp_path / "w2.log")
+    wait_for(lambda: all(c.attempts >= 2 for c in cells(runtime, sweep_id) if c.id in unfinished),
+             60, "every abandoned cell to be picked up again")
+    assert time.monotonic() - killed_at < 60
+    wait_for(lambda: states(runtime, sweep_id) == {"succeeded": 12}, 60, "the sweep to finish")
+    assert_all_succeeded_once(runtime, sweep_id, emulator, 12)

@@ -1,0 +1,78 @@
+"""Runs: empty state, a sweep's live panel, cancel, retry, failures inline, Redis down."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from core import keys
+from core.db import session_scope
+from core.models import Generation, GenerationState
+from tests.pages.conftest import clear_caches, start_sweep
+from tests.services import free_port
+
+PAGE = "pages/runs.py"
+
+
+def _button(app, label: str):  # noqa: ANN001, ANN202
+    return next(b for b in app.button if b.label.startswith(label))
+
+
+def _states(runtime, sweep_id: int) -> list[str]:  # noqa: ANN001
+    with session_scope(runtime.engine) as session:
+        return [g.state.value for g in session.scalars(
+            select(Generation).where(Generation.sweep_id == sweep_id))]
+
+
+def test_empty_state_points_to_new_sweep(open_page) -> None:  # noqa: ANN001
+    app = open_page(PAGE)
+    assert not app.exception
+    assert "No sweeps yet — start one on New sweep" in app.info[0].value
+    assert app.get("page_link")
+
+
+def test_a_finished_sweep_shows_progress_cost_and_who(open_page, finished_sweep) -> None:  # noqa: ANN001
+    app = open_page(PAGE)
+    assert not app.exception
+    text = " ".join(m.value for m in app.markdown)
+    assert f"#{finished_sweep}" in text and "EMULATOR" in text
+    assert "✅ succeeded **4**" in text
+    assert app.get("progress")
+    assert {m.label for m in app.metric} >= {"In flight", "Retried cells", "Cost so far"}
+    assert app.dataframe  # the table of all sweeps
+    assert _button(app, "Cancel sweep").disabled  # nothing left to cancel
+
+
+def test_cancel_stops_queued_cells(open_page, runtime) -> None:  # noqa: ANN001
+    sweep_id = start_sweep(runtime)  # no worker runs: every cell is still queued
+    app = open_page(PAGE)
+    assert "no worker is running" in app.warning[0].value
+    _button(app, "Cancel sweep").click().run()
+    assert not app.exception
+    assert "Canceled 4 queued cell(s)." in app.success[0].value
+    assert _states(runtime, sweep_id) == ["canceled"] * 4
+    assert runtime.redis.get(keys.sweep_cancel(sweep_id)) is not None
+
+
+def test_retry_sends_failed_cells_again_and_errors_show_inline(open_page, runtime) -> None:  # noqa: ANN001
+    sweep_id = start_sweep(runtime)
+    with session_scope(runtime.engine) as session:
+        session.execute(update(Generation).where(Generation.sweep_id == sweep_id).values(
+            state=GenerationState.FAILED, error="NSFW content detected", attempts=2, job_id=None))
+    app = open_page(PAGE)
+    assert any("NSFW content detected" in str(d.value) for d in app.dataframe)
+    retry = _button(app, "Retry failed cells (4)")
+    retry.click().run()
+    assert not app.exception
+    assert "4 cell(s) sent again." in app.success[0].value
+    with session_scope(runtime.engine) as session:
+        cells = list(session.scalars(select(Generation).where(Generation.sweep_id == sweep_id)))
+    assert {c.state for c in cells} == {GenerationState.PENDING} and all(c.job_id for c in cells)
+
+
+def test_redis_down_is_a_message_not_a_crash(open_page, finished_sweep, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    clear_caches()
+    app = open_page(PAGE)
+    assert not app.exception
+    assert any("Redis is down" in e.value for e in app.error)
+    assert f"#{finished_sweep}" in " ".join(m.value for m in app.markdown)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
-from tests.services import (ProcessGroup, RedisServer, fresh_postgres_database)
+from core.db import create_db_engine, session_scope, upgrade
+
+from tests.services import ProcessGroup, RedisServer, fresh_postgres_database
 
 
 @pytest.fixture(scope="session")
@@ -29,13 +33,35 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
         redis_server.client().flushall()
 
 
+@contextlib.contextmanager
+def migrated_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A new database at Alembic head: a SQLite file under tmp_path, or a fresh PostgreSQL
+    database dropped afterwards (skipped when PostgreSQL is absent, failed under CI=true)."""
+    with contextlib.ExitStack() as stack:
+        url = (f"sqlite:///{tmp_path / 'tuner.db'}" if backend == "sqlite"
+               else stack.enter_context(fresh_postgres_database()))
+        upgrade(url)
+        yield url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'tuner.db'}"
-    else:
-        with fresh_postgres_database() as url:
-            yield url
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated database URL, once per backend."""
+    with migrated_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def db_session(db_url: str) -> Iterator[Session]:
+    """A Session in one transaction (committed at the end, as a page action would), once per
+    backend; its URL is in ``session.info["db_url"]``."""
+    engine = create_db_engine(db_url)
+    try:
+        with session_scope(engine) as session:
+            session.info["db_url"] = db_url
+            yield session
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from core import analytics, performance
 from core.errors import InvalidInput
 from core.models import GenerationState
 from core.sqlstats import day_range, grouped_percentiles
-from tests.dbfixtures import db_session  # noqa: F401
 from tests.factories import at, make_generation, make_model, make_scenario, make_sweep
 
 JAN_10, JAN_11 = dt.date(2026, 1, 10), dt.date(2026, 1, 11)

@@ -76,8 +76,8 @@ def inject(emulator, **fault) -> None:  # noqa: ANN001, ANN003
 
 
 def test_a_3x3x2_sweep_stores_18_outputs_with_cost_and_latency(
-        tuner_env, database_url, monkeypatch, emulator):  # noqa: ANN001
-    monkeypatch.setenv("DATABASE_URL", database_url)
+        tuner_env, db_url, monkeypatch, emulator):  # noqa: ANN001
+    monkeypatch.setenv("DATABASE_URL", db_url)
     runtime = open_runtime(Settings())
     sweep_id = submit(runtime, GRID)
     run_queue(runtime.settings.redis_url)

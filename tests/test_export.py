@@ -12,7 +12,6 @@ from core.errors import InvalidInput, NotFound
 from core.export import export_filename, export_sweep
 from core.models import GenerationState
 from core.sweeps import cell_record
-from tests.dbfixtures import db_session  # noqa: F401
 from tests.factories import at, make_generation, make_scenario, make_sweep
 
 TOKEN = "r8_AbCdEf0123456789AbCdEf0123456789abcd"

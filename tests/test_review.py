@@ -8,7 +8,6 @@ from sqlalchemy import func, select
 from core import review
 from core.errors import InvalidInput, NotFound
 from core.models import AuditEntry, GenerationState, Review
-from tests.dbfixtures import db_session  # noqa: F401
 from tests.factories import at, make_generation, make_image, make_sweep
 
 

@@ -11,7 +11,6 @@ from sqlalchemy import select
 from core import scenarios
 from core.errors import InvalidInput, NotFound
 from core.models import AuditEntry, GenerationState
-from tests.dbfixtures import db_session  # noqa: F401
 from tests.factories import make_generation, make_sweep
 
 

@@ -2,7 +2,6 @@ import hashlib
 import io
 import random
 import struct
-import time
 import warnings
 import zlib
 
@@ -251,16 +250,6 @@ def test_thumbnail_honours_orientation_and_uses_jpeg_draft():
     data = encode(stored, "JPEG", exif=exif_with(orientation=6).tobytes())
     thumbnail = Image.open(io.BytesIO(make_thumbnail(data, max_px=200)[0]))
     assert thumbnail.size == (100, 200)
-
-
-def test_thumbnail_of_a_1024_png_is_fast():
-    data = encode(noisy_rgb(1024, 1024), "PNG")
-    timings = []
-    for _ in range(3):
-        started = time.perf_counter()
-        make_thumbnail(data)
-        timings.append(time.perf_counter() - started)
-    assert sorted(timings)[1] < 0.5, timings  # typically ~0.03 s; generous for busy CI
 
 
 def test_thumbnail_of_garbage_is_invalid_input():

@@ -97,7 +97,7 @@ def start_sweep(runtime: Runtime, *, strength: str = "0.3, 0.6", steps: str = "2
     request = SweepRequest(model_ref="stability-ai/sdxl", image_ids=[image_id],
                            strength=strength, steps=steps, prompts=list(prompts), seed=seed)
     with session_scope(runtime.engine) as session:
-        plan = plan_sweep(session, request, max_cells=100, inflight_cap=8,
+        plan = plan_sweep(session, request, max_cells=settings.max_cells_per_sweep, inflight_cap=8,
                           create_rate_per_minute=600)
         sweep_id = create_sweep(session, plan, created_by="tester",
                                 endpoint=runtime.endpoint_kind, caps=runtime.caps(session)).id

@@ -147,7 +147,7 @@ def promote(generation_id: int, scenario_name: str, *, user: str) -> str:
         raise InvalidInput("Promoting is not available yet: the Scenarios module is still "
                            "being built.") from exc
     with session_scope(runtime().engine) as session:
-        promote_generation(session, generation_id, name, user)
+        promote_generation(session, generation_id, name, actor=user)
     _sweeps_changed()
     return name
 

@@ -26,7 +26,12 @@ def at(year: int, month: int, day: int, hour: int = 12, minute: int = 0,
 
 
 def make_model(session: Session, ref: str = "stability-ai/sdxl", **fields: Any) -> ModelSpec:
-    values: dict[str, Any] = dict(ref=ref, version_id="7762fd07cf82c948538e41f63f77d685e02b063e",
+    from core.catalog import SDXL_VERSION
+    from core.schema import load_bundled_version
+
+    values: dict[str, Any] = dict(ref=ref, version_id=SDXL_VERSION,
+                                  input_schema=load_bundled_version(ref)["openapi_schema"]
+                                  if ref == "stability-ai/sdxl" else None,
                                   strength_input="prompt_strength", pricing_kind="per_second",
                                   hardware="Nvidia A40 (Large) GPU", usd_per_second=0.000725)
     values.update(fields)

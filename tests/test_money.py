@@ -1,0 +1,127 @@
+"""Caps on spend: a submission over a cap is refused with the numbers, and a running sweep
+stops dispatching before it would cross one, saying so."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+from sqlalchemy import select
+
+from core.budget import Caps
+from core.config import Settings
+from core.db import session_scope
+from core.errors import BudgetExceeded
+from core.execution import ChunkRunner, ExecutionContext
+from core.library import add_image
+from core.models import Endpoint as EndpointKind
+from core.models import Generation, GenerationState, Sweep
+from core.replicate_api import Endpoint
+from core.runtime import open_runtime
+from core.sweeps import SweepRequest, create_sweep, plan_sweep
+from tests.factories import at, make_generation, make_model, make_sweep
+from tests.test_execution import GRID, configure, png_bytes
+
+FOUR = SweepRequest(**{**GRID.__dict__, "strength": "0.2, 0.4, 0.6, 0.8", "steps": "20",
+                       "prompts": ["a portrait"]})
+
+
+def plan(runtime, request: SweepRequest):  # noqa: ANN001, ANN201
+    with session_scope(runtime.engine) as session:
+        image = add_image(session, runtime.store, runtime.settings, png_bytes(),
+                          filename="face.png", uploaded_by="tester")
+        return plan_sweep(session, SweepRequest(**{**request.__dict__, "image_ids": [image.id]}),
+                          max_cells=100, inflight_cap=1, create_rate_per_minute=600)
+
+
+def test_a_sweep_over_its_budget_is_refused_with_the_numbers(tuner_env):  # noqa: ANN001
+    runtime = open_runtime(Settings())
+    sweep_plan = plan(runtime, SweepRequest(**{**FOUR.__dict__, "budget_usd": 0.001}))
+    with pytest.raises(BudgetExceeded, match=r"estimated at \$0\.0087.*budget of \$0\.0010"), \
+            session_scope(runtime.engine) as session:
+        create_sweep(session, sweep_plan, created_by="tester", endpoint=EndpointKind.REPLICATE,
+                     caps=Caps(sweep_usd=None, daily_usd=20, monthly_usd=300))
+    with session_scope(runtime.engine) as session:
+        assert session.scalars(select(Sweep)).all() == []  # nothing stored
+
+
+def test_real_daily_and_monthly_caps_refuse_a_submission(tuner_env):  # noqa: ANN001
+    runtime = open_runtime(Settings())
+    with session_scope(runtime.engine) as session:  # $19.999 already spent today, for real
+        model = make_model(session)
+        sweep = make_sweep(session, model=model, endpoint=EndpointKind.REPLICATE)
+        from core.models import utcnow
+
+        make_generation(session, sweep=sweep, state=GenerationState.SUCCEEDED, cost_usd=19.999,
+                        endpoint=EndpointKind.REPLICATE, completed_at=utcnow())
+    sweep_plan = plan(runtime, FOUR)
+    caps = Caps(sweep_usd=None, daily_usd=20, monthly_usd=300)
+    with pytest.raises(BudgetExceeded, match=r"daily budget is \$20\.00; \$20\.00 is spent"), \
+            session_scope(runtime.engine) as session:
+        create_sweep(session, sweep_plan, created_by="tester", endpoint=EndpointKind.REPLICATE,
+                     caps=caps)
+    with session_scope(runtime.engine) as session:  # emulated runs never count as real spend
+        create_sweep(session, sweep_plan, created_by="tester", endpoint=EndpointKind.EMULATOR,
+                     caps=caps)
+    monthly = dataclasses.replace(caps, daily_usd=1000, monthly_usd=20)
+    with pytest.raises(BudgetExceeded, match="monthly budget"), \
+            session_scope(runtime.engine) as session:
+        create_sweep(session, sweep_plan, created_by="tester", endpoint=EndpointKind.REPLICATE,
+                     caps=monthly)
+
+
+def run_in_process(runtime, ids: list[int], caps: Caps, *, real: bool) -> None:  # noqa: ANN001
+    endpoint = runtime.endpoint
+    if real:  # the emulator stands in for Replicate; flagged real so real-spend caps apply
+        endpoint = Endpoint(endpoint.base_url, endpoint.token, is_emulator=False)
+    ctx = ExecutionContext(engine=runtime.engine, redis=runtime.redis, store=runtime.store,
+                           endpoint=endpoint, caps=caps, default_inflight_cap=1,
+                           create_rate_per_minute=600, poll_interval_s=0.05, lease_s=10,
+                           thumbnail_max_px=400, worker_name="test")
+    asyncio.run(ChunkRunner(ctx, ids).run())
+
+
+def cells_of(runtime, sweep_id: int) -> list[Generation]:  # noqa: ANN001
+    with session_scope(runtime.engine) as session:
+        return list(session.scalars(select(Generation).where(Generation.sweep_id == sweep_id)
+                                    .order_by(Generation.cell_index)))
+
+
+@pytest.mark.parametrize("cap", ["sweep", "daily"])
+def test_a_running_sweep_stops_before_crossing_a_cap(tuner_env, emulator, cap):  # noqa: ANN001
+    configure(emulator, predict_time_s=4.0)  # each cell costs 4 s × $0.000725 = $0.0029
+    runtime = open_runtime(Settings())
+    sweep_plan = plan(runtime, FOUR)  # estimated at $0.0022 a cell
+    budget = 0.009
+    caps = Caps(sweep_usd=budget if cap == "sweep" else None,
+                daily_usd=budget if cap == "daily" else 20, monthly_usd=300)
+    with session_scope(runtime.engine) as session:
+        sweep = create_sweep(session, dataclasses.replace(sweep_plan, request=dataclasses.replace(
+            sweep_plan.request, budget_usd=caps.sweep_usd)), created_by="tester",
+            endpoint=EndpointKind.REPLICATE, caps=caps)
+        sweep_id = sweep.id
+    run_in_process(runtime, [c.id for c in cells_of(runtime, sweep_id)], caps, real=True)
+
+    result = cells_of(runtime, sweep_id)
+    succeeded = [c for c in result if c.state == GenerationState.SUCCEEDED]
+    halted = [c for c in result if c.state == GenerationState.CANCELED]
+    assert len(succeeded) == 3 and len(halted) == 1
+    assert "budget" in halted[0].error and "$0.0090" in halted[0].error
+    assert halted[0].prediction_id is None  # never created, never paid
+    spent = sum(c.cost_usd for c in result)
+    assert spent <= budget + 0.0029  # at most the last cell's overrun on its estimate
+    with session_scope(runtime.engine) as session:
+        assert "budget" in session.get(Sweep, sweep_id).halted_reason
+
+
+def test_factories_make_spend_that_counts(db_session):  # noqa: ANN001
+    from core.budget import real_spend_since
+
+    model = make_model(db_session)
+    sweep = make_sweep(db_session, model=model, endpoint=EndpointKind.REPLICATE)
+    make_generation(db_session, sweep=sweep, state=GenerationState.SUCCEEDED, cost_usd=1.5,
+                    endpoint=EndpointKind.REPLICATE, completed_at=at(2026, 11, 2))
+    make_generation(db_session, sweep=sweep, state=GenerationState.SUCCEEDED, cost_usd=9.0,
+                    endpoint=EndpointKind.EMULATOR, completed_at=at(2026, 11, 2))
+    assert real_spend_since(db_session, at(2026, 11, 1, 0)) == pytest.approx(1.5)

@@ -1,4 +1,136 @@
+"""Monitoring: cost, latency, throughput, failures, usage and the monthly projection over a
+date range; every chart has a CSV of what it shows. Real and emulated cost never mix."""
+
+import datetime as dt
+
 import streamlit as st
 
+from dashboard import charts, frame, queries
+from dashboard import format as fmt
+from dashboard import overview_widgets as ov
+from dashboard.errors import shown_errors
+
+frame.page_setup()
 st.title("Monitoring")
-st.info("Monitoring is coming next.")
+
+summaries = []
+with shown_errors("loading sweeps"):
+    summaries = queries.sweep_summaries(limit=1)
+if not summaries:
+    st.info("Nothing to chart yet: cost, latency and failures appear here once a sweep has run.")
+    st.page_link("pages/new_sweep.py", label="Start a new sweep", icon="➕")
+    st.stop()
+
+today = dt.datetime.now(dt.timezone.utc).date()
+picked = st.date_input("Days (UTC)", value=(today - dt.timedelta(days=29), today),
+                       max_value=today, key="mon_range")
+if not isinstance(picked, tuple) or len(picked) != 2:
+    st.info("Pick the last day of the range too.")
+    st.stop()
+
+span = None
+with shown_errors("reading the date range"):
+    span = ov.last_days((picked[1] - picked[0]).days + 1, today=picked[1])
+if span is None:
+    st.stop()
+start, end = span
+st.caption(f"{picked[0]:%d %b %Y} – {picked[1]:%d %b %Y}, by the time each generation finished. "
+           "Reused outputs are left out of cost and latency (they cost nothing).")
+
+st.header("Cost")
+with shown_errors("charting cost per day"):
+    by = st.segmented_control("Stack cost by", ["scenario", "model"], default="scenario",
+                              key="mon_by") or "scenario"
+    per_day = ov.cost_per_day(start, end, by)
+    real_tab, emulated_tab = st.tabs(["Real Replicate spend", "Emulated (not real money)"])
+    with real_tab:
+        rows = ov.by_endpoint(per_day, "replicate")
+        charts.show(charts.cost_per_day(rows, by), rows, f"real cost per day by {by}",
+                    empty="No real Replicate spend in this range.")
+    with emulated_tab:
+        rows = ov.by_endpoint(per_day, "emulator")
+        st.caption(f"{fmt.endpoint_badge('emulator')} what real Replicate would have charged.")
+        charts.show(charts.cost_per_day(rows, by), rows, f"emulated cost per day by {by}",
+                    empty="No emulated generations in this range.")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Real spend this month vs budget")
+    with shown_errors("charting cumulative spend"):
+        rows = ov.cumulative_real_spend(start, end)
+        charts.show(charts.cumulative_spend(rows), rows, "cumulative real spend",
+                    empty="No days in this range.")
+with right:
+    st.subheader("Cost per generation")
+    with shown_errors("charting cost per generation"):
+        rows = ov.cost_per_generation(start, end)
+        charts.show(charts.cost_per_generation(rows), rows, "cost per generation",
+                    empty="No predictions finished in this range.")
+
+st.header("Latency")
+st.caption("Succeeded predictions only. Our queue: enqueued → a worker took it; Replicate's "
+           "queue: created → started; predict time: billed compute; total: enqueued → stored.")
+with shown_errors("charting latency"):
+    left, right = st.columns(2)
+    with left:
+        rows = ov.latency_per_day(start, end)
+        charts.show(charts.latency_over_time(rows), rows, "latency p50 p95 per day",
+                    empty="No latency measured in this range.")
+    with right:
+        rows = ov.latency_histograms(start, end)
+        charts.show(charts.latency_histograms(rows), rows, "latency distributions",
+                    empty="No latency measured in this range.")
+
+st.header("Throughput and failures")
+left, right = st.columns(2)
+with left:
+    with shown_errors("charting throughput"):
+        rows = ov.throughput(start, end)
+        charts.show(charts.throughput(rows), rows, "throughput per day",
+                    empty="No predictions finished in this range.")
+with right:
+    with shown_errors("charting failures"):
+        rows = ov.failure_rate(start, end)
+        charts.show(charts.failure_rate(rows), rows, "failure rate per day",
+                    empty="No predictions finished in this range.")
+with shown_errors("listing errors"):
+    errors = ov.top_errors(start, end)
+    if errors.empty:
+        st.caption("No failures in this range.")
+    else:
+        st.markdown("**Most common errors**")
+        st.dataframe(errors, hide_index=True, width="stretch")
+        st.download_button("CSV of most common errors", errors.to_csv(index=False).encode(),
+                           file_name="most-common-errors.csv", mime="text/csv")
+
+st.header("Usage per person")
+with shown_errors("charting usage"):
+    rows = ov.usage_per_person(start, end)
+    left, right = st.columns([2, 3])
+    with left:
+        st.dataframe(rows, hide_index=True, width="stretch", column_config={
+            "real_cost_usd": st.column_config.NumberColumn("Real cost", format="dollar"),
+            "emulated_cost_usd": st.column_config.NumberColumn("Emulated cost", format="dollar")})
+    with right:
+        charts.show(charts.usage_per_person(rows), rows, "usage per person",
+                    empty="Nobody ran anything in this range.")
+
+st.header("Monthly projection")
+with shown_errors("projecting monthly cost"):
+    projection = ov.projection(start, end)
+    basis = projection.basis
+    if projection.table.empty:
+        st.caption("No succeeded generation in this range to measure a cost per image from.")
+    else:
+        source = ("real Replicate predictions" if basis.endpoint == "replicate" else
+                  "**emulated** predictions (what Replicate would charge; no real spend yet)")
+        st.markdown(f"Measured {fmt.usd(basis.cost_per_image_usd)} per delivered image over "
+                    f"{basis.images} image(s) from {source}; a production job renders two "
+                    "images, jobs per month as in the production team's cost table.")
+        st.dataframe(projection.table, hide_index=True, width="stretch", column_config={
+            "users_per_month": "Users / month", "jobs_per_month": "Jobs / month",
+            "images_per_month": "Images / month",
+            "cost_per_month_usd": st.column_config.NumberColumn("Cost / month", format="dollar")})
+        st.download_button("CSV of monthly projection",
+                           projection.table.to_csv(index=False).encode(),
+                           file_name="monthly-projection.csv", mime="text/csv")

@@ -90,6 +90,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"Fixed predict time or lognormal median (default: {d.predict_time_s}).")
     add("--predict-range", type=float, nargs=2, metavar=("LO", "HI"),
         help="Uniform bounds of the predict time (default: 2 6).")
+    add("--latency", type=float, metavar="S",
+        help="Shorthand for a fixed predict time of S seconds with no queue delay.")
     add("--failure-rate", type=float, metavar="P", help="Share of predictions that fail (default: 0).")
     add("--server-error-rate", type=float, metavar="P", help="Share of requests answered 5xx (default: 0).")
     add("--rate-limit", type=int, metavar="N", help="Creates per minute; 0 disables (default: 600).")
@@ -116,6 +118,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         value = getattr(args, arg_name, None)
         if value is not None:
             overrides[field_name] = value
+    if getattr(args, "latency", None) is not None:
+        overrides.update(predict_time_dist="fixed", predict_time_s=args.latency, queue_delay_s=0.0)
     if getattr(args, "predict_range", None):
         overrides["predict_time_range_s"] = tuple(args.predict_range)
     if getattr(args, "rate_limit", None) is not None:

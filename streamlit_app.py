@@ -19,4 +19,4 @@ PAGES = [
     st.Page("pages/scenarios.py", title="Scenarios", icon="🎯"),
     st.Page("pages/settings.py", title="Settings", icon="⚙️"),
 ]
-st.navigation(PAGES).run()
+frame.run_pages(PAGES)

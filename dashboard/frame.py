@@ -2,11 +2,41 @@
 
 from __future__ import annotations
 
+import threading
+
 import streamlit as st
 
 from dashboard import format as fmt
 from dashboard import resources
 from dashboard.errors import shown_errors
+
+
+_run = threading.local()  # is streamlit_app.py drawing this run? (one script thread per run)
+
+
+def page_setup() -> str:
+    """First line of every page: the signed-in user, with the frame drawn around the page.
+
+    Streamlit treats an app with a ``pages/`` folder as an old-style multipage app until the
+    entry script has called ``st.navigation`` once in the server process; until then a
+    request for a page URL runs that page file alone, without streamlit_app.py (no sign-in
+    gate, no sidebar, no session defaults). Such a run is turned into a normal one."""
+    if not getattr(_run, "in_frame", False):
+        try:
+            from streamlit.runtime.pages_manager import PagesManager
+        except ImportError:  # pragma: no cover - a Streamlit without the flag
+            st.switch_page("streamlit_app.py")
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    return resources.current_user()
+
+
+def run_pages(pages: list) -> None:  # noqa: ANN001 - st.Page objects
+    _run.in_frame = True
+    try:
+        st.navigation(pages).run()
+    finally:
+        _run.in_frame = False
 
 
 def sidebar(user: str) -> None:

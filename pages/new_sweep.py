@@ -5,11 +5,11 @@ import random
 import streamlit as st
 
 from core.sweeps import SweepRequest
-from dashboard import actions, queries, resources, sweep_form
+from dashboard import actions, frame, queries, resources, sweep_form
 from dashboard import format as fmt
 from dashboard.errors import shown_errors
 
-user = resources.current_user()
+user = frame.page_setup()
 sweep_form.init_fields()
 st.title("New sweep")
 

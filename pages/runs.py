@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from dashboard import actions, queries, resources, runs_view
+from dashboard import actions, frame, queries, resources, runs_view
 from dashboard.errors import shown_errors
 
-user = resources.current_user()
+user = frame.page_setup()
 st.title("Runs")
 runs_view.show_flash()
 

@@ -41,11 +41,12 @@ def png_bytes(color: tuple[int, int, int] = (200, 150, 120), size: int = 128) ->
     return out.getvalue()
 
 
-class _NavigationPagesManager(PagesManager):
-    """A live server decides once per session that an app calling st.navigation is not a
-    pages/-folder app; AppTest resets that flag before every run, and because our pages
-    live in pages/ it would then run a switched-to page without streamlit_app.py (no
-    sign-in gate, no sidebar). Decide it as the server does."""
+class ServerLikePagesManager(PagesManager):
+    """A server decides once per process that an app calling st.navigation is not a
+    pages/-folder app. AppTest resets that decision before every run, so each run would
+    start as a pages/-folder run, which frame.page_setup() turns into a rerun — and a rerun
+    drops the click being tested. Decide it as the server does (test_app_frame covers the
+    undecided first run)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -53,8 +54,8 @@ class _NavigationPagesManager(PagesManager):
 
 
 @pytest.fixture(autouse=True)
-def _navigation_like_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
+def _pages_manager_like_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_test_module, "PagesManager", ServerLikePagesManager)
 
 
 @pytest.fixture

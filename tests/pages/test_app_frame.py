@@ -59,3 +59,16 @@ def test_password_auth_asks_to_sign_in(open_page, monkeypatch, tmp_path) -> None
     app.text_input[1].input("a long enough password")
     app.button[0].click().run()
     assert "`ada`" in _sidebar_text(app)
+
+
+def test_a_page_url_requested_first_still_gets_the_frame(open_page, monkeypatch) -> None:  # noqa: ANN001
+    """Before st.navigation has run once in the process, Streamlit runs a pages/ file alone;
+    page_setup() reruns it through streamlit_app.py (sign-in gate and sidebar included)."""
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import app_test
+
+    monkeypatch.setattr(app_test, "PagesManager", PagesManager)  # as a fresh server process
+    app = open_page("pages/runs.py")
+    assert not app.exception
+    assert app.title[0].value == "Runs"
+    assert "Signed in as" in _sidebar_text(app)

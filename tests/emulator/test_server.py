@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,6 +107,8 @@ def test_cli_flags_build_the_config() -> None:
     assert (config.queue_delay_s, config.predict_time_dist, config.predict_time_s) == (0.2, "lognormal", 3)
     assert config.predict_time_range_s == (1.0, 9.0) and config.failure_rate == 0.1
     assert (config.retention_s, config.random_seed) == (60, 5)
+    latency = config_from_args(parser.parse_args(["--latency", "2"]))
+    assert (latency.predict_time_dist, latency.predict_time_s, latency.queue_delay_s) == ("fixed", 2, 0)
     unlimited = config_from_args(parser.parse_args(["--rate-limit", "0"]))
     assert unlimited.rate_limit_per_minute is None and unlimited == EmulatorConfig(rate_limit_per_minute=None)
 
@@ -118,32 +118,3 @@ def test_valid_tokens_restrict_access() -> None:
         url = f"{server.base_url}/v1/predictions"
         assert httpx.get(url, headers={"Authorization": "Bearer r8_good"}).status_code == 200
         assert httpx.get(url, headers={"Authorization": "Bearer r8_bad"}).status_code == 401
-
-
-def test_serves_a_thousand_requests_a_second() -> None:
-    """Keep-alive GETs of a prediction from a few connections, measured end to end."""
-    async def hammer(port: int, path: str, count: int) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        request = f"GET {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer r8_x\r\n\r\n".encode()
-        for _ in range(count):
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 200")
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length"))
-            await reader.readexactly(length)
-        writer.close()
-        await writer.wait_closed()
-
-    with EmulatorServer(EmulatorConfig.fast()) as server:
-        created = httpx.post(f"{server.base_url}/v1/predictions", headers={"Authorization": "Bearer x"},
-                             json={"version": SDXL, "input": {}}).json()
-
-        async def run() -> float:
-            started = time.perf_counter()
-            await asyncio.gather(*[hammer(server.port, f"/v1/predictions/{created['id']}", 200)
-                                   for _ in range(8)])
-            return 1600 / (time.perf_counter() - started)
-
-        rate = asyncio.run(run())
-    assert rate > 1000, f"{rate:.0f} requests/s"

@@ -57,8 +57,8 @@ def check_redis(settings: Settings) -> CheckResult:
             client.close()
 
     return _run("Redis", run, lambda e: (
-        f"Start Redis (redis-server) or set REDIS_URL to one that answers; "
-        f"`python -m core up` starts one for you."))
+        "Start Redis (redis-server) or set REDIS_URL to one that answers; "
+        "`python -m core up` starts one for you."))
 
 
 def check_database(settings: Settings) -> CheckResult:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from core.db import create_db_engine, session_scope, upgrade
+from core.emulator import EmulatorConfig, EmulatorServer
 
 from tests.services import ProcessGroup, RedisServer, fresh_postgres_database
 
@@ -70,9 +71,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def emulator() -> Iterator["EmulatorServer"]:  # noqa: F821
-    from core.emulator import EmulatorConfig, EmulatorServer
-
+def emulator() -> Iterator[EmulatorServer]:
     with EmulatorServer(EmulatorConfig.fast()) as server:
         yield server
 

@@ -6,7 +6,6 @@ Create Date: 2026-11-24 04:52:38.225110
 """
 
 from alembic import op
-import sqlalchemy as sa
 
 
 revision = '0002'

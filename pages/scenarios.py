@@ -1,7 +1,84 @@
+"""Scenarios: the list; create and edit (each change a version with author, time and diff);
+status draft → calibrated → production; export the production scenario_config."""
+
 import streamlit as st
 
-from dashboard.frame import page_setup
+from dashboard import frame, runs_view
+from dashboard import scenario_widgets as sw
+from dashboard.errors import shown_errors
 
-page_setup()
+NEW = "➕ New scenario"
+
+user = frame.page_setup()
 st.title("Scenarios")
-st.info("Scenarios is coming next.")
+runs_view.show_flash()
+if "sc_goto" in st.session_state:  # chosen after a create or rename, before the box exists
+    st.session_state.sc_pick = st.session_state.pop("sc_goto")
+
+items = []
+with shown_errors("loading scenarios"):
+    items = sw.scenarios()
+if items:
+    sw.table(items)
+else:
+    st.info("No scenarios yet. Create one below, or promote a good cell's settings from "
+            "Gallery or Review.")
+
+names = [s.name for s in items]
+if st.session_state.get("sc_pick") not in (NEW, *names):
+    st.session_state.sc_pick = names[0] if names else NEW
+picked = st.selectbox("Scenario", [NEW, *names], key="sc_pick")
+
+
+def done(message: str, name: str) -> None:
+    st.session_state.flash.append(("success", message))
+    st.session_state.sc_goto = name
+    st.rerun()
+
+
+if picked == NEW:
+    st.subheader("New scenario")
+    with shown_errors("creating the scenario"):
+        submitted = sw.editor(None, key="sc_new")
+        if submitted:
+            fields, note = submitted
+            created = sw.create(fields, actor=user, note=note)
+            done(f"Scenario {created.name} created as a draft (version 1).", created.name)
+else:
+    current = None
+    with shown_errors("loading the scenario"):
+        current = sw.scenario(picked)
+    if current is not None:
+        st.subheader(f"{current.name} · v{current.version}")
+        st.caption(f"Last changed by {current.updated_by} on "
+                   f"{current.updated_at:%Y-%m-%d %H:%M} UTC")
+
+        def change_status(target: str) -> None:
+            with shown_errors("changing the status"):
+                changed = sw.set_status(current.name, target, actor=user)
+                done(f"{changed.name} is now {changed.status} (version {changed.version}).",
+                     changed.name)
+
+        sw.status_steps(current, change_status)
+        edit_tab, history_tab = st.tabs(["Edit", f"History ({len(current.versions)} versions)"])
+        with edit_tab:
+            with shown_errors("saving the scenario"):
+                submitted = sw.editor(current, key=f"sc_edit_{current.id}_{current.version}")
+                if submitted:
+                    fields, note = submitted
+                    edited = sw.edit(current.name, fields, actor=user, note=note)
+                    if edited.version == current.version:
+                        st.info("Nothing changed, so no new version was made.")
+                    else:
+                        done(f"{edited.name} saved as version {edited.version}.", edited.name)
+        with history_tab:
+            sw.history(current.versions)
+
+st.divider()
+st.subheader("Export the production config")
+st.caption("The `scenario_config` dict the production service (ml_service.py) reads, as Python "
+           "and as JSON.")
+statuses = st.multiselect("Scenarios with status", list(sw.STATUSES), default=["production"],
+                          key="sc_export_statuses")
+with shown_errors("exporting the config"):
+    sw.export_panel(statuses)

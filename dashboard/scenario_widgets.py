@@ -1,0 +1,182 @@
+"""Scenarios: reads and writes through core.scenarios (one transaction each), the editor form,
+the status steps, the version history with diffs, and the production config export."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core import scenarios as core_scenarios
+from core.db import session_scope
+from core.errors import InvalidInput
+from core.scenarios import ScenarioInfo, VersionInfo
+from dashboard import format as fmt
+from dashboard.resources import runtime
+
+STATUSES = ("draft", "calibrated", "production")
+STATUS_BADGES = {"draft": ":gray-badge[draft]", "calibrated": ":blue-badge[calibrated]",
+                 "production": ":green-badge[production]"}
+# the production service's parameter names, in the editor's order, with their number input
+NUMBER_PARAMS = {
+    "strength": dict(min_value=0.0, max_value=1.0, step=0.05, format="%.2f",
+                     help="0.2–0.4 subtle; 0.8–1.0 may lose the person's identity."),
+    "num_inference_steps": dict(min_value=1, max_value=500, step=1, help="25–30 in production."),
+    "guidance_scale": dict(min_value=1.0, max_value=50.0, step=0.5, format="%.1f"),
+    "seed": dict(min_value=0, max_value=2**32 - 1, step=1, help="Empty for a random seed."),
+}
+
+
+# -- reads and writes ----------------------------------------------------------------------------
+@st.cache_data(ttl=5, show_spinner=False)
+def scenarios() -> list[ScenarioInfo]:
+    with session_scope(runtime().engine) as session:
+        return core_scenarios.list_scenarios(session)
+
+
+def scenario(name: str) -> ScenarioInfo:
+    """One scenario with all its versions (fresh: the page shows it right after a change)."""
+    with session_scope(runtime().engine) as session:
+        return core_scenarios.get_scenario(session, name)
+
+
+def _write(fn: Callable[..., ScenarioInfo], *args: Any, **kwargs: Any) -> ScenarioInfo:
+    with session_scope(runtime().engine) as session:
+        info = fn(session, *args, **kwargs)
+    scenarios.clear()
+    return info
+
+
+def create(fields: dict[str, Any], *, actor: str, note: str = "") -> ScenarioInfo:
+    fields = dict(fields)
+    return _write(core_scenarios.create_scenario, fields.pop("name"), actor=actor, note=note,
+                  **fields)
+
+
+def edit(name: str, changes: dict[str, Any], *, actor: str, note: str = "") -> ScenarioInfo:
+    return _write(core_scenarios.edit_scenario, name, changes, actor=actor, note=note)
+
+
+def set_status(name: str, status: str, *, actor: str) -> ScenarioInfo:
+    return _write(core_scenarios.set_status, name, status, actor=actor)
+
+
+def export(kind: str, statuses: Iterable[str]) -> str:
+    """The ``scenario_config`` of the scenarios in ``statuses`` as ``json`` or ``python``."""
+    write = core_scenarios.export_json if kind == "json" else core_scenarios.export_python
+    with session_scope(runtime().engine) as session:
+        return write(session, list(statuses))
+
+
+def config_is_empty(statuses: Iterable[str]) -> bool:
+    with session_scope(runtime().engine) as session:
+        return not core_scenarios.production_config(session, list(statuses))
+
+
+# -- widgets -------------------------------------------------------------------------------------
+def table(items: list[ScenarioInfo]) -> None:
+    rows = [{"name": s.name, "status": s.status, "version": s.version,
+             "strength": s.params.get("strength"), "steps": s.params.get("num_inference_steps"),
+             "guidance": s.params.get("guidance_scale"), "description": s.description,
+             "changed by": s.updated_by, "changed": fmt.ago(s.updated_at)} for s in items]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def _other_params(text: str) -> dict[str, Any]:
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"Other model inputs must be a JSON object, like "
+                           f'{{"scheduler": "K_EULER"}}: {exc.msg} at character {exc.pos}.') from exc
+    if not isinstance(value, dict):
+        raise InvalidInput('Other model inputs must be a JSON object, like {"scheduler": "K_EULER"}.')
+    return value
+
+
+def editor(current: ScenarioInfo | None, key: str) -> tuple[dict[str, Any], str] | None:
+    """The scenario form; on submit, (fields, change note). Parameters left empty are unset.
+    Raises InvalidInput for other inputs that are not a JSON object."""
+    params = dict(current.params) if current else {}
+    with st.form(key):
+        name = st.text_input("Name", value=current.name if current else "",
+                             placeholder="projection-level-1",
+                             help="Lowercase letters, digits and single dashes.")
+        description = st.text_input("Description", value=current.description if current else "")
+        prompt = st.text_area("Prompt template", value=current.prompt_template if current else "",
+                              height=80)
+        negative = st.text_input("Negative prompt",
+                                 value=current.negative_prompt if current else "")
+        model = st.text_input("Model", value=(current.model_ref or "") if current else "",
+                              placeholder="stability-ai/sdxl")
+        columns = st.columns(len(NUMBER_PARAMS))
+        chosen: dict[str, Any] = {}
+        for column, (param, spec) in zip(columns, NUMBER_PARAMS.items()):
+            chosen[param] = column.number_input(param, value=params.pop(param, None), **spec)
+        other = st.text_area("Other model inputs (JSON object)",
+                             value=json.dumps(params) if params else "", height=68)
+        note = st.text_input("What changed and why", placeholder="e.g. less drift at 0.35")
+        label = "Create scenario" if current is None else "Save as a new version"
+        if not st.form_submit_button(label, type="primary"):
+            return None
+    fields = {"name": name.strip(), "description": description, "prompt_template": prompt,
+              "negative_prompt": negative, "model_ref": model.strip() or None,
+              "params": {**_other_params(other),
+                         **{k: v for k, v in chosen.items() if v is not None}}}
+    return fields, note
+
+
+def status_steps(current: ScenarioInfo, on_status: Callable[[str], None]) -> None:
+    """draft → calibrated → production, the current step in bold, and the allowed moves."""
+    steps = " → ".join(f"**{STATUS_BADGES[s]}**" if s == current.status else s for s in STATUSES)
+    st.markdown(f"Status: {steps}")
+    moves = {"draft": [("calibrated", "Mark calibrated")],
+             "calibrated": [("production", "Move to production"), ("draft", "Back to draft")],
+             "production": [("draft", "Back to draft")]}[current.status]
+    for column, (target, label) in zip(st.columns(len(moves) + 2), moves):
+        if column.button(label, key=f"sc_status_{current.name}_{target}",
+                         type="primary" if target != "draft" else "secondary"):
+            on_status(target)
+
+
+def _show(value: Any) -> str:
+    return "–" if value is None or value == "" else str(value)
+
+
+def history(versions: tuple[VersionInfo, ...]) -> None:
+    """Newest first: who, when, the note, and what changed (field, before, after)."""
+    for version in reversed(versions):
+        title = (f"v{version.version} · {version.changed_by} · "
+                 f"{version.changed_at:%Y-%m-%d %H:%M} UTC · {version.note or 'no note'}")
+        with st.expander(title, expanded=version.version == versions[-1].version):
+            rows = [{"field": field, "before": _show(old), "after": _show(new)}
+                    for field, (old, new) in version.diff.items()]
+            st.dataframe(pd.DataFrame(rows, columns=["field", "before", "after"]),
+                         hide_index=True, width="stretch")
+
+
+def export_panel(statuses: list[str]) -> None:
+    if not statuses:
+        st.info("Choose which statuses to export.")
+        return
+    if config_is_empty(statuses):
+        st.info(f"No scenario is {' or '.join(statuses)} yet: move one draft → calibrated → "
+                "production above, or include calibrated ones in the export.")
+        return
+    python_tab, json_tab = st.tabs(["Python (ml_service.py)", "JSON"])
+    with python_tab:
+        code = export("python", statuses)
+        st.download_button("Download scenario_config.py", code.encode(),
+                           file_name="scenario_config.py", mime="text/x-python",
+                           icon=":material/download:")
+        st.code(code, language="python")
+    with json_tab:
+        data = export("json", statuses)
+        st.download_button("Download scenario_config.json", data.encode(),
+                           file_name="scenario_config.json", mime="application/json",
+                           icon=":material/download:")
+        st.code(data, language="json")

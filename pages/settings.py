@@ -1,7 +1,84 @@
+"""Settings and system check: model pricing, budgets and caps, the `check` results with their
+fixes, and the library of input images (deletable with everything made from them)."""
+
 import streamlit as st
 
-from dashboard.frame import page_setup
+from dashboard import frame, queries, resources, runs_view
+from dashboard import settings_widgets as sw
+from dashboard.errors import shown_errors
 
-page_setup()
+user = frame.page_setup()
 st.title("Settings")
-st.info("Settings is coming next.")
+runs_view.show_flash()
+
+models_tab, budgets_tab, check_tab, library_tab = st.tabs(
+    ["Models and pricing", "Budgets and caps", "System check", "Image library"])
+
+with models_tab:
+    st.caption("Prices estimate a sweep before it runs and price each prediction afterwards. "
+               "Replicate bills per second of the model's hardware, or per image for official "
+               "models.")
+    models = []
+    with shown_errors("loading models"):
+        models = sw.models()
+    if not models:
+        st.info("No models yet: the first sweep adds stability-ai/sdxl, or add it now.")
+        if st.button("Add stability-ai/sdxl"):
+            with shown_errors("adding the model"):
+                st.success(f"{sw.add_default_model(actor=user)} added.")
+    for model in models:
+        with st.expander(f"**{model['ref']}** · {model['version_id'] or 'latest version'}",
+                         expanded=len(models) == 1):
+            with shown_errors(f"saving the pricing of {model['ref']}"):
+                changes = sw.pricing_form(model)
+                if changes is not None:
+                    diff = sw.save_pricing(model["id"], changes, actor=user)
+                    if diff:
+                        st.success(f"Pricing of {model['ref']} saved: "
+                                   + ", ".join(f"{f} {old} → {new}" for f, (old, new) in diff.items()))
+                    else:
+                        st.info("Nothing changed.")
+
+with budgets_tab:
+    st.caption("Budgets cap real Replicate spend only; emulated runs never count. These "
+               "override the environment's values.")
+    with shown_errors("saving budgets and caps"):
+        changes = sw.budgets_form(sw.editable_values())
+        if changes == {}:
+            st.info("Nothing changed.")
+        elif changes:
+            sw.save_budgets(changes, actor=user)
+            st.session_state.flash.append(("success", "Saved: " + ", ".join(
+                f"{sw.SETTING_LABELS[k][0]} {v:g}" for k, v in changes.items())))
+            st.rerun()
+
+with check_tab:
+    st.caption("The same checks as `python -m core check`: configuration, Redis, database, "
+               "media storage, Replicate (or the emulator) and workers.")
+    if st.button("Run system check", type="primary", icon=":material/health_and_safety:"):
+        with st.spinner("Checking…"):
+            st.session_state.st_checks = sw.run_checks()
+    if "st_checks" in st.session_state:
+        sw.check_results(st.session_state.st_checks)
+    else:
+        st.info("Press Run system check; each check gives up within a few seconds.")
+
+with library_tab:
+    st.caption("Every input image uploaded so far. Deleting one deletes every generation made "
+               "from it, with its outputs and reviews — use it for photos of real people who "
+               "ask to be removed.")
+    images = []
+    with shown_errors("loading the image library"):
+        images = queries.library()
+    if not images:
+        st.info("No images yet: upload test images on New sweep.")
+        st.page_link("pages/new_sweep.py", label="Upload on New sweep", icon="➕")
+    else:
+        sw.library_grid(images, resources.media)
+        doomed = sw.delete_controls(images)
+        if doomed is not None:
+            with shown_errors("deleting the image"):
+                gone = sw.remove_image(doomed, actor=user)
+                st.session_state.flash.append(
+                    ("success", f"Image #{doomed} deleted with {gone} generation(s) made from it."))
+                st.rerun()

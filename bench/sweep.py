@@ -1,0 +1,428 @@
+"""Sweep throughput: how close a sweep comes to the speed Replicate allows.
+
+    python3 bench/sweep.py [--quick]
+
+Each run gets a private redis-server, a temp SQLite database and media directory, the
+emulator (fixed latency L, no throttling of its own) and real worker processes
+(``python -m core worker``), and submits one sweep the way the dashboard does
+(plan_sweep → create_sweep → dispatch). Measured per run:
+
+- wall time, submit → the last cell's completed_at; floor = max(cells ÷ create rate,
+  ⌈cells ÷ in-flight cap⌉ × L); efficiency = floor ÷ wall;
+- speed-up against the baseline (the production service today: one worker, one cell at a
+  time), run on 50 cells in the same invocation and extrapolated linearly to bigger sweeps;
+- peak RSS of all worker processes and their children together (sampled every 100 ms);
+- our CPU per cell: user + system seconds of the worker processes during the sweep ÷ cells
+  (after a warm-up chunk per process, so imports and connection set-up are not counted);
+- peak predictions in flight as the emulator saw them (starting + processing in
+  /_emulator/stats, sampled every 100 ms) and creates per cell (must be exactly 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime as dt
+import io
+import math
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from common import (CpuMeter, EmulatorProcess, RedisServer, Sampler, clean_env, machine_info,
+                    process_tree, start_process, start_python, stop_process, table, tree_rss,
+                    verdict, wait_until, write_results)
+
+from core.config import Settings  # noqa: E402 - common puts the project root on sys.path
+from core.db import session_scope
+from core.library import add_image
+from core.models import FINAL_STATES, Generation, GenerationState
+from core.runtime import open_runtime
+from core.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
+
+CREATE_RATE_PER_MINUTE = 600  # Replicate's limit, and the product's default
+BASELINE_CELLS = 50
+TARGET_EFFICIENCY = 0.85
+TARGET_MEMORY_BYTES = 2**30
+TARGET_CPU_S_PER_CELL = 0.040
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    name: str
+    cells: int
+    inflight_cap: int
+    chunk_size: int
+    machines: tuple[int, ...]  # worker processes per `python -m core worker` command
+    latency_s: float = 2.0
+    role: str = "throughput"
+    poll_interval_s: float = 1.0
+
+    @property
+    def processes(self) -> int:
+        return sum(self.machines)
+
+    @property
+    def layout(self) -> str:
+        if len(self.machines) == 1:
+            return f"1 machine × {self.machines[0]} proc × chunk {self.chunk_size}"
+        return (f"{len(self.machines)} machines × {self.machines[0]} proc × "
+                f"chunk {self.chunk_size}")
+
+    def floor_s(self) -> float:
+        by_rate = self.cells / (CREATE_RATE_PER_MINUTE / 60)
+        by_cap = math.ceil(self.cells / self.inflight_cap) * self.latency_s
+        return max(by_rate, by_cap)
+
+
+def plan(quick: bool) -> list[RunSpec]:
+    baseline = RunSpec("baseline (prod today)", BASELINE_CELLS, inflight_cap=1, chunk_size=1,
+                       machines=(1,), role="baseline")
+    sizes = (50, 200) if quick else (50, 200, 1000)
+    runs = [baseline]
+    runs += [RunSpec(f"cap 64, {n} cells", n, 64, 32, (2,)) for n in sizes]
+    if not quick:  # how many processes the product needs for 64 in flight
+        runs += [RunSpec("cap 64, 200 cells", 200, 64, 64, (1,), role="sizing"),
+                 RunSpec("cap 64, 200 cells", 200, 64, 16, (4,), role="sizing")]
+    # Two `python -m core worker` commands (standing in for two machines); each alone could
+    # hold 64 in flight, so only the shared Redis cap keeps the total at 64.
+    runs += [RunSpec("two machines, 200 cells", 200, 64, 64, (1, 1), role="two-machines"),
+             RunSpec("two machines, cap-bound", 200, 64, 64, (1, 1), latency_s=10.0,
+                     role="shared-cap")]
+    # 128 in flight needs L ≥ 128 ÷ 10 creates/s ≈ 13 s; at L = 2 s only ~25 ever are.
+    runs += [RunSpec("cap 128, memory", 300, 128, 64, (2,), latency_s=20.0, role="memory")]
+    return runs
+
+
+def photo_like_png(size: int = 1024, seed: int = 7) -> bytes:
+    """A smooth colour field with sensor-like noise: compresses like a photo (~2 MB PNG),
+    so the emulator's blended outputs are ~1.6 MB, close to real SDXL PNGs."""
+    rng = np.random.default_rng(seed)
+    coarse = (rng.random((8, 8, 3)) * 255).astype("uint8")
+    field = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC),
+                       np.float32)
+    field += rng.normal(0, 6, field.shape).astype(np.float32)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(field, 0, 255).astype("uint8")).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def grid_for(cells: int) -> SweepRequest:
+    """A strength × seed grid of exactly ``cells`` cells (steps and prompt fixed)."""
+    strengths = 10 if cells % 10 == 0 else 1
+    seeds = cells // strengths
+    return SweepRequest(model_ref="stability-ai/sdxl", image_ids=[],
+                        strength=f"0.1-0.9 [{strengths}]" if strengths > 1 else "0.5",
+                        steps="25", prompts=["a portrait, studio light"],
+                        seed=f"1-{seeds}" if seeds > 1 else "1")
+
+
+def submit(runtime, request: SweepRequest, image_id: int, chunk_size: int) -> int:  # noqa: ANN001
+    settings = runtime.settings
+    request = dataclasses.replace(request, image_ids=[image_id], fresh_run=True)
+    with session_scope(runtime.engine) as session:
+        swept = plan_sweep(session, request, max_cells=settings.max_cells_per_sweep,
+                           inflight_cap=settings.inflight_cap,
+                           create_rate_per_minute=settings.create_rate_per_minute)
+        sweep_id = create_sweep(session, swept, created_by="bench",
+                                endpoint=runtime.endpoint_kind, caps=runtime.caps(session)).id
+    with session_scope(runtime.engine) as session:
+        dispatch(session, runtime.redis, pending_cell_ids(session, sweep_id),
+                 chunk_size=chunk_size)
+    return sweep_id
+
+
+def count_states(runtime, sweep_id: int) -> dict[str, int]:  # noqa: ANN001
+    from sqlalchemy import func, select
+
+    with session_scope(runtime.engine) as session:
+        rows = session.execute(select(Generation.state, func.count())
+                               .where(Generation.sweep_id == sweep_id)
+                               .group_by(Generation.state))
+        return {GenerationState(state).value: n for state, n in rows}
+
+
+def all_final(runtime, sweep_id: int, cells: int) -> bool:  # noqa: ANN001
+    states = count_states(runtime, sweep_id)
+    return sum(n for s, n in states.items() if GenerationState(s) in FINAL_STATES) == cells
+
+
+def cell_timings(runtime, sweep_id: int) -> dict[str, Any]:  # noqa: ANN001
+    from sqlalchemy import select
+
+    with session_scope(runtime.engine) as session:
+        rows = session.execute(select(Generation.completed_at, Generation.overhead_s,
+                                      Generation.submitted_at, Generation.latency_s)
+                               .where(Generation.sweep_id == sweep_id)).all()
+    completed = [_utc(r[0]) for r in rows if r[0] is not None]
+    submitted = [_utc(r[2]) for r in rows if r[2] is not None]
+    overheads = [r[1] for r in rows if r[1] is not None]
+    latencies = [r[3] for r in rows if r[3] is not None]
+    return {
+        "last_completed_at": max(completed) if completed else None,
+        "last_submitted_at": max(submitted) if submitted else None,
+        "overhead_s_p50": round(statistics.median(overheads), 3) if overheads else None,
+        "overhead_s_max": round(max(overheads), 3) if overheads else None,
+        "latency_s_p50": round(statistics.median(latencies), 2) if latencies else None,
+    }
+
+
+def redis_commands(redis) -> dict[str, int]:  # noqa: ANN001
+    """Calls per Redis command since the last CONFIG RESETSTAT (workers and bench together)."""
+    stats = redis.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def run(spec: RunSpec, image: bytes, keep_logs: Path | None,
+        profile_dir: Path | None = None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp_name:
+        tmp = Path(tmp_name)
+        logs = keep_logs or tmp
+        redis = RedisServer(tmp / "redis")
+        started: list = []
+        emulator = None
+        try:
+            emulator = EmulatorProcess(["--predict-time", "fixed", "--predict-seconds",
+                                        str(spec.latency_s), "--queue-delay", "0",
+                                        "--rate-limit", "0"], log=logs / "emulator.log")
+            env = clean_env(
+                DATABASE_URL=f"sqlite:///{tmp / 'tuner.db'}", MEDIA_URL=f"file://{tmp / 'media'}",
+                REDIS_URL=redis.url, REPLICATE_BASE_URL=emulator.base_url,
+                INFLIGHT_CAP=str(spec.inflight_cap), CHUNK_SIZE=str(spec.chunk_size),
+                CREATE_RATE_PER_MINUTE=str(CREATE_RATE_PER_MINUTE),
+                POLL_INTERVAL_S=str(spec.poll_interval_s), SWEEP_BUDGET_USD="1000",
+                MAX_CELLS_PER_SWEEP="5000")
+            settings = Settings(
+                database_url=env["DATABASE_URL"], media_url=env["MEDIA_URL"], redis_url=redis.url,
+                replicate_base_url=emulator.base_url, inflight_cap=spec.inflight_cap,
+                chunk_size=spec.chunk_size, create_rate_per_minute=CREATE_RATE_PER_MINUTE,
+                poll_interval_s=spec.poll_interval_s, sweep_budget_usd=1000,
+                max_cells_per_sweep=5000, replicate_api_token=None)
+            runtime = open_runtime(settings)  # migrates once, before any worker starts
+            for n, processes in enumerate(spec.machines):
+                started.append(start_python(["core", "worker", "--concurrency", str(processes)],
+                                            env, logs / f"worker-{n}.log"))
+            return measure(spec, runtime, emulator, started, image, profile_dir)
+        finally:
+            for process in started:
+                stop_process(process)
+            if emulator is not None:
+                emulator.stop()
+            redis.stop()
+
+
+def measure(spec: RunSpec, runtime, emulator: EmulatorProcess, workers: list,  # noqa: ANN001, C901
+            image: bytes, profile_dir: Path | None = None) -> dict[str, Any]:
+    from rq import Worker
+
+    wait_until(lambda: Worker.count(connection=runtime.redis) >= spec.processes, 60,
+               "the workers to register")
+    with session_scope(runtime.engine) as session:
+        image_id = add_image(session, runtime.store, runtime.settings, image,
+                             filename="face.png", uploaded_by="bench").id
+    # Warm-up: one single-cell chunk per worker process (a busy SimpleWorker takes no second
+    # job), so imports, client pools and the input file upload are not in the measurement.
+    warm = submit(runtime, dataclasses.replace(grid_for(spec.processes), prompts=["warm-up"]),
+                  image_id, chunk_size=1)
+    wait_until(lambda: all_final(runtime, warm, spec.processes), 120 + spec.latency_s * 3,
+               "the warm-up cells", interval=0.2)
+
+    pids = lambda: [w.pid for w in workers]  # noqa: E731
+    worker_cpu = CpuMeter(pids)
+    emulator_cpu = CpuMeter(lambda: [emulator.process.pid])
+    idle_rss = tree_rss(pids())
+    before = emulator.stats()
+    runtime.redis.config_resetstat()
+
+    def emulator_inflight() -> float:
+        counts = emulator.stats()["predictions"]
+        return counts["starting"] + counts["processing"]
+
+    sweep_box: dict[str, int] = {}
+
+    def db_submitted() -> float:
+        if "id" not in sweep_box:
+            return 0
+        return count_states(runtime, sweep_box["id"]).get("submitted", 0)
+
+    probes = {"rss": lambda: tree_rss(pids()), "emulator_inflight": emulator_inflight,
+              "db_submitted": db_submitted, "cpu": worker_cpu.sample}
+    cpu_before, emu_cpu_before = worker_cpu.sample(), emulator_cpu.sample()
+    deadline_s = spec.floor_s() * 3 + 120 if spec.role != "baseline" else spec.cells * 8 + 60
+    with Sampler(probes, interval=0.1) as sampler, profiling(profile_dir, spec, workers, emulator):
+        submitted_at = dt.datetime.now(dt.timezone.utc)
+        t0 = time.monotonic()
+        sweep_box["id"] = sweep_id = submit(runtime, grid_for(spec.cells), image_id,
+                                            spec.chunk_size)
+        dispatched_s = time.monotonic() - t0
+        wait_until(lambda: all_final(runtime, sweep_id, spec.cells), deadline_s,
+                   f"{spec.cells} cells of '{spec.name}' to finish", interval=0.2)
+        cpu_after, emu_cpu_after = worker_cpu.sample(), emulator_cpu.sample()
+    states = count_states(runtime, sweep_id)
+    timings = cell_timings(runtime, sweep_id)
+    wall = (timings.pop("last_completed_at") - submitted_at).total_seconds()
+    last_create = timings.pop("last_submitted_at")
+    # When the last prediction was created: at 10 creates/s (burst 10) the ideal is
+    # (cells − 10) ÷ 10 s; more means the create phase fell behind the rate.
+    creates_done_s = (last_create - submitted_at).total_seconds() if last_create else None
+    after = emulator.stats()
+    creates = after["creates_total"] - before["creates_total"]
+    api_requests = after["requests_total"] - before["requests_total"]
+    redis_calls = redis_commands(runtime.redis)
+    floor = spec.floor_s()
+    return {
+        "name": spec.name, "role": spec.role, "cells": spec.cells, "layout": spec.layout,
+        "inflight_cap": spec.inflight_cap, "chunk_size": spec.chunk_size,
+        "worker_processes": spec.processes, "latency_s": spec.latency_s,
+        "poll_interval_s": spec.poll_interval_s,
+        "wall_s": round(wall, 2), "floor_s": round(floor, 2),
+        "efficiency": round(floor / wall, 3), "dispatch_s": round(dispatched_s, 2),
+        "creates_done_s": round(creates_done_s, 2) if creates_done_s is not None else None,
+        "states": states, "creates": creates, "creates_per_cell": round(creates / spec.cells, 3),
+        "peak_inflight_emulator": int(sampler.peaks["emulator_inflight"]),
+        "peak_submitted_db": int(sampler.peaks["db_submitted"]),
+        "idle_rss_mb": round(idle_rss / 2**20, 1),
+        "peak_rss_mb": round(sampler.peaks["rss"] / 2**20, 1),
+        "cpu_s": round(cpu_after - cpu_before, 2),
+        "cpu_ms_per_cell": round((cpu_after - cpu_before) / spec.cells * 1000, 1),
+        "emulator_cpu_ms_per_cell": round((emu_cpu_after - emu_cpu_before) / spec.cells * 1000, 1),
+        "api_requests_per_cell": round(api_requests / spec.cells, 2),
+        "redis_calls_per_cell": round(sum(redis_calls.values()) / spec.cells, 1),
+        "redis_calls_top": dict(sorted(redis_calls.items(), key=lambda kv: -kv[1])[:6]),
+        "samples": sampler.samples, **timings,
+    }
+
+
+@contextlib.contextmanager
+def profiling(profile_dir: Path | None, spec: RunSpec, workers: list,  # noqa: ANN001
+              emulator: EmulatorProcess) -> Iterator[None]:
+    """py-spy on every worker process and the emulator for the measured window (--profile)."""
+    if profile_dir is None:
+        yield
+        return
+    targets = {"emulator": emulator.process.pid}
+    for root in workers:
+        tree = process_tree(root.pid)
+        leaves = [p for p in tree if not p.children()] or tree[:1]
+        targets.update({f"worker-{p.pid}": p.pid for p in leaves})
+    slug = f"{spec.role}-{spec.cells}-{spec.processes}x{spec.chunk_size}"
+    spies = [start_process(["py-spy", "record", "--nonblocking", "-r", "200", "-f", "raw",
+                            "-p", str(pid), "-o", str(profile_dir / f"{slug}-{name}.txt")])
+             for name, pid in targets.items()]
+    try:
+        time.sleep(1.0)  # py-spy attaches
+        yield
+    finally:
+        for spy in spies:
+            with contextlib.suppress(ProcessLookupError):
+                spy.send_signal(signal.SIGINT)
+        for spy in spies:
+            try:
+                spy.wait(20)
+            except subprocess.TimeoutExpired:
+                stop_process(spy)
+
+
+def evaluate(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    baseline = next(r for r in results if r["role"] == "baseline")
+    per_cell = baseline["wall_s"] / baseline["cells"]
+    rows = []
+    for r in results:
+        if r["role"] == "baseline":
+            base_wall, note = r["wall_s"], "measured"
+        else:
+            base_wall, note = per_cell * r["cells"], f"extrapolated from {baseline['cells']} cells"
+        r["baseline_wall_s"], r["baseline_note"] = round(base_wall, 1), note
+        r["speedup"] = round(base_wall / r["wall_s"], 1)
+        rows.append({**r, "ok_creates": r["creates"] == r["cells"]
+                     and r["states"] == {"succeeded": r["cells"]}})
+
+    def pick(role: str, cells: int | None = None) -> dict[str, Any] | None:
+        return next((r for r in results if r["role"] == role
+                     and (cells is None or r["cells"] == cells)), None)
+
+    main200 = pick("throughput", 200)
+    two = pick("two-machines")
+    capped = pick("shared-cap")
+    memory = pick("memory")
+    ours = [r for r in results if r["role"] != "baseline"]
+    worst_cpu = max(r["cpu_ms_per_cell"] for r in ours)
+    targets = {
+        "efficiency ≥ 0.85 at 200 cells, cap 64": (main200["efficiency"], main200["efficiency"] >= TARGET_EFFICIENCY),
+        "two machines reach the same efficiency (≥ 0.85, 200 cells)": (two["efficiency"], two["efficiency"] >= TARGET_EFFICIENCY),
+        "shared cap honoured: peak in flight ≤ 64 (emulator side)": (
+            capped["peak_inflight_emulator"], capped["peak_inflight_emulator"] <= capped["inflight_cap"]),
+        "all worker memory ≤ 1 GB with 128 in flight": (
+            f"{memory['peak_rss_mb']} MB at {memory['peak_inflight_emulator']} in flight",
+            memory["peak_rss_mb"] * 2**20 <= TARGET_MEMORY_BYTES
+            and memory["peak_inflight_emulator"] >= memory["inflight_cap"]),
+        "≤ 40 ms CPU per cell (worst run)": (worst_cpu, worst_cpu <= TARGET_CPU_S_PER_CELL * 1000),
+        "exactly one create per cell, all succeeded": (
+            all(r["ok_creates"] for r in rows), all(r["ok_creates"] for r in rows)),
+    }
+    return rows, {k: {"value": v, "result": verdict(ok)} for k, (v, ok) in targets.items()}
+
+
+COLUMNS = [("name", "run"), ("layout", "workers"), ("latency_s", "L s"), ("wall_s", "wall s"),
+           ("floor_s", "floor s"), ("efficiency", "efficiency"), ("baseline_wall_s", "baseline s"),
+           ("speedup", "speed-up"), ("peak_inflight_emulator", "peak in flight"),
+           ("peak_rss_mb", "peak RSS MB"), ("cpu_ms_per_cell", "CPU ms/cell"),
+           ("emulator_cpu_ms_per_cell", "emulator CPU ms/cell"), ("creates_per_cell", "creates/cell")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="50 and 200 cells only.")
+    parser.add_argument("--logs", type=Path, help="Keep emulator and worker logs here.")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="Record py-spy profiles (collapsed stacks) of the workers and the "
+                             "emulator during each measured sweep into DIR.")
+    args = parser.parse_args(argv)
+    for folder in (args.logs, args.profile):
+        if folder:
+            folder.mkdir(parents=True, exist_ok=True)
+    info = machine_info()
+    image = photo_like_png()
+    results = []
+    for spec in plan(args.quick):
+        print(f"… {spec.name} [{spec.layout}, cap {spec.inflight_cap}, L {spec.latency_s} s]",
+              file=sys.stderr, flush=True)
+        result = run(spec, image, args.logs, args.profile)
+        print(f"  wall {result['wall_s']} s, efficiency {result['efficiency']}, "
+              f"peak in flight {result['peak_inflight_emulator']}, "
+              f"RSS {result['peak_rss_mb']} MB, CPU {result['cpu_ms_per_cell']} ms/cell",
+              file=sys.stderr, flush=True)
+        results.append(result)
+    rows, targets = evaluate(results)
+    print(f"\nSweep throughput — {info['date']}, {info['nproc']} CPUs ({info['cpu_model']}), "
+          f"{info['memory_gb']} GB, Python {info['python']}; create rate "
+          f"{CREATE_RATE_PER_MINUTE}/min; baseline = 1 worker, cap 1, chunk 1, "
+          f"{BASELINE_CELLS} cells, extrapolated linearly to bigger sweeps\n")
+    print(table(rows, COLUMNS))
+    print()
+    print(table([{"target": k, "value": v["value"], "result": v["result"]}
+                 for k, v in targets.items()],
+                [("target", "target"), ("value", "measured"), ("result", "result")]))
+    path = write_results("sweep", {"machine": info, "quick": args.quick, "runs": rows,
+                                   "targets": targets,
+                                   "input_image": "1024×1024 photo-like PNG (smooth field + noise)"})
+    print(f"\nwrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    return 0 if all(v["result"] == "PASS" for v in targets.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -101,6 +101,7 @@ class Launcher:
         if self.settings.uses_emulator and not self.settings.replicate_base_url:
             self._start_emulator()
         upgrade(self.settings.database_url)
+        self._write_services_file()
         for n in range(self.workers):
             self._spawn(f"worker-{n + 1}", [sys.executable, "-m", "core", "worker"])
         self._spawn("dashboard", [
@@ -109,7 +110,6 @@ class Launcher:
             "--server.headless", "true", "--browser.gatherUsageStats", "false"])
         wait_until(lambda: http_answers(f"http://{self._host()}:{self.port}/_stcore/health"),
                    60, "The dashboard")
-        self._write_services_file()
         print(f"Scenario Tuner is up: http://{self._host()}:{self.port}  (Ctrl-C stops it)",
               flush=True)
 

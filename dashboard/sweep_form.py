@@ -94,28 +94,36 @@ def prompt_fields() -> tuple[str, str, str, list[Any] | None]:
     return prompts, sr, negative, variants
 
 
+def _toggle(image_id: int, state_key: str) -> None:
+    chosen = st.session_state[state_key]
+    st.session_state[state_key] = ([i for i in chosen if i != image_id] if image_id in chosen
+                                   else [*chosen, image_id])
+
+
 def image_picker(images: list[dict[str, Any]], load: Callable[[str], bytes],
-                 chosen: list[int], columns: int = 6) -> list[int]:
-    """Thumbnails with checkboxes; returns the ids checked, in library order."""
+                 state_key: str = "chosen_images", columns: int = 6) -> list[int]:
+    """Thumbnails with checkboxes over the ids in ``st.session_state[state_key]``, which
+    stays the one source of truth (uploads add to it too); returns the chosen ids."""
     if not images:
         st.caption("No images in the library yet: upload one above.")
         return []
-    picked = []
+    known = {image["id"] for image in images}
+    st.session_state[state_key] = [i for i in st.session_state[state_key] if i in known]
+    chosen = st.session_state[state_key]
     cols = st.columns(columns)
     for n, image in enumerate(images):
-        key = f"pick_{image['id']}"
-        if image["id"] in chosen and key not in st.session_state:
-            st.session_state[key] = True
+        picked = image["id"] in chosen
         with cols[n % columns]:
             if image["thumbnail_key"]:
                 try:
                     st.image(load(image["thumbnail_key"]), width="stretch")
                 except Exception:  # noqa: BLE001 - a missing file must not hide the others
                     st.caption("(thumbnail missing)")
-            if st.checkbox(f"{image['label'][:24]} · {image['width']}×{image['height']}",
-                           key=key):
-                picked.append(image["id"])
-    return picked
+            # The key follows the choice, so the box always shows what session state says.
+            st.checkbox(f"{image['label'][:24]} · {image['width']}×{image['height']}",
+                        value=picked, key=f"pick_{image['id']}_{int(picked)}",
+                        on_change=_toggle, args=(image["id"], state_key))
+    return list(st.session_state[state_key])
 
 
 def preview(plan: SweepPlan) -> None:

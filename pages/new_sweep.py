@@ -29,8 +29,7 @@ if files:
     st.session_state.chosen_images = list(dict.fromkeys([*st.session_state.chosen_images, *new_ids]))
 with st.expander("Library of earlier uploads", expanded=True):
     with shown_errors("loading the image library"):
-        st.session_state.chosen_images = sweep_form.image_picker(
-            queries.library(), resources.media, st.session_state.chosen_images)
+        sweep_form.image_picker(queries.library(), resources.media)
 
 st.subheader("Axes")
 left, right = st.columns(2)

@@ -51,7 +51,7 @@ def test_uploads_are_stored_and_a_bad_file_is_named(open_page, runtime) -> None:
     with session_scope(runtime.engine) as session:
         images = list(session.scalars(select(InputImage)))
     assert [i.label for i in images] == ["face.png"]
-    assert app.checkbox(key=f"pick_{images[0].id}").value is True  # chosen at once
+    assert _pick(app, images[0].id).value is True  # chosen at once
 
 
 def test_take_uploads_stores_each_file_once() -> None:
@@ -81,8 +81,12 @@ def test_take_uploads_stores_each_file_once() -> None:
                               {"name": "b.png", "image_id": None, "error": "not an image"}]
 
 
+def _pick(app, image_id: int):  # noqa: ANN001, ANN202
+    return next(c for c in app.checkbox if c.key.startswith(f"pick_{image_id}_"))
+
+
 def _fill(app, image_id: int, prompts: str = "a portrait") -> None:  # noqa: ANN001
-    app.checkbox(key=f"pick_{image_id}").check()
+    _pick(app, image_id).check()
     app.text_input(key="f_strength").input("0.3, 0.6")
     app.text_input(key="f_steps").input("20, 30")
     app.text_input(key="f_seed").input("42")
@@ -162,3 +166,13 @@ def test_submit_with_redis_down_saves_the_sweep(open_page, runtime, monkeypatch)
         assert session.scalar(select(func.count()).select_from(Generation)) == 4
         assert session.scalar(select(func.count()).select_from(Generation)
                               .where(Generation.job_id.is_not(None))) == 0
+
+
+def test_the_library_choice_follows_clicks_and_survives_reruns(open_page, runtime) -> None:  # noqa: ANN001
+    image_id = store_image(runtime)
+    app = open_page(PAGE)
+    _pick(app, image_id).check().run()
+    app.text_input(key="f_seed").input("7").run()
+    assert app.session_state.chosen_images == [image_id] and _pick(app, image_id).value
+    _pick(app, image_id).uncheck().run()
+    assert app.session_state.chosen_images == [] and not _pick(app, image_id).value

@@ -153,7 +153,7 @@ def controls(entry: QueueItem) -> Answer:
     """Stars, thumbs, tags (presets plus any typed) and a note, prefilled from an earlier
     review by this reviewer; keys per generation, so moving on starts clean."""
     gid, earlier = entry.generation_id, entry.review
-    stars_col, thumbs_col = st.columns([1, 1])
+    stars_col, thumbs_col = st.columns([3, 2])
     with stars_col:
         st.markdown("**Rating**")
         stars = st.feedback("stars", key=f"rv_stars_{gid}",

@@ -44,11 +44,14 @@ else:
     with shown_errors("loading the generation"):
         entry = rw.item(gid, user)
     if entry is not None:
-        rw.pair(entry, resources.media)
-        if entry.review:
-            st.caption(f"You reviewed this on {entry.review.updated_at:%d %b %H:%M} UTC; "
-                       "saving replaces that review.")
-        answer = rw.controls(entry)
+        images, panel = st.columns([2, 1], gap="medium")
+        with images:
+            rw.pair(entry, resources.media)
+        with panel:
+            if entry.review:
+                st.caption(f"You reviewed this on {entry.review.updated_at:%d %b %H:%M} UTC; "
+                           "saving replaces that review.")
+            answer = rw.controls(entry)
 
         def save_and_advance(rating: int | None) -> None:
             with shown_errors("saving the review"):
@@ -70,23 +73,25 @@ else:
                 st.rerun()
 
         rw.seconds_on(gid)
-        prev_col, save_col, next_col = st.columns([1, 2, 1])
-        if prev_col.button("Previous", shortcut="K", icon=":material/arrow_back:",
-                           width="stretch"):
-            move(forward=False)
-        if save_col.button("Save and next", shortcut="Ctrl+Enter", type="primary",
-                           icon=":material/check:", width="stretch"):
-            save_and_advance(answer.rating)
-        if next_col.button("Next", shortcut="J", icon=":material/arrow_forward:",
-                           width="stretch"):
-            move(forward=True)
-        quick = st.columns(5)
-        for stars, column in enumerate(quick, start=1):
-            if column.button(f"{stars} ★ and next", key=f"rv_quick_{stars}", shortcut=str(stars),
-                             width="stretch"):
-                save_and_advance(stars)
-        st.caption("Keys: 1–5 rate and go on · Ctrl+Enter save and go on · J next · K previous "
-                   "(not while typing in a field, except Ctrl+Enter).")
+        with panel:
+            if st.button("Save and next", shortcut="Ctrl+Enter", type="primary",
+                         icon=":material/check:", width="stretch"):
+                save_and_advance(answer.rating)
+            prev_col, next_col = st.columns(2)
+            if prev_col.button("Previous", shortcut="K", icon=":material/arrow_back:",
+                               width="stretch"):
+                move(forward=False)
+            if next_col.button("Next", shortcut="J", icon=":material/arrow_forward:",
+                               width="stretch"):
+                move(forward=True)
+            st.caption("Or rate and go on in one step:")
+            for stars, column in enumerate(st.columns(5), start=1):
+                if column.button(str(stars), key=f"rv_quick_{stars}", shortcut=str(stars),
+                                 icon=":material/star:",
+                                 width="stretch", help=f"Save {stars} stars and go on"):
+                    save_and_advance(stars)
+            st.caption("Keys: 1–5 rate and go on · Ctrl+Enter save and go on · J next · "
+                       "K previous (not while typing in a field, except Ctrl+Enter).")
 
         with st.expander("Promote these settings to a scenario"):
             name = st.text_input("Scenario name", placeholder="projection-level-1",

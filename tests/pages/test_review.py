@@ -57,7 +57,7 @@ def test_pair_and_controls(open_page, finished_sweep) -> None:  # noqa: ANN001
     assert "strength **0." in " ".join(m.value for m in app.markdown)
     assert len(app.feedback) == 2
     assert {b.label for b in app.button} >= {"Previous", "Save and next", "Next",
-                                             "1 ★ and next", "5 ★ and next"}
+                                             "1", "5"}
 
 
 def test_save_and_next_stores_the_review_and_moves_on(open_page, runtime, finished_sweep) -> None:  # noqa: ANN001
@@ -84,7 +84,7 @@ def test_save_and_next_stores_the_review_and_moves_on(open_page, runtime, finish
 def test_number_keys_rate_and_advance_to_the_end(open_page, runtime, finished_sweep) -> None:  # noqa: ANN001
     app = open_page(PAGE)
     for stars in (5, 4, 2, 1):
-        _button(app, f"{stars} ★ and next").click().run()
+        _button(app, str(stars)).click().run()
         assert not app.exception
     assert [r.rating for r in _reviews(runtime)] == [5, 4, 2, 1]
     assert "You have reviewed all 4 generations in this scope." in app.success[-1].value
@@ -159,6 +159,6 @@ def test_redis_down_does_not_stop_reviewing(open_page, runtime, finished_sweep, 
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     clear_caches()
     app = open_page(PAGE)
-    _button(app, "3 ★ and next").click().run()
+    _button(app, "3").click().run()
     assert not app.exception
     assert [r.rating for r in _reviews(runtime)] == [3]

@@ -13,6 +13,7 @@ import streamlit as st
 
 COMPONENT_LABELS = {"queue_s": "our queue", "replicate_queue_s": "Replicate's queue",
                     "predict_time_s": "predict time", "latency_s": "total"}
+DAY_BAR_PX = 16  # fixed, so a range with one busy day is not one bar as wide as the chart
 OUTCOME_COLORS = alt.Scale(domain=["succeeded", "failed", "canceled"],
                            range=["#4c9f70", "#d1495b", "#9a9a9a"])
 
@@ -37,7 +38,7 @@ def show(chart: alt.Chart | None, frame: pd.DataFrame, name: str, *, empty: str)
 # -- cost ----------------------------------------------------------------------------------------
 def cost_per_day(frame: pd.DataFrame, by: str) -> alt.Chart:
     """Bars per day stacked by ``by`` (scenario or model)."""
-    return alt.Chart(_dated(frame, "day")).mark_bar().encode(
+    return alt.Chart(_dated(frame, "day")).mark_bar(size=DAY_BAR_PX).encode(
         x=alt.X("yearmonthdate(day):T", title="Day (UTC)"),
         y=alt.Y("sum(cost_usd):Q", title="Cost (USD)"),
         color=alt.Color(f"{by}:N", title=by.capitalize()),
@@ -83,9 +84,9 @@ def latency_histograms(frame: pd.DataFrame) -> alt.FacetChart:
         y=alt.Y("count:Q", title="Predictions"),
         tooltip=["component:N", alt.Tooltip("bin_start_s:Q", format=".2f"),
                  alt.Tooltip("bin_end_s:Q", format=".2f"), "count:Q"],
-    ).properties(width=300, height=160).facet(
+    ).properties(width=150, height=140).facet(
         facet=alt.Facet("component:N", title=None, sort=list(COMPONENT_LABELS.values())),
-        columns=2).resolve_scale(x="independent", y="independent")
+        columns=4).resolve_scale(x="independent", y="independent")
 
 
 def latency_over_time(frame: pd.DataFrame) -> alt.Chart:
@@ -109,7 +110,7 @@ def throughput(frame: pd.DataFrame) -> alt.Chart:
     long = _dated(frame, "period").melt(id_vars=["period"],
                                         value_vars=["succeeded", "failed", "canceled"],
                                         var_name="outcome", value_name="predictions")
-    return alt.Chart(long).mark_bar().encode(
+    return alt.Chart(long).mark_bar(size=DAY_BAR_PX).encode(
         x=alt.X("yearmonthdate(period):T", title="Day (UTC)"),
         y=alt.Y("sum(predictions):Q", title="Predictions finished"),
         color=alt.Color("outcome:N", scale=OUTCOME_COLORS, title="Outcome"),
@@ -120,7 +121,7 @@ def throughput(frame: pd.DataFrame) -> alt.Chart:
 def failure_rate(frame: pd.DataFrame) -> alt.Chart:
     return alt.Chart(_dated(frame, "day")).mark_line(point=True, color="#d1495b").encode(
         x=alt.X("day:T", title="Day (UTC)"),
-        y=alt.Y("failure_rate:Q", title="Failure rate", axis=alt.Axis(format="%")),
+        y=alt.Y("failure_rate:Q", title="Failure rate", axis=alt.Axis(format=".0%")),
         tooltip=["day:T", "succeeded:Q", "failed:Q",
                  alt.Tooltip("failure_rate:Q", format=".1%")],
     ).properties(height=200)

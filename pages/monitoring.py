@@ -71,15 +71,12 @@ st.header("Latency")
 st.caption("Succeeded predictions only. Our queue: enqueued → a worker took it; Replicate's "
            "queue: created → started; predict time: billed compute; total: enqueued → stored.")
 with shown_errors("charting latency"):
-    left, right = st.columns(2)
-    with left:
-        rows = ov.latency_per_day(start, end)
-        charts.show(charts.latency_over_time(rows), rows, "latency p50 p95 per day",
-                    empty="No latency measured in this range.")
-    with right:
-        rows = ov.latency_histograms(start, end)
-        charts.show(charts.latency_histograms(rows), rows, "latency distributions",
-                    empty="No latency measured in this range.")
+    rows = ov.latency_per_day(start, end)
+    charts.show(charts.latency_over_time(rows), rows, "latency p50 p95 per day",
+                empty="No latency measured in this range.")
+    rows = ov.latency_histograms(start, end)
+    charts.show(charts.latency_histograms(rows), rows, "latency distributions",
+                empty="No latency measured in this range.")
 
 st.header("Throughput and failures")
 left, right = st.columns(2)
@@ -109,8 +106,9 @@ with shown_errors("charting usage"):
     left, right = st.columns([2, 3])
     with left:
         st.dataframe(rows, hide_index=True, width="stretch", column_config={
-            "real_cost_usd": st.column_config.NumberColumn("Real cost", format="dollar"),
-            "emulated_cost_usd": st.column_config.NumberColumn("Emulated cost", format="dollar")})
+            "real_cost_usd": st.column_config.NumberColumn("Real cost", format="$%.4f"),
+            "emulated_cost_usd": st.column_config.NumberColumn("Emulated cost",
+                                                               format="$%.4f")})
     with right:
         charts.show(charts.usage_per_person(rows), rows, "usage per person",
                     empty="Nobody ran anything in this range.")
@@ -130,7 +128,7 @@ with shown_errors("projecting monthly cost"):
         st.dataframe(projection.table, hide_index=True, width="stretch", column_config={
             "users_per_month": "Users / month", "jobs_per_month": "Jobs / month",
             "images_per_month": "Images / month",
-            "cost_per_month_usd": st.column_config.NumberColumn("Cost / month", format="dollar")})
+            "cost_per_month_usd": st.column_config.NumberColumn("Cost / month", format="$%.2f")})
         st.download_button("CSV of monthly projection",
                            projection.table.to_csv(index=False).encode(),
                            file_name="monthly-projection.csv", mime="text/csv")

@@ -6,6 +6,7 @@ Every setting has an embedded default so the product runs with no configuration 
 from __future__ import annotations
 
 import functools
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -20,6 +21,16 @@ def mask_token(token: str | None) -> str:
     if not token:
         return "(not set)"
     return f"{token[:4]}…"
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and 127.0.0.0/8 or ::1: addresses no other machine can reach."""
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):

@@ -8,7 +8,6 @@ Ctrl-C or SIGTERM stops everything it started, process groups included.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ from pathlib import Path
 import httpx
 from redis import Redis
 
-from core.config import PROJECT_ROOT, VAR_DIR, Settings
+from core.config import PROJECT_ROOT, VAR_DIR, Settings, is_loopback
 from core.db import upgrade
 from core.errors import ConfigurationError, ServiceUnavailable
 
@@ -62,15 +61,6 @@ def http_answers(url: str) -> bool:
     try:
         return httpx.get(url, timeout=1).status_code < 500
     except httpx.HTTPError:
-        return False
-
-
-def is_loopback(address: str) -> bool:
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
         return False
 
 

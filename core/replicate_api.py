@@ -10,14 +10,13 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import enum
-import ipaddress
 from urllib.parse import urlparse
 
 import httpx
 import replicate
 from replicate.exceptions import ReplicateError
 
-from core.config import Settings, mask_token
+from core.config import Settings, is_loopback, mask_token
 
 REPLICATE_DEFAULT_BASE_URL = "https://api.replicate.com"
 EMULATOR_TOKEN = "r8_emulator-local-token"  # the emulator accepts any non-empty token
@@ -42,22 +41,12 @@ class Endpoint:
         return f"Endpoint({self.name} at {self.base_url}, token {mask_token(self.token)})"
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def resolve_endpoint(settings: Settings) -> Endpoint:
     """Real Replicate when a token is set and the base URL is not on this machine;
     otherwise the emulator, whose results never count as real spend."""
     base_url = (settings.replicate_base_url or "").rstrip("/")
     token = settings.replicate_api_token.get_secret_value() if settings.replicate_api_token else None
-    if token and not (base_url and _is_loopback(base_url)):
+    if token and not (base_url and is_loopback(urlparse(base_url).hostname or "")):
         return Endpoint(base_url or REPLICATE_DEFAULT_BASE_URL, token, is_emulator=False)
     if not base_url:
         from core.errors import ConfigurationError

@@ -7,7 +7,6 @@ bound to a closed session."""
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from redis.exceptions import RedisError
 
 from core import auth
 from core.budget import day_start, real_spend_since
-from core.config import get_settings
+from core.config import get_settings, is_loopback
 from core.db import session_scope
 from core.errors import ConfigurationError
 from core.runtime import Runtime, open_runtime
@@ -45,15 +44,6 @@ def runtime() -> Runtime:
 
 
 # -- who is signed in ----------------------------------------------------------------------------
-def _is_loopback(host: str) -> bool:
-    if host in ("", "localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _served_address() -> str:
     address = st.get_option("server.address")
     return address if address is not None else get_settings().dashboard_address
@@ -74,7 +64,7 @@ def current_user() -> str:
             _password_form(Path(settings.auth_users_file or ""))
             st.stop()
         return st.session_state.user
-    if not _is_loopback(_served_address()):
+    if not is_loopback(_served_address()):
         st.error("This dashboard is served on a network address without sign-in. Configure "
                  "users (`python -m core users add`, AUTH_USERS_FILE) or OIDC "
                  "(.streamlit/secrets.toml [auth]), or bind it to 127.0.0.1.")

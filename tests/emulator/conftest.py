@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 import replicate
 
 from core.emulator import EmulatorConfig, EmulatorServer
+from tests.services import wait_for
 
 TOKEN = "r8_test_emulator_secret_token"
 
@@ -46,14 +46,7 @@ def http(server: EmulatorServer) -> Iterator[httpx.Client]:
 
 def poll(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> Any:
     """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
-        time.sleep(interval)
+    return wait_for(check, timeout, "the emulator condition", interval=interval)
 
 
 @pytest.fixture(name="poll")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,14 +15,9 @@ import pytest
 
 from core.emulator import EmulatorConfig, EmulatorServer, add_cli_arguments, config_from_args
 from core.emulator.schema import SDXL_LATEST as SDXL
+from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_subprocess(port: int, *flags: str) -> subprocess.Popen[str]:

@@ -1,0 +1,78 @@
+"""Real-browser fixtures: the product started with `python -m core up` on 127.0.0.1, and
+Playwright driving Debian's /usr/bin/chromium. A failing test leaves a screenshot in
+test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.services import PROJECT_ROOT, ProcessGroup, free_port, wait_for
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def product(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Iterator[str]:  # noqa: ANN001
+    """The whole product on embedded defaults (private Redis, emulator, one worker)."""
+    tmp = tmp_path_factory.mktemp("product")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("REPLICATE_API_TOKEN", "REPLICATE_BASE_URL", "AUTH_USERS_FILE")}
+    env.update({"DATABASE_URL": f"sqlite:///{tmp / 'tuner.db'}", "MEDIA_URL": f"file://{tmp / 'media'}",
+                "REDIS_URL": redis_server.url, "TUNER_RUN_DIR": str(tmp / "run"),
+                "POLL_INTERVAL_S": "0.2"})
+    group = ProcessGroup()
+    group.python(["core", "up", "--port", str(port), "--workers", "1"], env, tmp / "up.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(f"{url}/_stcore/health"), 90, "the dashboard to answer")
+        yield url
+    finally:
+        group.stop_all()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/install --test does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:  # noqa: ANN001
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # noqa: ANN001, ANN201
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -1,0 +1,89 @@
+"""A new user's journey in a real browser: upload a photo, submit a small sweep, watch the
+gallery fill in without reloading, open a cell and promote it, export the grid PNG, rate in
+Review, see the spend on Monitoring, and export the production config."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from PIL import Image
+
+from tests.test_execution import png_bytes
+
+pytestmark = pytest.mark.browser
+
+
+def wait_text(page, text: str | re.Pattern, timeout: float = 60_000) -> None:  # noqa: ANN001
+    page.get_by_text(text).first.wait_for(timeout=timeout)
+
+
+def downloaded(page, button_name: str) -> bytes:  # noqa: ANN001
+    with page.expect_download() as info:
+        page.get_by_role("button", name=button_name).first.click()
+    return open(info.value.path(), "rb").read()
+
+
+def test_a_new_user_tunes_a_scenario_end_to_end(product, page, tmp_path):  # noqa: ANN001
+    photo = tmp_path / "face.png"
+    photo.write_bytes(png_bytes(size=320))
+
+    # New sweep: upload, type the axes, see the preview, submit.
+    page.goto(f"{product}/new_sweep")
+    page.locator("input[type=file]").set_input_files(str(photo))
+    wait_text(page, "face.png · 320×320")  # stored in the library and chosen
+    for label, value in (("Strength", "0.3, 0.6"), ("Steps", "20, 30")):
+        field = page.get_by_role("textbox", name=label, exact=True)
+        field.fill(value)
+        field.press("Enter")
+        wait_text(page, f"→ 2 values: {value}")  # the live parsing feedback
+    prompts = page.get_by_label("Prompt variants (one per line)")
+    prompts.fill("a portrait, studio light")
+    prompts.press("Control+Enter")
+    page.get_by_role("button", name="Submit sweep").click()
+    wait_text(page, re.compile(r"Sweep \d+ submitted: 4 cells"))
+
+    # Gallery: the grid fills in by itself, no reload.
+    page.get_by_role("link", name="Gallery").first.click()
+    page.get_by_role("heading", name="Gallery").wait_for()
+    wait_text(page, "4 of 4 images ready", timeout=90_000)
+    assert page.get_by_text("strength 0.6").count() >= 1
+
+    # Export the labelled grid as one PNG.
+    grid_png = downloaded(page, "Grid as PNG")
+    assert Image.open(io.BytesIO(grid_png)).format == "PNG"
+
+    # Open a cell full size, then promote its settings to a scenario.
+    page.locator("button", has_text=re.compile(r"^Open$")).first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(re.compile("prediction", re.I)).first.wait_for()
+    dialog.get_by_label("Promote to scenario").fill("projection-level-1")
+    dialog.get_by_label("Promote to scenario").press("Enter")
+    dialog.get_by_role("button", name="Promote these settings").click()
+    wait_text(page, "projection-level-1")
+
+    # Review: rate with the keyboard (4 stars), progress moves.
+    page.goto(f"{product}/review")
+    wait_text(page, "0 / 4")
+    page.get_by_role("button", name="Save and next").wait_for()
+    page.keyboard.press("4")
+    wait_text(page, "1 / 4")
+
+    # Monitoring: the emulated spend of this sweep is there, as data.
+    page.goto(f"{product}/monitoring")
+    page.get_by_role("tab", name="Emulated (not real money)").click()
+    rows = list(csv.DictReader(io.StringIO(
+        downloaded(page, "CSV of emulated cost per day by scenario").decode())))
+    assert rows and sum(float(r["cost_usd"]) for r in rows) > 0
+
+    # Scenarios: move the promoted scenario to production and export the config.
+    page.goto(f"{product}/scenarios")
+    wait_text(page, "projection-level-1 · v1")  # the only scenario opens by itself
+    page.get_by_role("button", name="Mark calibrated").click()
+    page.get_by_role("button", name="Move to production").click()
+    wait_text(page, "production")
+    config = downloaded(page, "Download scenario_config.py").decode()
+    assert "scenario_config = {" in config and '"projection-level-1"' in config
+    assert re.search(r'"strength": 0\.[36]', config)

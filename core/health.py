@@ -38,8 +38,15 @@ def _redact(text: str, settings: Settings | None = None) -> str:
 
 def check_configuration(settings: Settings) -> CheckResult:
     def run() -> str:
-        mode = ("real Replicate, token " + settings.masked_token if not settings.uses_emulator
-                else "local emulator (no REPLICATE_API_TOKEN set)")
+        from core.replicate_api import resolve_endpoint
+
+        if settings.uses_emulator:
+            mode = "local emulator (no REPLICATE_API_TOKEN set)"
+        elif resolve_endpoint(settings).is_emulator:
+            mode = (f"local emulator: token {settings.masked_token} is set, but "
+                    "REPLICATE_BASE_URL points at this machine")
+        else:
+            mode = f"real Replicate, token {settings.masked_token}"
         return f"{mode}; database {settings.database_url.split('://')[0]}; media {settings.media_url.split('://')[0]}"
 
     return _run("Configuration", run, lambda e: "Fix the setting named above (environment or .env).")
@@ -99,8 +106,10 @@ def check_replicate(settings: Settings) -> CheckResult:
         endpoint = resolve_endpoint(settings)
         client = build_client(endpoint, timeout_s=5)
         model = client.models.get("stability-ai/sdxl")
-        where = "emulator" if endpoint.is_emulator else "Replicate"
-        return f"{where} at {endpoint.base_url} answers; token {mask_token(endpoint.token)} accepted; {model.owner}/{model.name} visible"
+        seen = f"{model.owner}/{model.name} visible"
+        if endpoint.is_emulator:
+            return f"emulator at {endpoint.base_url} answers ({seen}); no real token in use"
+        return f"Replicate at {endpoint.base_url} answers; token {mask_token(endpoint.token)} accepted; {seen}"
 
     def fix(exc: Exception) -> str:
         status = getattr(exc, "status", None)

@@ -290,3 +290,29 @@ def ratings_by_parameter(session: Session, sweep_id: int | None = None) -> pd.Da
                          int(up), int(down), int(n)))
     return pd.DataFrame(rows, columns=["parameter", "value", "mean_rating", "ratings",
                                        "thumbs_up", "thumbs_down", "reviews"])
+
+
+@dataclasses.dataclass(frozen=True)
+class CellMarks:
+    """What reviewers said of one generation, for filtering a gallery."""
+
+    mean_rating: float | None
+    tags: frozenset[str]
+
+
+def marks_for_sweep(session: Session, sweep_id: int) -> dict[int, CellMarks]:
+    """Mean rating and the union of tags of every reviewed cell of a sweep (one query; a
+    sweep has at most a few thousand cells, each with a reviewer or two)."""
+    rows = session.execute(
+        select(Review.generation_id, Review.rating, Review.tags)
+        .join(Generation, Review.generation_id == Generation.id)
+        .where(Generation.sweep_id == sweep_id))
+    ratings: dict[int, list[int]] = {}
+    tags: dict[int, set[str]] = {}
+    for generation_id, rating, row_tags in rows:
+        if rating is not None:
+            ratings.setdefault(generation_id, []).append(rating)
+        tags.setdefault(generation_id, set()).update(row_tags or [])
+    return {gid: CellMarks(sum(ratings[gid]) / len(ratings[gid]) if gid in ratings else None,
+                           frozenset(tags.get(gid, ())))
+            for gid in set(ratings) | set(tags)}

@@ -14,6 +14,7 @@ from core.catalog import replicate_schema_fetcher
 from core.db import session_scope
 from core.errors import InvalidInput, TunerError
 from core.library import add_image
+from core.scenarios import promote_generation
 from core.settings_store import effective_settings
 from core.sweeps import (SweepPlan, SweepRequest, cancel_sweep, create_sweep, dispatch,
                          pending_cell_ids, plan_sweep, retry_failed)
@@ -137,18 +138,16 @@ def retry(sweep_id: int, *, user: str) -> tuple[int, bool]:
 
 
 def promote(generation_id: int, scenario_name: str, *, user: str) -> str:
-    """Copy a cell's settings into a scenario (core.scenarios, written separately)."""
+    """Copy a cell's settings into a scenario, as a new version of it."""
+    from dashboard.scenario_widgets import scenarios as cached_scenarios
+
     name = scenario_name.strip()
     if not name:
         raise InvalidInput("Type the name of the scenario to promote these settings into.")
-    try:
-        from core.scenarios import promote_generation
-    except ImportError as exc:
-        raise InvalidInput("Promoting is not available yet: the Scenarios module is still "
-                           "being built.") from exc
     with session_scope(runtime().engine) as session:
         promote_generation(session, generation_id, name, actor=user)
     _sweeps_changed()
+    cached_scenarios.clear()  # the Scenarios page shows it at once
     return name
 
 

@@ -53,6 +53,22 @@ def state_filter(cells: Sequence[Cell]) -> list[Cell]:
     return [c for c in cells if c["state"] in shown]
 
 
+def review_filter(cells: Sequence[Cell]) -> list[Cell]:
+    """Keep cells rated at least N stars and/or carrying chosen review tags."""
+    tags = sorted({tag for cell in cells for tag in cell.get("tags", [])})
+    left, right = st.columns([1, 2])
+    min_rating = left.select_slider("Rated at least", options=[0, 1, 2, 3, 4, 5], value=0,
+                                    format_func=lambda n: "any" if n == 0 else "★" * n,
+                                    key="g_min_rating")
+    chosen = right.multiselect("With review tags", tags, key="g_tags",
+                               placeholder="any" if tags else "no tags yet")
+    if min_rating:
+        cells = [c for c in cells if (c.get("rating") or 0) >= min_rating]
+    if chosen:
+        cells = [c for c in cells if set(chosen) <= set(c.get("tags", []))]
+    return list(cells)
+
+
 def _label(cell: Cell, x: str | None, y: str | None) -> str:
     parts = [f"{a} {fmt.axis_value(cell[a])}" for a in (x, y) if a]
     return f"{fmt.STATE_ICONS.get(cell['state'], '')} {' · '.join(parts) or '#' + str(cell['cell_index'])}"

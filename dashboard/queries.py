@@ -10,10 +10,12 @@ import streamlit as st
 
 from core.catalog import SDXL_REF, list_models
 from core.db import session_scope
+from core.export import export_sweep as core_export_sweep
 from core.library import list_images
 from core.models import Generation
 from core.presets import Preset, list_presets
 from core.progress import SweepProgress, sweep_progress
+from core.review import CellMarks, marks_for_sweep
 from core.sweeps import SweepSummary, cell_record, cells_of, summarize
 from dashboard.resources import runtime
 
@@ -55,7 +57,13 @@ def _cell(gen: Generation) -> dict[str, Any]:
 @st.cache_data(ttl=1, show_spinner=False)
 def sweep_cells(sweep_id: int) -> list[dict[str, Any]]:
     with session_scope(runtime().engine) as session:
-        return [_cell(gen) for gen in cells_of(session, sweep_id)]
+        marks = marks_for_sweep(session, sweep_id)
+        return [_with_marks(_cell(gen), marks.get(gen.id)) for gen in cells_of(session, sweep_id)]
+
+
+def _with_marks(cell: dict[str, Any], marks: CellMarks | None) -> dict[str, Any]:
+    return {**cell, "rating": marks.mean_rating if marks else None,
+            "tags": sorted(marks.tags) if marks else []}
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -83,18 +91,11 @@ def summaries_as_dicts(summaries: list[SweepSummary]) -> list[dict[str, Any]]:
     return [{**dataclasses.asdict(s), "status": s.status, "done": s.done} for s in summaries]
 
 
-def exports_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("core.export") is not None
-
-
 def export_sweep(sweep_id: int, kind: str) -> bytes:
-    """The sweep as CSV or JSON through core.export (called when the download is asked for)."""
-    from core.export import export_sweep as export
+    """The sweep as CSV or JSON (built only when the download is asked for)."""
 
     with session_scope(runtime().engine) as session:
-        data = export(session, sweep_id, kind)
+        data = core_export_sweep(session, sweep_id, kind)
     return data.encode() if isinstance(data, str) else data
 
 

@@ -24,13 +24,10 @@ x, y = grid_view.choose_axes(swept)
 rest = [a for a in swept if a not in (x, y)]
 
 exports = st.columns([1, 1, 4])
-if queries.exports_available():
-    exports[0].download_button("Sweep as CSV", lambda: queries.export_sweep(sweep_id, "csv"),
-                               file_name=f"sweep-{sweep_id}.csv", mime="text/csv")
-    exports[1].download_button("Sweep as JSON", lambda: queries.export_sweep(sweep_id, "json"),
-                               file_name=f"sweep-{sweep_id}.json", mime="application/json")
-else:
-    exports[0].caption("CSV/JSON export arrives with the export module.")
+exports[0].download_button("Sweep as CSV", lambda: queries.export_sweep(sweep_id, "csv"),
+                           file_name=f"sweep-{sweep_id}.csv", mime="text/csv")
+exports[1].download_button("Sweep as JSON", lambda: queries.export_sweep(sweep_id, "json"),
+                           file_name=f"sweep-{sweep_id}.json", mime="application/json")
 
 
 def open_cell(cell: dict) -> None:
@@ -44,9 +41,10 @@ def gallery() -> None:
         live = queries.sweep_cells(sweep_id)
         st.caption(f"{sum(c['state'] == 'succeeded' for c in live)} of {len(live)} images ready"
                    + (" — filling in as the sweep runs" if summary.done < summary.total else ""))
-        groups = grid_view.split(grid_view.state_filter(live), rest)
+        shown = grid_view.review_filter(grid_view.state_filter(live))
+        groups = grid_view.split(shown, rest)
         if not groups:
-            st.info("No cells in the chosen states.")
+            st.info("No cells match the chosen states, rating and tags.")
             return
         if len(groups) > 12:
             label = st.selectbox("Showing", [g[0] for g in groups], key="g_group")

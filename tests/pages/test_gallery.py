@@ -83,7 +83,25 @@ def test_large_sweeps_paginate_and_unfinished_cells_show_their_state(open_page, 
 def test_state_filter_hides_cells(open_page, finished_sweep) -> None:  # noqa: ANN001
     app = open_page(PAGE)
     app.get("button_group")[0].set_value(["failed"]).run()
-    assert "No cells in the chosen states." in app.info[0].value
+    assert "No cells match the chosen states, rating and tags." in app.info[0].value
+
+
+def test_rating_and_tag_filters_keep_only_matching_cells(open_page, runtime,
+                                                         finished_sweep) -> None:  # noqa: ANN001
+    from core.review import save_review
+    from dashboard import queries
+
+    first, second = queries.sweep_cells(finished_sweep)[:2]
+    with session_scope(runtime.engine) as session:
+        save_review(session, first["id"], "ann", rating=5, tags=["too subtle"])
+        save_review(session, second["id"], "ann", rating=2, tags=["artifact"])
+    queries.sweep_cells.clear()  # read above, before the reviews existed
+    app = open_page(PAGE)
+    app.select_slider(key="g_min_rating").set_value(4).run()
+    assert [c for image in app.image for c in image.captions] == ["✅ strength 0.3 · steps 20"]
+    app.select_slider(key="g_min_rating").set_value(0).run()
+    app.multiselect(key="g_tags").select("artifact").run()
+    assert [c for image in app.image for c in image.captions] == ["✅ strength 0.6 · steps 20"]
 
 
 def test_grid_png_has_a_cell_per_value(page_env, runtime, finished_sweep) -> None:  # noqa: ANN001

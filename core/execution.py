@@ -27,10 +27,10 @@ from core.budget import Caps, check_before_create
 from core.db import session_scope
 from core.errors import BudgetExceeded, StorageError
 from core.images import image_size, make_thumbnail
-from core.limits import CreateRateLimiter, InflightSlots
+from core.limits import CellLeases, CreateRateLimiter, InflightSlots
 from core.models import GenerationState, utcnow
 from core.pricing import Pricing, cost_of
-from core.replicate_api import Endpoint, Failure, build_async_client, classify
+from core.replicate_api import Endpoint, Failure, build_async_client, classify, tls_context
 from core.storage import MediaStore
 from core.timeutil import parse_replicate_time, seconds_between
 
@@ -73,16 +73,18 @@ class ChunkRunner:
     def __init__(self, ctx: ExecutionContext, generation_ids: list[int]) -> None:
         self.ctx = ctx
         self.ids = list(generation_ids)
+        self._leases = CellLeases(ctx.redis, ctx.worker_name, ctx.lease_s)
         self._held_leases: set[int] = set()
         self._slots: dict[str, InflightSlots] = {}
+        self._slot_of: dict[int, InflightSlots] = {}  # only the slots this runner acquired
         self._rate = CreateRateLimiter(ctx.redis, ctx.endpoint.name, ctx.create_rate_per_minute)
         self._client = build_async_client(ctx.endpoint)
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0),
-                                       follow_redirects=True)
+                                       follow_redirects=True, verify=tls_context())
 
     async def run(self) -> None:
-        for gid in self.ids:
-            self._take_lease(gid)
+        self._held_leases.update(self.ids)
+        _best_effort(self._leases.take, self.ids)
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
             await asyncio.gather(*(self._run_cell_guarded(gid) for gid in self.ids))
@@ -90,28 +92,15 @@ class ChunkRunner:
             heartbeat.cancel()
             await self._http.aclose()
 
-    # -- leases: a cell whose lease lapses is resumed elsewhere by the reaper ------------------
-    def _take_lease(self, gid: int) -> None:
-        self._held_leases.add(gid)
-        _best_effort(self.ctx.redis.set, keys.cell_lease(gid), self.ctx.worker_name,
-                     ex=int(self.ctx.lease_s))
-
-    def _drop_lease(self, gid: int) -> None:
-        self._held_leases.discard(gid)
-        _best_effort(self.ctx.redis.delete, keys.cell_lease(gid))
-
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.ctx.lease_s / 3)
             try:
-                pipe = self.ctx.redis.pipeline()
-                for gid in self._held_leases:
-                    pipe.set(keys.cell_lease(gid), self.ctx.worker_name, ex=int(self.ctx.lease_s))
-                pipe.execute()
-                for slots in self._slots.values():
-                    slots.renew([keys.slot_holder(g) for g in self._held_leases])
-            except Exception:  # Redis restarting: keep working, the reaper copes with lost leases
-                log.warning("lease heartbeat failed; retrying", exc_info=True)
+                self._leases.take(list(self._held_leases))
+                for gid, slots in list(self._slot_of.items()):
+                    slots.renew([keys.slot_holder(gid)])
+            except REDIS_ERRORS:  # Redis restarting: keep working; the reaper copes
+                log.warning("lease heartbeat failed; retrying")
 
     # -- one cell ----------------------------------------------------------------------------
     async def _run_cell_guarded(self, gid: int) -> None:
@@ -124,9 +113,11 @@ class ChunkRunner:
             await self._finish(gid, GenerationState.FAILED,
                                error=f"Internal error while running this cell: {exc!r}")
         finally:
-            for slots in self._slots.values():
+            slots = self._slot_of.pop(gid, None)
+            if slots is not None:
                 _best_effort(slots.release, keys.slot_holder(gid))
-            self._drop_lease(gid)
+            self._held_leases.discard(gid)
+            _best_effort(self._leases.release, gid)
 
     async def _run_cell(self, gid: int) -> None:
         task = await self._db(cells.load_task, gid)
@@ -153,6 +144,7 @@ class ChunkRunner:
                 await self._cancel(task, None)
             waited += 1
             await asyncio.sleep(min(0.5, 0.05 * waited))
+        self._slot_of[task.id] = slots
 
     async def _submit(self, task: cells.CellTask) -> str:
         """Create the prediction exactly once; its id is committed before anything else."""
@@ -364,7 +356,8 @@ class ChunkRunner:
         return "data:image/png;base64," + base64.b64encode(data).decode()
 
     async def _wait_for_rate(self) -> None:
-        while (wait := await self._redis(self._rate.seconds_until_allowed)) > 0:
+        wait = await self._redis(self._rate.reserve)
+        if wait > 0:
             await asyncio.sleep(wait)
 
     async def _check_budget(self, task: cells.CellTask) -> None:

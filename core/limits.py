@@ -8,6 +8,8 @@ import time
 
 from redis import Redis
 
+from core import keys
+
 # KEYS[1] slot set; ARGV: member, cap, now, lease seconds. Members carry their expiry as the
 # score, so the slots of a crashed worker free themselves after one lease.
 _ACQUIRE_SLOT = """
@@ -23,21 +25,29 @@ end
 return 0
 """
 
-# GCRA: KEYS[1] theoretical arrival time; ARGV: emission interval, burst. Uses Redis' clock
-# so machines with skewed clocks share one schedule. Returns seconds to wait (0 = go).
-_TAKE_TOKEN = """
+# GCRA with reservation: KEYS[1] theoretical arrival time; ARGV: emission interval, burst.
+# Every call books the next free moment and says how long to sleep until it, so a waiting
+# create sleeps once instead of asking again. Uses Redis' clock, so machines with skewed
+# clocks share one schedule.
+_RESERVE_CREATE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local allow_at = tat + interval - burst * interval
-if now < allow_at then
-  return tostring(allow_at - now)
+local wait = tat + interval - burst * interval - now
+if wait < 0 then wait = 0 end
+redis.call('SET', KEYS[1], tostring(tat + interval), 'EX', math.ceil(tat + interval - now + burst * interval) + 60)
+return tostring(wait)
+"""
+
+# Delete a lease only while it is still ours (KEYS[1] lease, ARGV[1] holder).
+_RELEASE_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
 end
-redis.call('SET', KEYS[1], tostring(tat + interval), 'EX', math.ceil(burst * interval) + 60)
-return '0'
+return 0
 """
 
 
@@ -75,8 +85,28 @@ class CreateRateLimiter:
         self._key = f"tuner:create-rate:{endpoint}"
         self._interval = 60.0 / per_minute
         self._burst = max(1, burst)
-        self._take = redis.register_script(_TAKE_TOKEN)
+        self._reserve = redis.register_script(_RESERVE_CREATE)
 
-    def seconds_until_allowed(self) -> float:
-        """Take a token if one is free (returns 0), else say how long to wait."""
-        return float(self._take(keys=[self._key], args=[self._interval, self._burst]))
+    def reserve(self) -> float:
+        """Book the next create; returns the seconds to wait before sending it."""
+        return float(self._reserve(keys=[self._key], args=[self._interval, self._burst]))
+
+
+class CellLeases:
+    """``tuner:lease:gen:ID`` = this worker, renewed while it works on the cell. A cell whose
+    lease lapses is resumed elsewhere by the reaper."""
+
+    def __init__(self, redis: Redis, holder: str, lease_s: float) -> None:
+        self._redis = redis
+        self._holder = holder
+        self._ttl = max(1, int(lease_s))
+        self._release = redis.register_script(_RELEASE_LEASE)
+
+    def take(self, generation_ids: list[int]) -> None:
+        pipe = self._redis.pipeline()
+        for gid in generation_ids:
+            pipe.set(keys.cell_lease(gid), self._holder, ex=self._ttl)
+        pipe.execute()
+
+    def release(self, generation_id: int) -> None:
+        self._release(keys=[keys.cell_lease(generation_id)], args=[self._holder])

@@ -8,6 +8,7 @@ Every worker runs this every few seconds; a Redis lock lets one at a time do it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from redis import Redis
@@ -17,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import keys
-from core.models import Generation, GenerationState, Sweep
+from core.models import Generation, GenerationState
 from core.sweeps import dispatch
 
 log = logging.getLogger(__name__)
@@ -26,46 +27,55 @@ UNFINISHED = (GenerationState.PENDING, GenerationState.SUBMITTING, GenerationSta
 WAITING_JOB_STATES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
-def find_abandoned(session: Session, redis: Redis) -> list[int]:
+def find_abandoned(session: Session, redis: Redis, *, grace_s: float) -> list[int]:
+    """Unfinished cells with no lease whose job is neither waiting nor just started (a
+    worker takes the leases within moments of starting a job; ``grace_s`` covers that)."""
     rows = session.execute(
-        select(Generation.id, Generation.job_id, Sweep.cancel_requested_at)
-        .join(Sweep, Generation.sweep_id == Sweep.id)
-        .where(Generation.state.in_(UNFINISHED))
+        select(Generation.id, Generation.job_id).where(Generation.state.in_(UNFINISHED))
         .order_by(Generation.id)).all()
     if not rows:
         return []
     pipe = redis.pipeline()
-    for gid, _, _ in rows:
+    for gid, _ in rows:
         pipe.exists(keys.cell_lease(gid))
     leased = pipe.execute()
-    job_status: dict[str, JobStatus | None] = {}
+    job_alive: dict[str, bool] = {}
     abandoned = []
-    for (gid, job_id, _canceled), has_lease in zip(rows, leased):
+    for (gid, job_id), has_lease in zip(rows, leased):
         if has_lease:
             continue
         if job_id is not None:
-            if job_id not in job_status:
-                job_status[job_id] = _status(redis, job_id)
-            if job_status[job_id] in WAITING_JOB_STATES:
+            if job_id not in job_alive:
+                job_alive[job_id] = _job_alive(redis, job_id, grace_s)
+            if job_alive[job_id]:
                 continue
         abandoned.append(gid)  # canceled sweeps too: a worker finishes them as canceled
     return abandoned
 
 
-def _status(redis: Redis, job_id: str) -> JobStatus | None:
+def _job_alive(redis: Redis, job_id: str, grace_s: float) -> bool:
     try:
-        return Job.fetch(job_id, connection=redis).get_status(refresh=False)
+        job = Job.fetch(job_id, connection=redis)
     except NoSuchJobError:
-        return None
+        return False
+    status = job.get_status(refresh=False)
+    if status in WAITING_JOB_STATES:
+        return True
+    if status == JobStatus.STARTED and job.started_at is not None:
+        started = job.started_at.replace(tzinfo=dt.timezone.utc) if job.started_at.tzinfo is None \
+            else job.started_at
+        return (dt.datetime.now(dt.timezone.utc) - started).total_seconds() < grace_s
+    return False
 
 
-def reap(session: Session, redis: Redis, *, chunk_size: int, lock_ttl_s: int = 20) -> int:
+def reap(session: Session, redis: Redis, *, chunk_size: int, grace_s: float,
+         lock_ttl_s: int = 20) -> int:
     """Re-dispatch abandoned cells; returns how many (0 when another worker holds the lock)."""
     lock = redis.lock(keys.REAPER_LOCK, timeout=lock_ttl_s, blocking=False)
     if not lock.acquire(blocking=False):
         return 0
     try:
-        ids = find_abandoned(session, redis)
+        ids = find_abandoned(session, redis, grace_s=grace_s)
         if ids:
             log.warning("resuming %d abandoned cell(s): %s", len(ids), ids[:20])
             dispatch(session, redis, ids, chunk_size=chunk_size)

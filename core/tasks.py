@@ -12,6 +12,7 @@ import socket
 from core.config import get_settings
 from core.db import session_scope
 from core.execution import ChunkRunner, ExecutionContext
+from core.limits import CellLeases
 from core.runtime import open_runtime
 from core.settings_store import effective_settings
 
@@ -19,6 +20,9 @@ from core.settings_store import effective_settings
 def run_chunk(generation_ids: list[int]) -> dict[str, int]:
     """Run a chunk of cells concurrently; safe to run again after a crash (it resumes)."""
     runtime = open_runtime(get_settings(), migrate=False)
+    worker_name = f"{socket.gethostname()}:{os.getpid()}"
+    # Lease the cells before anything slow, so the reaper never mistakes them for abandoned.
+    CellLeases(runtime.redis, worker_name, runtime.settings.cell_lease_s).take(generation_ids)
     with session_scope(runtime.engine) as session:
         settings = effective_settings(session, runtime.settings)
         caps = runtime.caps(session)
@@ -28,7 +32,7 @@ def run_chunk(generation_ids: list[int]) -> dict[str, int]:
         create_rate_per_minute=settings.create_rate_per_minute,
         poll_interval_s=settings.poll_interval_s, lease_s=settings.cell_lease_s,
         thumbnail_max_px=settings.thumbnail_max_px,
-        worker_name=f"{socket.gethostname()}:{os.getpid()}",
+        worker_name=worker_name,
     )
     asyncio.run(ChunkRunner(ctx, generation_ids).run())
     return {"cells": len(generation_ids)}

@@ -60,8 +60,9 @@ def _reap_forever(runtime, stop: threading.Event) -> None:  # noqa: ANN001
     while not stop.wait(REAP_EVERY_S):
         try:
             with session_scope(runtime.engine) as session:
-                chunk_size = effective_settings(session, runtime.settings).chunk_size
-                reap(session, runtime.redis, chunk_size=chunk_size)
+                current = effective_settings(session, runtime.settings)
+                reap(session, runtime.redis, chunk_size=current.chunk_size,
+                     grace_s=current.cell_lease_s)
         except Exception:  # noqa: BLE001 - Redis or the database away: try again next round
             log.warning("reaper round failed", exc_info=True)
 

@@ -1,0 +1,76 @@
+"""The reaper resumes cells nobody works on, and leaves alone those that are waiting in the
+queue or whose worker has only just started their job."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from redis import Redis
+from rq import Queue
+from rq.job import JobStatus
+from sqlalchemy import select
+
+from core import keys
+from core.config import Settings
+from core.db import session_scope
+from core.limits import CellLeases
+from core.models import Generation
+from core.reaper import find_abandoned, reap
+from core.runtime import open_runtime
+from tests.test_execution import GRID, submit
+
+
+def _cell_ids(runtime, sweep_id: int) -> list[int]:  # noqa: ANN001
+    with session_scope(runtime.engine) as session:
+        return list(session.scalars(select(Generation.id).where(Generation.sweep_id == sweep_id)
+                                    .order_by(Generation.id)))
+
+
+def _start_job(redis: Redis, job_id: str, started_at: dt.datetime) -> None:
+    """Mark a queued job as picked up by a worker, as RQ does (no worker runs here)."""
+    from rq.job import Job
+
+    job = Job.fetch(job_id, connection=redis)
+    Queue(keys.QUEUE_NAME, connection=redis).remove(job)
+    job.set_status(JobStatus.STARTED)
+    job.started_at = started_at.replace(tzinfo=None)
+    job.save()
+
+
+def test_cells_waiting_in_the_queue_are_not_abandoned(tuner_env):  # noqa: ANN001
+    runtime = open_runtime(Settings())
+    submit(runtime, GRID)
+    with session_scope(runtime.engine) as session:
+        assert find_abandoned(session, runtime.redis, grace_s=30) == []
+
+
+def test_a_job_started_moments_ago_is_alive_a_stale_one_is_not(tuner_env):  # noqa: ANN001
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, GRID)
+    ids = _cell_ids(runtime, sweep_id)
+    with session_scope(runtime.engine) as session:
+        job_ids = sorted({g.job_id for g in session.scalars(
+            select(Generation).where(Generation.sweep_id == sweep_id))})
+    now = dt.datetime.now(dt.timezone.utc)
+    _start_job(runtime.redis, job_ids[0], now)  # leases not taken yet
+    with session_scope(runtime.engine) as session:
+        assert find_abandoned(session, runtime.redis, grace_s=30) == []
+    _start_job(runtime.redis, job_ids[0], now - dt.timedelta(minutes=5))  # its worker died
+    with session_scope(runtime.engine) as session:
+        stale = find_abandoned(session, runtime.redis, grace_s=30)
+    assert stale and set(stale) <= set(ids)
+    CellLeases(runtime.redis, "w:1", 30).take(stale)  # unless its cells are leased
+    with session_scope(runtime.engine) as session:
+        assert find_abandoned(session, runtime.redis, grace_s=30) == []
+
+
+def test_cells_without_a_job_are_sent_once_redis_is_back(tuner_env):  # noqa: ANN001
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, GRID)
+    runtime.redis.flushall()  # Redis lost the queue
+    with session_scope(runtime.engine) as session:
+        assert reap(session, runtime.redis, chunk_size=16, grace_s=30) == 18
+    assert Queue(keys.QUEUE_NAME, connection=runtime.redis).count == 2
+    with session_scope(runtime.engine) as session:
+        assert reap(session, runtime.redis, chunk_size=16, grace_s=30) == 0  # queued now
+    assert len(_cell_ids(runtime, sweep_id)) == 18

@@ -8,8 +8,10 @@ distance from the input grows linearly with strength: 0 returns the input, 1 ign
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
+import struct
 import zlib
 from dataclasses import dataclass
 
@@ -78,12 +80,38 @@ def pattern(params: ImageParams, size: tuple[int, int]) -> np.ndarray:
     return np.clip(mean + (field - mean) * contrast, 0, 255)
 
 
+@functools.lru_cache(maxsize=8)
+def _decoded(input_image: bytes) -> Image.Image:
+    """A sweep sends the same input image with every cell: decode it once."""
+    with Image.open(io.BytesIO(input_image)) as opened:
+        return opened.convert("RGB")
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """A fast, lossless PNG of an H×W×3 uint8 array.
+
+    Pillow tries every row filter even at compress level 1; one "Up" filter computed in numpy
+    and zlib's RLE strategy give files of the same size in about a third of the time."""
+    height, width, _ = rgb.shape
+    rows = rgb.reshape(height, width * 3)
+    up = np.empty((height, width * 3 + 1), np.uint8)
+    up[:, 0] = 2  # filter type "Up": each byte minus the byte above it
+    up[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=up[1:, 1:], dtype=np.uint8, casting="unsafe")
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    idat = compressor.compress(up.tobytes()) + compressor.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
 def render(params: ImageParams, input_image: bytes | None) -> bytes:
     """The output PNG for these parameters (and input image, for img2img)."""
-    source = None
-    if input_image is not None:
-        with Image.open(io.BytesIO(input_image)) as opened:
-            source = opened.convert("RGB")
+    source = _decoded(input_image) if input_image is not None else None
     width, height = output_size(params, source.size if source else None)
     # The field is smooth, so compute it at a quarter of the size and let PIL upscale it.
     small = pattern(params, (max(8, width // 4), max(8, height // 4)))
@@ -93,6 +121,4 @@ def render(params: ImageParams, input_image: bytes | None) -> bytes:
         if source.size != out.size:
             source = source.resize(out.size, Image.Resampling.BILINEAR)
         out = Image.blend(source, out, min(max(float(params.strength), 0.0), 1.0))
-    buffer = io.BytesIO()
-    out.save(buffer, "PNG", compress_level=1, compress_type=zlib.Z_RLE)
-    return buffer.getvalue()
+    return encode_png(np.asarray(out))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.emulator.images import ImageParams, output_size, probe, render
+from core.emulator.images import ImageParams, encode_png, output_size, probe, render
 
 BASE = ImageParams(prompt="a portrait, projection level 1", negative_prompt="", strength=0.5,
                    steps=30, guidance=7.5, seed=42, width=1024, height=1024)
@@ -73,3 +73,10 @@ def test_probe_reads_size_or_refuses() -> None:
     assert probe(photo(30, 20)) == (30, 20)
     with pytest.raises(ValueError, match="cannot identify image file"):
         probe(b"not an image")
+
+
+def test_the_fast_png_encoder_is_lossless() -> None:
+    pixels = (np.random.default_rng(3).random((37, 53, 3)) * 255).astype(np.uint8)
+    decoded = Image.open(io.BytesIO(encode_png(pixels)))
+    assert decoded.format == "PNG" and decoded.size == (53, 37)
+    assert (np.asarray(decoded.convert("RGB")) == pixels).all()

@@ -11,9 +11,7 @@ import datetime as dt
 import json
 import os
 import platform
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,23 +30,9 @@ if str(PROJECT_ROOT) not in sys.path:  # `python3 bench/x.py` puts bench/, not t
     sys.path.insert(0, str(PROJECT_ROOT))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str,
-               interval: float = 0.05) -> Any:
-    """Poll ``condition`` until it returns something truthy; RuntimeError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
+# One implementation of these for tests and benchmarks alike.
+from tests.services import RedisServer, free_port  # noqa: E402, F401 - used by the benchmarks
+from tests.services import wait_for as wait_until  # noqa: E402
 
 
 # -- child processes ----------------------------------------------------------------------------
@@ -153,36 +137,6 @@ class Sampler:
 
 
 # -- services -----------------------------------------------------------------------------------
-class RedisServer:
-    """A redis-server of our own on a free loopback port, in memory only."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not installed (apt-get install redis-server)")
-        self.port = free_port()
-        self.url = f"redis://{LOOPBACK}:{self.port}/0"
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.process = start_process([binary, "--port", str(self.port), "--bind", LOOPBACK,
-                                      "--save", "", "--appendonly", "no", "--dir", str(workdir)])
-        try:
-            wait_until(self._answers, 10, "redis-server to answer")
-        except RuntimeError:
-            self.stop()
-            raise
-
-    def _answers(self) -> bool:
-        from redis import Redis
-
-        try:
-            return bool(Redis.from_url(self.url, socket_connect_timeout=0.5).ping())
-        except Exception:  # noqa: BLE001
-            return False
-
-    def stop(self) -> None:
-        stop_process(self.process)
-
-
 def http_ready(url: str) -> Callable[[], bool]:
     import httpx
 
@@ -206,7 +160,7 @@ class EmulatorProcess:
         try:
             wait_until(http_ready(f"{self.base_url}/_emulator/health"), 30,
                        "the emulator to answer")
-        except RuntimeError:
+        except AssertionError:  # wait_until timed out
             self.stop()
             raise
 

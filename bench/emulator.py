@@ -68,7 +68,7 @@ class HelloProcess:
                                       "--serve-hello", str(self.port)], clean_env())
         try:
             wait_until(http_ready(f"{self.base_url}/"), 30, "the hello app to answer")
-        except RuntimeError:
+        except AssertionError:  # wait_until timed out
             self.stop()
             raise
 

@@ -19,6 +19,21 @@ def show_flash() -> None:
     st.session_state.flash = []
 
 
+def sweeps_or_stop(empty_message: str, *, limit: int = 50) -> list[SweepSummary]:
+    """The newest sweeps; with none, the empty state with its next step, and the page stops."""
+    from dashboard import queries
+    from dashboard.errors import shown_errors
+
+    summaries: list[SweepSummary] = []
+    with shown_errors("loading sweeps"):
+        summaries = queries.sweep_summaries(limit=limit)
+    if not summaries:
+        st.info(empty_message)
+        st.page_link("pages/new_sweep.py", label="Start a new sweep", icon="➕")
+        st.stop()
+    return summaries
+
+
 def sweeps_table(summaries: list[SweepSummary]) -> None:
     rows = [{"sweep": s.id, "name": s.name, "status": fmt.status(s.status),
              "progress": s.done / s.total if s.total else 1.0, "done": f"{s.done}/{s.total}",

@@ -8,13 +8,8 @@ from dashboard.errors import shown_errors
 user = frame.page_setup()
 st.title("Gallery")
 
-summaries = []
-with shown_errors("loading sweeps"):
-    summaries = queries.sweep_summaries()
-if not summaries:
-    st.info("No sweeps yet — start one on New sweep, and its images appear here as they finish.")
-    st.page_link("pages/new_sweep.py", label="Start a new sweep", icon="➕")
-    st.stop()
+summaries = runs_view.sweeps_or_stop(
+    "No sweeps yet — start one on New sweep, and its images appear here as they finish.")
 
 sweep_id = runs_view.choose_sweep(summaries)
 summary = next(s for s in summaries if s.id == sweep_id)

@@ -3,7 +3,7 @@ budgets and anything failing — at a glance."""
 
 import streamlit as st
 
-from dashboard import frame, queries, resources, runs_view
+from dashboard import frame, resources, runs_view
 from dashboard import overview_widgets as ov
 from dashboard.errors import shown_errors
 
@@ -11,14 +11,9 @@ frame.page_setup()
 st.title("Overview")
 runs_view.show_flash()
 
-summaries = []
-with shown_errors("loading sweeps"):
-    summaries = queries.sweep_summaries(limit=50)
-if not summaries:
-    st.info("No sweeps yet. Start with New sweep: upload a test image, pick a few strengths and "
-            "steps, and submit — spend, latency and progress show up here.")
-    st.page_link("pages/new_sweep.py", label="Start a new sweep", icon="➕")
-    st.stop()
+summaries = runs_view.sweeps_or_stop(
+    "No sweeps yet. Start with New sweep: upload a test image, pick a few strengths and "
+    "steps, and submit — spend, latency and progress show up here.")
 
 numbers = None
 queue = resources.queue_status()

@@ -4,7 +4,7 @@ rate best, and the current settings can be promoted into a scenario."""
 
 import streamlit as st
 
-from dashboard import actions, frame, queries, resources, runs_view
+from dashboard import actions, frame, resources, runs_view
 from dashboard import review_widgets as rw
 from dashboard.errors import shown_errors
 
@@ -13,14 +13,8 @@ rw.init_state()
 st.title("Review")
 runs_view.show_flash()
 
-summaries = []
-with shown_errors("loading sweeps"):
-    summaries = queries.sweep_summaries()
-if not summaries:
-    st.info("No sweeps yet — run one on New sweep; its images can be reviewed here as they "
-            "finish.")
-    st.page_link("pages/new_sweep.py", label="Start a new sweep", icon="➕")
-    st.stop()
+summaries = runs_view.sweeps_or_stop(
+    "No sweeps yet — run one on New sweep; its images can be reviewed here as they finish.")
 
 scope = rw.scope_picker(summaries)
 done = rw.progress(user, scope)

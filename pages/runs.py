@@ -9,13 +9,7 @@ user = frame.page_setup()
 st.title("Runs")
 runs_view.show_flash()
 
-summaries = []
-with shown_errors("loading sweeps"):
-    summaries = queries.sweep_summaries()
-if not summaries:
-    st.info("No sweeps yet — start one on New sweep.")
-    st.page_link("pages/new_sweep.py", label="Start a new sweep", icon="➕")
-    st.stop()
+summaries = runs_view.sweeps_or_stop("No sweeps yet — start one on New sweep.")
 
 sweep_id = runs_view.choose_sweep(summaries)
 chosen = next(s for s in summaries if s.id == sweep_id)

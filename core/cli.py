@@ -10,6 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from core.config import Settings
 from core.errors import TunerError
 
@@ -72,7 +75,7 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
     from core.library import add_image
     from core.replicate_api import build_client
     from core.runtime import open_runtime
-    from core.sweeps import SweepRequest, create_sweep, dispatch, plan_sweep
+    from core.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
 
     runtime = open_runtime(_settings())
     settings, user = runtime.settings, local_user()
@@ -95,15 +98,18 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
                           fetch_schema=fetcher)
         sweep = create_sweep(session, plan, created_by=user, endpoint=runtime.endpoint_kind,
                              caps=runtime.caps(session))
-        sweep_id, pending = sweep.id, [g for g in plan.cells]
+        sweep_id = sweep.id
     with session_scope(runtime.engine) as session:
-        from core.sweeps import pending_cell_ids
-
         ids = pending_cell_ids(session, sweep_id)
-        if ids:
-            dispatch(session, runtime.redis, ids, chunk_size=settings.chunk_size)
+        try:
+            if ids:
+                dispatch(session, runtime.redis, ids, chunk_size=settings.chunk_size)
+        except (RedisConnectionError, RedisTimeoutError):
+            print(f"Redis does not answer: sweep {sweep_id} is saved and its cells will be sent "
+                  "when Redis is back (a worker's reaper does it).", file=sys.stderr)
+            return 3
     if not args.json:
-        print(f"Sweep {sweep_id}: {len(pending)} cells ({len(pending) - len(ids)} reused), "
+        print(f"Sweep {sweep_id}: {len(plan.cells)} cells ({len(plan.cells) - len(ids)} reused), "
               f"estimated {plan.estimated_cost_usd:.4f} USD on {runtime.endpoint.name}.")
     if args.wait:
         _wait_for(runtime, sweep_id, quiet=args.json)
@@ -314,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except TunerError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (RedisConnectionError, RedisTimeoutError):
+        print("error: Redis does not answer: start it (`python -m core up` does) or set "
+              "REDIS_URL to one that answers.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

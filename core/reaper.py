@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import keys
-from core.models import Generation, GenerationState
-from core.sweeps import dispatch
+from core.models import Generation, GenerationState, Sweep
+from core.sweeps import CANCEL_FLAG_TTL_S, dispatch
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,17 @@ def _job_alive(redis: Redis, job_id: str, grace_s: float) -> bool:
     return False
 
 
+def _raise_cancel_flags(session: Session, redis: Redis) -> None:
+    """Canceled sweeps with unfinished cells keep their Redis flag (lost if Redis restarted,
+    or never set if it was down when the sweep was canceled), so running cells stop."""
+    canceled = session.scalars(
+        select(Sweep.id).where(Sweep.cancel_requested_at.is_not(None)).where(
+            select(Generation.id).where(Generation.sweep_id == Sweep.id,
+                                        Generation.state.in_(UNFINISHED)).exists()))
+    for sweep_id in canceled:
+        redis.set(keys.sweep_cancel(sweep_id), "reaper", ex=CANCEL_FLAG_TTL_S, nx=True)
+
+
 def reap(session: Session, redis: Redis, *, chunk_size: int, grace_s: float,
          lock_ttl_s: int = 20) -> int:
     """Re-dispatch abandoned cells; returns how many (0 when another worker holds the lock)."""
@@ -75,6 +86,7 @@ def reap(session: Session, redis: Redis, *, chunk_size: int, grace_s: float,
     if not lock.acquire(blocking=False):
         return 0
     try:
+        _raise_cancel_flags(session, redis)
         ids = find_abandoned(session, redis, grace_s=grace_s)
         if ids:
             log.warning("resuming %d abandoned cell(s): %s", len(ids), ids[:20])

@@ -6,11 +6,14 @@ The page and the CLI both go through ``plan_sweep`` → ``create_sweep`` → ``d
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 from collections.abc import Sequence
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -22,6 +25,10 @@ from core.errors import InvalidInput, NotFound
 from core.models import (FINAL_STATES, Endpoint, Generation, GenerationState, InputImage,
                          ModelSpec, Scenario, Sweep, utcnow)
 from core.pricing import Pricing, PredictTimeModel, estimate_sweep
+
+
+log = logging.getLogger(__name__)
+CANCEL_FLAG_TTL_S = 7 * 24 * 3600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,7 +234,10 @@ def cancel_sweep(session: Session, redis: Redis | None, sweep_id: int, *, actor:
     sweep = _sweep(session, sweep_id)
     sweep.cancel_requested_at = sweep.cancel_requested_at or utcnow()
     if redis is not None:
-        redis.set(keys.sweep_cancel(sweep_id), actor, ex=7 * 24 * 3600)
+        try:  # the fast path to running cells; the reaper re-raises the flag if this fails
+            redis.set(keys.sweep_cancel(sweep_id), actor, ex=CANCEL_FLAG_TTL_S)
+        except (RedisConnectionError, RedisTimeoutError):
+            log.warning("Redis unavailable: sweep %s canceled in the database only", sweep_id)
     result = session.execute(update(Generation).where(
         Generation.sweep_id == sweep_id, Generation.state == GenerationState.PENDING
     ).values(state=GenerationState.CANCELED, completed_at=utcnow(),

@@ -74,3 +74,18 @@ def test_cells_without_a_job_are_sent_once_redis_is_back(tuner_env):  # noqa: AN
     with session_scope(runtime.engine) as session:
         assert reap(session, runtime.redis, chunk_size=16, grace_s=30) == 0  # queued now
     assert len(_cell_ids(runtime, sweep_id)) == 18
+
+
+def test_a_cancel_that_missed_redis_is_flagged_by_the_reaper(tuner_env):  # noqa: ANN001
+    from core.sweeps import cancel_sweep
+
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, GRID)
+    with session_scope(runtime.engine) as session:  # cells in flight keep it unfinished
+        session.execute(Generation.__table__.update().where(
+            Generation.sweep_id == sweep_id).values(state="submitted"))
+        cancel_sweep(session, None, sweep_id, actor="ann")  # Redis was down at the time
+    assert not runtime.redis.exists(keys.sweep_cancel(sweep_id))
+    with session_scope(runtime.engine) as session:
+        reap(session, runtime.redis, chunk_size=16, grace_s=30)
+    assert runtime.redis.exists(keys.sweep_cancel(sweep_id))

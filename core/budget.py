@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import BudgetExceeded
-from core.models import Endpoint, Generation, GenerationState
+from core.models import FINAL_STATES, Endpoint, Generation, GenerationState
 from core.pricing import format_usd
 
 
@@ -34,8 +34,11 @@ def month_start(now: dt.datetime) -> dt.datetime:
 
 def real_spend_since(session: Session, since: dt.datetime) -> float:
     """Dollars spent on real Replicate since ``since`` (by the time a cell completed)."""
+    # Only finished cells have completed_at; saying so lets the query range-scan the
+    # (state, completed_at, …) index instead of reading all of it.
     query = select(func.coalesce(func.sum(Generation.cost_usd), 0.0)).where(
-        Generation.endpoint == Endpoint.REPLICATE, Generation.completed_at >= since)
+        Generation.state.in_(list(FINAL_STATES)), Generation.completed_at >= since,
+        Generation.endpoint == Endpoint.REPLICATE)
     return float(session.scalar(query) or 0.0)
 
 

@@ -44,6 +44,7 @@ DOWNLOAD_ATTEMPTS = 4
 RECONCILE_WINDOW_S = 120
 FILE_URL_TTL_S = 6 * 3600
 MAX_POLL_GAP_S = 30.0
+MAX_BACKOFF_POLL_S = 4.0
 OUTAGE_TOLERANCE_S = 300  # Redis or the database away this long: the cell fails, saying so
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
@@ -263,11 +264,14 @@ class ChunkRunner:
 
     async def _sleep_until_worth_polling(self, task: cells.CellTask, data: dict[str, Any]) -> None:
         wait = self.ctx.poll_interval_s
-        expected = self._expected_predict_s()
         started = parse_replicate_time(data.get("started_at"))
-        if data["status"] == "processing" and expected and started:
+        if data["status"] == "processing" and started:
             running = (utcnow() - started).total_seconds()
-            wait = max(wait, min(0.9 * expected - running, MAX_POLL_GAP_S))
+            expected = self._expected_predict_s()
+            if expected:
+                wait = max(wait, min(0.9 * expected - running, MAX_POLL_GAP_S))
+            else:  # no idea yet: back off gently, at most a few seconds late
+                wait = max(wait, min(running / 3, MAX_BACKOFF_POLL_S))
         deadline = time.monotonic() + wait
         while (left := deadline - time.monotonic()) > 0:
             if self._cancel_requested(task.sweep_id):

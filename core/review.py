@@ -273,21 +273,31 @@ def ratings_by_parameter(session: Session, sweep_id: int | None = None) -> pd.Da
     """Mean rating per value of each swept parameter (strength, steps, guidance, prompt
     variant), over all reviewers. Columns: parameter, value, mean_rating (None when only
     thumbs were given), ratings, thumbs_up, thumbs_down, reviews."""
-    rows = []
-    for name, column in RATED_PARAMETERS:
-        query = (select(column, func.avg(Review.rating), func.count(Review.rating),
-                        func.coalesce(func.sum(case((Review.thumbs == 1, 1), else_=0)), 0),
-                        func.coalesce(func.sum(case((Review.thumbs == -1, 1), else_=0)), 0),
-                        func.count(Review.id))
-                 .join(Generation, Generation.id == Review.generation_id)
-                 .where(column.is_not(None)).group_by(column).order_by(column))
-        if sweep_id is not None:
-            query = query.where(Generation.sweep_id == sweep_id)
-        for value, mean, n_rated, up, down, n in session.execute(query):
+    columns = [column for _, column in RATED_PARAMETERS]
+    # One GROUP BY over every combination, then summed per parameter here: the same means
+    # as four separate queries, in one pass over the table.
+    query = (select(*columns, func.coalesce(func.sum(Review.rating), 0), func.count(Review.rating),
+                    func.coalesce(func.sum(case((Review.thumbs == 1, 1), else_=0)), 0),
+                    func.coalesce(func.sum(case((Review.thumbs == -1, 1), else_=0)), 0),
+                    func.count(Review.id))
+             .join(Generation, Generation.id == Review.generation_id).group_by(*columns))
+    if sweep_id is not None:
+        query = query.where(Generation.sweep_id == sweep_id)
+    totals: dict[tuple[str, Any], list[int]] = {}
+    for row in session.execute(query):
+        counts = [int(x) for x in row[len(columns):]]
+        for (name, _), value in zip(RATED_PARAMETERS, row[:len(columns)]):
             if name == "prompt":
                 value = value or UNLABELLED
-            rows.append((name, value, float(mean) if mean is not None else None, int(n_rated),
-                         int(up), int(down), int(n)))
+            elif value is None:
+                continue
+            total = totals.setdefault((name, value), [0, 0, 0, 0, 0])
+            for i, count in enumerate(counts):
+                total[i] += count
+    order = {name: n for n, (name, _) in enumerate(RATED_PARAMETERS)}
+    rows = [(name, value, rating_sum / n_rated if n_rated else None, n_rated, up, down, n)
+            for (name, value), (rating_sum, n_rated, up, down, n)
+            in sorted(totals.items(), key=lambda item: (order[item[0][0]], item[0][1]))]
     return pd.DataFrame(rows, columns=["parameter", "value", "mean_rating", "ratings",
                                        "thumbs_up", "thumbs_down", "reviews"])
 

@@ -183,7 +183,8 @@ def summary(frame: pd.DataFrame) -> None:
     for column, parameter in zip(st.columns(max(len(rated), 1)), rated):
         with column:
             st.altair_chart(charts.mean_rating(frame, parameter), width="stretch")
-    st.dataframe(frame, hide_index=True, width="stretch", column_config={
+    # values mix numbers and prompt labels; as text they make one Arrow column
+    st.dataframe(frame.astype({"value": str}), hide_index=True, width="stretch", column_config={
         "mean_rating": st.column_config.NumberColumn("Mean rating", format="%.2f ★")})
     st.download_button("CSV of ratings by parameter", frame.to_csv(index=False).encode(),
                        file_name="ratings-by-parameter.csv", mime="text/csv")

@@ -45,7 +45,7 @@ def make_image(session: Session, **fields: Any) -> InputImage:
     n = next(_counter)
     digest = hashlib.sha256(f"image-{n}".encode()).hexdigest()
     values: dict[str, Any] = dict(sha256=digest, storage_key=f"inputs/{digest}.png",
-                                  thumbnail_key=f"thumbs/{digest}.webp", content_type="image/png",
+                                  thumbnail_key=f"thumbs/{digest}.jpg", content_type="image/png",
                                   width=1024, height=1024, size_bytes=1000, label=f"image {n}",
                                   uploaded_by="alice")
     values.update(fields)

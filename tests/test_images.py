@@ -238,10 +238,10 @@ def test_message_without_a_filename_still_reads():
     ("size", "expected"),
     [((1024, 1024), (400, 400)), ((1200, 300), (400, 100)), ((64, 32), (64, 32))],
 )
-def test_thumbnail_is_webp_within_the_limit(size, expected):
+def test_thumbnail_is_jpeg_within_the_limit(size, expected):
     data, content_type = make_thumbnail(encode(noisy_rgb(*size), "PNG"))
     thumbnail = Image.open(io.BytesIO(data))
-    assert content_type == "image/webp" and thumbnail.format == "WEBP"
+    assert content_type == "image/jpeg" and thumbnail.format == "JPEG"
     assert thumbnail.size == expected
 
 

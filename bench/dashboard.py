@@ -42,17 +42,15 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, event, text
 
-from common import (LOOPBACK, PROJECT_ROOT, RedisServer, machine_info, start_process,
+from common import (PROJECT_ROOT, RedisServer, machine_info, start_process,
                     stop_process, table, verdict, write_results)
 
 import streamlit as st  # noqa: E402 - after common, which puts the project root on sys.path
@@ -62,7 +60,7 @@ from streamlit.testing.v1 import app_test as app_test_module  # noqa: E402
 from core import scenarios as core_scenarios  # noqa: E402
 from core.auth import local_user  # noqa: E402
 from core.catalog import SDXL_REF, SDXL_VERSION  # noqa: E402
-from core.db import _engines, create_db_engine, session_scope, upgrade  # noqa: E402
+from core.db import create_db_engine, session_scope, upgrade  # noqa: E402
 from core.emulator import EmulatorConfig, EmulatorServer  # noqa: E402
 from core.images import make_thumbnail  # noqa: E402
 from core.models import (Endpoint, Generation, GenerationState, InputImage, ModelSpec,  # noqa: E402
@@ -342,35 +340,9 @@ def seed_database(url: str, generations: int, media: dict[str, list[str]]) -> di
             "days": 90, "seed_s": round(time.monotonic() - started, 1)}
 
 
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh database on the local PostgreSQL server, dropped afterwards."""
-    server = make_url(PG_SERVER_URL)
-    if server.host not in (LOOPBACK, "localhost"):
-        raise SystemExit(f"refusing a non-loopback PostgreSQL server: {server.host}")
-    name = f"bench_dashboard_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        for key in [k for k in _engines if name in k[1]]:
-            _engines.pop(key).dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def postgres_answers() -> bool:
-    try:
-        engine = create_engine(PG_SERVER_URL, connect_args={"connect_timeout": 2})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "not available"
-        return False
+# The tests' helpers: a fresh PostgreSQL database per run, dropped afterwards.
+from tests.services import fresh_postgres_database as postgres_database  # noqa: E402
+from tests.services import postgres_available as postgres_answers  # noqa: E402
 
 
 # -- pages ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import io
 import logging
 import random
 import statistics
@@ -81,6 +82,7 @@ class ChunkRunner:
         self._slots: dict[str, InflightSlots] = {}
         self._slot_of: dict[int, InflightSlots] = {}  # only the slots this runner acquired
         self._predict_times: list[float] = []
+        self._uploads: dict[str, asyncio.Future[str]] = {}  # image sha → its upload
         self._rate = CreateRateLimiter(ctx.redis, ctx.endpoint.name, ctx.create_rate_per_minute)
         self._client = build_async_client(ctx.endpoint)
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0),
@@ -366,7 +368,14 @@ class ChunkRunner:
         return model_input
 
     async def _input_file_url(self, task: cells.CellTask) -> str:
-        """Upload each input image once per endpoint (Files API) and reuse its URL."""
+        """Upload each input image once per endpoint (Files API) and reuse its URL. The
+        cells of a chunk start together, so they share one upload instead of racing."""
+        sha = task.image_sha256 or ""
+        if sha not in self._uploads:
+            self._uploads[sha] = asyncio.ensure_future(self._upload_input(task))
+        return await asyncio.shield(self._uploads[sha])
+
+    async def _upload_input(self, task: cells.CellTask) -> str:
         cache_key = keys.file_url(self.ctx.endpoint.base_url, task.image_sha256 or "")
         cached = await self._redis(self.ctx.redis.get, cache_key)
         if cached:
@@ -374,8 +383,6 @@ class ChunkRunner:
         data = await asyncio.to_thread(self.ctx.store.get, task.image_key)
         for attempt in range(MAX_CREATE_ATTEMPTS):
             try:
-                import io
-
                 uploaded = await self._client.files.async_create(
                     io.BytesIO(data), metadata={"sha256": task.image_sha256})
                 url = uploaded.urls["get"]

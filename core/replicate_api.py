@@ -72,7 +72,9 @@ class _RetryAfterNotingTransport(httpx.AsyncBaseTransport):
     def __init__(self) -> None:
         self._inner = httpx.AsyncHTTPTransport(
             verify=tls_context(),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+            # httpcore scans every pooled connection for each request; a small idle pool
+            # keeps that cheap with many predictions in flight.
+            limits=httpx.Limits(max_connections=128, max_keepalive_connections=16))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self._inner.handle_async_request(request)

@@ -45,7 +45,7 @@ DOWNLOAD_ATTEMPTS = 4
 RECONCILE_WINDOW_S = 120
 FILE_URL_TTL_S = 6 * 3600
 MAX_POLL_GAP_S = 30.0
-MAX_BACKOFF_POLL_S = 4.0
+MAX_BACKOFF_POLL_S = 2.0
 OUTAGE_TOLERANCE_S = 300  # Redis or the database away this long: the cell fails, saying so
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from core.audit import record
 from core.errors import InvalidInput, NotFound
 from core.models import Generation, GenerationState, InputImage, Review, Sweep, utcnow
+from core.sweeps import succeeded_generation
 
 PRESET_TAGS = ("identity lost", "artifact", "too subtle", "too strong", "anatomy",
                "background changed")
@@ -244,12 +245,7 @@ def save_review(session: Session, generation_id: int, reviewer: str, rating: int
     clean_tags = normalize_tags(tags)
     if rating is None and thumbs is None and not clean_tags and not note:
         raise InvalidInput("Nothing to save: give a rating, a thumb, a tag or a note.")
-    generation = session.get(Generation, generation_id)
-    if generation is None:
-        raise NotFound(f"Generation {generation_id} does not exist.")
-    if generation.state != GenerationState.SUCCEEDED:
-        raise InvalidInput(f"Generation {generation_id} is {generation.state.value}; only "
-                           f"succeeded generations have an image to review.")
+    succeeded_generation(session, generation_id, "reviewed")
     review = session.scalar(select(Review).where(Review.generation_id == generation_id,
                                                  Review.reviewer == reviewer))
     now = utcnow()

@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 
 from core.audit import record
 from core.errors import InvalidInput, NotFound
-from core.models import (Generation, GenerationState, Scenario, ScenarioStatus, ScenarioVersion,
-                         utcnow)
+from core.models import Scenario, ScenarioStatus, ScenarioVersion, utcnow
 from core.scenario_rules import PARAM_RULES, clean_field, parse_status
 from core.scenario_rules import validate_name  # noqa: F401 - re-exported for pages
+from core.sweeps import succeeded_generation
 
 FIELDS = ("name", "description", "prompt_template", "negative_prompt", "params", "model_ref")
 NEXT_STATUS = {ScenarioStatus.DRAFT: ScenarioStatus.CALIBRATED,
@@ -203,12 +203,7 @@ def promote_generation(session: Session, generation_id: int, scenario: int | str
     """Copy a succeeded generation's prompt, negative prompt and parameters (strength, steps,
     guidance, seed, model) into a scenario as a new version; other parameters are kept.
     A scenario name that does not exist yet is created as a draft."""
-    gen = session.get(Generation, generation_id)
-    if gen is None:
-        raise NotFound(f"Generation {generation_id} does not exist.")
-    if gen.state != GenerationState.SUCCEEDED:
-        raise InvalidInput(f"Generation {generation_id} is {gen.state.value}; only a succeeded "
-                           f"generation can be promoted.")
+    gen = succeeded_generation(session, generation_id, "promoted")
     sweep = gen.sweep
     model = f"{sweep.model_ref}:{sweep.version_id}" if sweep.version_id else sweep.model_ref
     taken = {"strength": gen.strength, "num_inference_steps": gen.steps,

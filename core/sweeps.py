@@ -268,6 +268,17 @@ def retry_failed(session: Session, sweep_id: int, *, actor: str) -> list[int]:
     return ids
 
 
+def succeeded_generation(session: Session, generation_id: int, purpose: str) -> Generation:
+    """A generation that has an image, or NotFound / InvalidInput saying why not."""
+    generation = session.get(Generation, generation_id)
+    if generation is None:
+        raise NotFound(f"Generation {generation_id} does not exist.")
+    if generation.state != GenerationState.SUCCEEDED:
+        raise InvalidInput(f"Generation {generation_id} is {generation.state.value}; only a "
+                           f"succeeded generation can be {purpose}.")
+    return generation
+
+
 def _sweep(session: Session, sweep_id: int) -> Sweep:
     sweep = session.get(Sweep, sweep_id)
     if sweep is None:

@@ -9,6 +9,7 @@ both create a prediction for it, nor both finalise it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import datetime as dt
 from typing import Any
 
@@ -54,8 +55,7 @@ def load_task(session: Session, generation_id: int) -> CellTask | None:
     if row is None:
         return None
     gen, sweep, model, image = row
-    n_cells = session.scalar(select(func.count()).select_from(Generation)
-                             .where(Generation.sweep_id == sweep.id)) or 1
+    n_cells = math.prod(len(values) for values in sweep.axes.values()) or 1  # no COUNT per cell
     return CellTask(
         id=gen.id, sweep_id=sweep.id, state=gen.state, prediction_id=gen.prediction_id,
         submitting_at=gen.submitting_at, enqueued_at=gen.enqueued_at,

@@ -9,7 +9,6 @@ no thread is forked mid-lock.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -101,6 +100,3 @@ def live_workers(redis: Redis) -> list[dict[str, object]]:
              "current_job": w.get_current_job_id(), "last_heartbeat": w.last_heartbeat}
             for w in Worker.all(connection=redis)]
 
-
-if __name__ == "__main__":  # pragma: no cover - use python -m core worker
-    sys.exit(run_worker(Settings(), concurrency=int(os.environ.get("WORKERS", "1"))))

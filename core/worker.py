@@ -29,6 +29,9 @@ from core.settings_store import effective_settings
 
 log = logging.getLogger(__name__)
 REAP_EVERY_S = 10
+# A worker leases a job's cells first thing (core.tasks.run_chunk); until then a just-started
+# job counts as alive. Longer would only delay resuming a job whose worker died.
+JOB_START_GRACE_S = 5
 
 
 def run_worker(settings: Settings, *, concurrency: int = 1, burst: bool = False) -> int:
@@ -61,7 +64,7 @@ def _reap_forever(runtime, stop: threading.Event) -> None:  # noqa: ANN001
             with session_scope(runtime.engine) as session:
                 current = effective_settings(session, runtime.settings)
                 reap(session, runtime.redis, chunk_size=current.chunk_size,
-                     grace_s=current.cell_lease_s)
+                     grace_s=JOB_START_GRACE_S)
         except Exception:  # noqa: BLE001 - Redis or the database away: try again next round
             log.warning("reaper round failed", exc_info=True)
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
+import zlib
 from dataclasses import dataclass
 
+from isal import isal_zlib
 from PIL import Image, ImageFile, ImageOps
 
 from core.errors import InvalidInput
@@ -23,6 +26,7 @@ JPEG_QUALITY = 95
 THUMBNAIL_QUALITY = 80
 _ORIENTATION_TAG = 0x0112
 _SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ def validate_upload(
 
 def make_thumbnail(data: bytes, *, max_px: int = 400) -> tuple[bytes, str]:
     """A JPEG no larger than ``max_px`` on either side, upright and on white; (bytes, type)."""
-    image = _open(data, "The image")
+    image = _open(_with_inflated_pixels(data) or data, "The image")
     try:
         if image.format in ("JPEG", "MPO"):
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: most of the speed for large JPEGs.
@@ -101,12 +105,52 @@ def make_thumbnail(data: bytes, *, max_px: int = 400) -> tuple[bytes, str]:
     except Exception as exc:  # noqa: BLE001 - see _open
         raise _unreadable("The image") from exc
     rgb = _to_rgb(upright)
-    rgb.thumbnail((max_px, max_px), Image.Resampling.LANCZOS, reducing_gap=1.0)
+    # Box-reduce by a whole factor first, then bicubic (Pillow's own choice for thumbnails):
+    # a third of the time of Lanczos, and no visible difference at thumbnail size.
+    rgb.thumbnail((max_px, max_px), Image.Resampling.BICUBIC, reducing_gap=1.0)
     out = io.BytesIO()
     # JPEG, not WebP: browsers and Streamlit take JPEG bytes as they are, where st.image
     # re-encodes every WebP on every run (a third of the Gallery's time at 1,000 cells).
     rgb.save(out, "JPEG", quality=THUMBNAIL_QUALITY, optimize=False)
     return out.getvalue(), "image/jpeg"
+
+
+def _with_inflated_pixels(data: bytes) -> bytes | None:
+    """The same PNG with its pixel data stored uncompressed, or None if ``data`` is not a
+    well-formed still PNG.
+
+    Inflating is most of the cost of decoding a 1024² output (~11 of 15 ms with Pillow's
+    zlib); ISA-L inflates the same stream in a third of that time, and Pillow then reads the
+    stored blocks at memory speed. The filtered rows are kept as they are, so Pillow still
+    does all the PNG decoding: the pixels are identical. A corrupt or truncated stream
+    returns None, and Pillow's own decode reports it."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return None
+    view = memoryview(data)  # slices of it are not copies
+    before, idat, after = [view[:len(_PNG_SIGNATURE)]], [], []
+    offset = len(_PNG_SIGNATURE)
+    while offset + 12 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, offset)
+        end = offset + 12 + length
+        if end > len(data) or kind in (b"acTL", b"fdAT"):  # truncated, or animated
+            return None
+        if kind == b"IDAT":
+            if after:  # IDAT chunks must be consecutive
+                return None
+            idat.append(view[offset + 8:end - 4])
+        else:
+            (after if idat else before).append(view[offset:end])
+        offset = end
+    if not idat or not after or offset != len(data):
+        return None
+    try:
+        rows = isal_zlib.decompress(idat[0] if len(idat) == 1 else b"".join(idat))
+    except isal_zlib.error:
+        return None
+    stored = zlib.compress(rows, 0)
+    crc = isal_zlib.crc32(stored, isal_zlib.crc32(b"IDAT"))
+    return b"".join([*before, struct.pack(">I4s", len(stored), b"IDAT"), stored,
+                     struct.pack(">I", crc), *after])
 
 
 def image_size(data: bytes) -> tuple[int, int]:
@@ -170,7 +214,10 @@ def _check_dimensions(
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """8-bit RGB: 16-bit scaled down (not clipped), transparency composited on white."""
+    """8-bit RGB: 16-bit scaled down (not clipped), transparency composited on white.
+    An RGB image without transparency is returned as it is, not copied."""
+    if image.mode == "RGB" and "transparency" not in image.info:
+        return image
     if image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255):
         # Pillow's I;16 → L conversion clips at 255, turning everything above 1/256 white.
         image = image.convert("I").point(lambda value: value * (1 / 256)).convert("L")

@@ -9,7 +9,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from core.errors import InvalidInput
-from core.images import ImageInfo, image_size, make_thumbnail, validate_upload
+from core.emulator.images import encode_png
+from core.images import (ImageInfo, _with_inflated_pixels, image_size, make_thumbnail,
+                         validate_upload)
 
 LIMITS = {"max_bytes": 20 * 2**20, "max_pixels": 40_000_000}
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
@@ -255,6 +257,73 @@ def test_thumbnail_honours_orientation_and_uses_jpeg_draft():
 def test_thumbnail_of_garbage_is_invalid_input():
     with pytest.raises(InvalidInput, match="not a readable"):
         make_thumbnail(b"garbage")
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    chunks, offset = [], 8
+    while offset < len(data):
+        length, kind = struct.unpack_from(">I4s", data, offset)
+        chunks.append((kind, data[offset + 8:offset + 8 + length]))
+        offset += 12 + length
+    return chunks
+
+
+def with_chunk_after_idat(data: bytes, kind: bytes, body: bytes) -> bytes:
+    chunk = struct.pack(">I4s", len(body), kind) + body + struct.pack(
+        ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    return data[:-12] + chunk + data[-12:]  # before IEND
+
+
+def pixels(data: bytes) -> tuple[str, tuple[int, int], bytes]:
+    image = Image.open(io.BytesIO(data))
+    return image.mode, image.size, image.tobytes()
+
+
+PNG_KINDS = {
+    "rgb, several IDAT chunks": lambda: encode(noisy_rgb(512, 512), "PNG"),
+    "rgba": lambda: encode(noisy_rgb(96, 64).convert("RGBA"), "PNG"),
+    "grey": lambda: encode(noisy_rgb(96, 64).convert("L"), "PNG"),
+    "palette with transparency": lambda: encode(
+        noisy_rgb(64, 64).quantize(16), "PNG", transparency=3),
+    "16-bit": lambda: encode(Image.new("I;16", (40, 30), 4000), "PNG"),
+    "best compression": lambda: encode(noisy_rgb(200, 100), "PNG", compress_level=9),
+    "emulator output, one IDAT": lambda: encode_png(
+        __import__("numpy").asarray(noisy_rgb(128, 96))),
+    "text after the pixels": lambda: with_chunk_after_idat(
+        encode(noisy_rgb(64, 64), "PNG"), b"tEXt", b"Comment\x00made after"),
+}
+
+
+@pytest.mark.parametrize("kind", PNG_KINDS)
+def test_inflating_a_png_ahead_keeps_every_pixel(kind):
+    data = PNG_KINDS[kind]()
+    inflated = _with_inflated_pixels(data)
+    assert inflated is not None
+    assert pixels(inflated) == pixels(data)
+    idat = b"".join(body for name, body in png_chunks(inflated) if name == b"IDAT")
+    assert idat[0] == 0x78 and idat[2] & 0b110 == 0  # zlib stream of stored deflate blocks
+    kept = [(name, body) for name, body in png_chunks(data) if name != b"IDAT"]
+    assert [(name, body) for name, body in png_chunks(inflated) if name != b"IDAT"] == kept
+
+
+@pytest.mark.parametrize("damage", ["truncated", "cut inside the pixels", "corrupt pixels",
+                                    "animated", "not a png"])
+def test_a_png_that_cannot_be_inflated_ahead_is_left_to_pillow(damage):
+    data = encode(noisy_rgb(128, 128), "PNG")
+    damaged = {
+        "truncated": data[:-5],
+        "cut inside the pixels": data[: len(data) // 2],
+        "corrupt pixels": data[:200] + bytes(b ^ 0x5A for b in data[200:400]) + data[400:],
+        "animated": with_chunk_after_idat(data, b"fdAT", b"\x00" * 8),
+        "not a png": encode(noisy_rgb(32, 32), "JPEG"),
+    }[damage]
+    assert _with_inflated_pixels(damaged) is None
+
+
+def test_thumbnail_of_a_truncated_png_is_invalid_input():
+    data = encode(noisy_rgb(256, 256), "PNG")
+    with pytest.raises(InvalidInput, match="not a readable"):
+        make_thumbnail(data[: len(data) // 2])
 
 
 def test_image_size_reads_the_header_and_honours_orientation():

@@ -9,15 +9,16 @@ both create a prediction for it, nor both finalise it.
 from __future__ import annotations
 
 import dataclasses
-import math
 import datetime as dt
+import math
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core.models import (FINAL_STATES, Generation, GenerationState, InputImage, ModelSpec,
-                         Sweep, utcnow)
+from core.models import (FINAL_STATES, Endpoint, Generation, GenerationState, InputImage,
+                         ModelSpec, Sweep, utcnow)
+from core.timeutil import parse_replicate_time, seconds_between
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,7 @@ class CellTask:
     strength_input: str
     image_input: str
     model_input: dict[str, Any]
+    steps: int | None
     image_key: str | None
     image_sha256: str | None
     inflight_cap: int | None
@@ -42,6 +44,15 @@ class CellTask:
     sweep_canceled: bool
     sweep_budget_usd: float | None
     estimated_cell_usd: float
+
+
+def claim(session: Session, generation_id: int, now: dt.datetime) -> CellTask | None:
+    """Read what the worker needs and count the pick-up, in one transaction; the first
+    pick-up ends our queue wait. None when the cell is gone."""
+    task = load_task(session, generation_id)
+    if task is not None and not task.state.is_final:
+        mark_claimed(session, generation_id, now, seconds_between(task.enqueued_at, now))
+    return task
 
 
 def load_task(session: Session, generation_id: int) -> CellTask | None:
@@ -61,7 +72,7 @@ def load_task(session: Session, generation_id: int) -> CellTask | None:
         submitting_at=gen.submitting_at, enqueued_at=gen.enqueued_at,
         model_ref=sweep.model_ref, version_id=sweep.version_id,
         strength_input=model.strength_input, image_input=model.image_input,
-        model_input=dict(gen.model_input),
+        model_input=dict(gen.model_input), steps=gen.steps,
         image_key=image.storage_key if image else None,
         image_sha256=image.sha256 if image else None,
         inflight_cap=model.inflight_cap,
@@ -111,8 +122,6 @@ def note_create_retry(session: Session, generation_id: int, now: dt.datetime,
 def record_prediction(session: Session, generation_id: int, prediction: dict[str, Any],
                       now: dt.datetime) -> bool:
     """submitting → submitted, with the prediction id: committed before anything else."""
-    from core.timeutil import parse_replicate_time
-
     return _transition(session, generation_id, {GenerationState.SUBMITTING},
                        state=GenerationState.SUBMITTED, prediction_id=prediction["id"],
                        replicate_status=prediction.get("status"), submitted_at=now,
@@ -129,6 +138,20 @@ def finish(session: Session, generation_id: int, state: GenerationState,
         values["cost_usd"] = Generation.cost_usd + values["cost_usd"]
     unfinished = {GenerationState.PENDING, GenerationState.SUBMITTING, GenerationState.SUBMITTED}
     return _transition(session, generation_id, unfinished, state=state, **values)
+
+
+def recent_predict_times(session: Session, version_id: str, endpoint: Endpoint,
+                         since: dt.datetime, limit: int) -> list[tuple[float, int | None]]:
+    """(predict seconds, steps) of the newest predictions of one model version that
+    succeeded on one endpoint since ``since``, newest first: how long the next one may take."""
+    rows = session.execute(
+        select(Generation.predict_time_s, Generation.steps)
+        .join(Sweep, Generation.sweep_id == Sweep.id)
+        .where(Generation.state == GenerationState.SUCCEEDED, Generation.completed_at >= since,
+               Generation.endpoint == endpoint, Generation.reused_from_id.is_(None),
+               Generation.predict_time_s.is_not(None), Sweep.version_id == version_id)
+        .order_by(Generation.completed_at.desc()).limit(limit))
+    return [(float(seconds), steps) for seconds, steps in rows]
 
 
 def current_state(session: Session, generation_id: int) -> tuple[GenerationState, str | None]:

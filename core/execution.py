@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
+import datetime as dt
 import io
 import logging
 import random
-import statistics
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -30,7 +32,9 @@ from core.db import session_scope
 from core.errors import BudgetExceeded, StorageError
 from core.images import image_size, make_thumbnail
 from core.limits import CellLeases, CreateRateLimiter, InflightSlots
+from core.models import Endpoint as EndpointKind
 from core.models import GenerationState, utcnow
+from core.polling import MAX_SAMPLES, PredictTimeEstimate, next_poll_in
 from core.pricing import Pricing, cost_of
 from core.replicate_api import Endpoint, Failure, build_async_client, classify, tls_context
 from core.storage import MediaStore
@@ -44,8 +48,7 @@ POLL_GIVE_UP_S = 15 * 60  # this long without one good poll answer: the cell fai
 DOWNLOAD_ATTEMPTS = 4
 RECONCILE_WINDOW_S = 120
 FILE_URL_TTL_S = 6 * 3600
-MAX_POLL_GAP_S = 30.0
-MAX_BACKOFF_POLL_S = 2.0
+PREDICT_HISTORY = dt.timedelta(days=7)  # older predict times say little about today's
 OUTAGE_TOLERANCE_S = 300  # Redis or the database away this long: the cell fails, saying so
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
@@ -81,8 +84,13 @@ class ChunkRunner:
         self._held_leases: set[int] = set()
         self._slots: dict[str, InflightSlots] = {}
         self._slot_of: dict[int, InflightSlots] = {}  # only the slots this runner acquired
-        self._predict_times: list[float] = []
+        # One cell per model asks Redis for a slot at a time; the rest wait their turn here,
+        # woken early when a cell of this runner gives its slot back.
+        self._slot_turn: dict[str, asyncio.Lock] = {}
+        self._slot_freed = asyncio.Event()
+        self._estimates: dict[str, asyncio.Future[PredictTimeEstimate]] = {}  # by version
         self._uploads: dict[str, asyncio.Future[str]] = {}  # image sha → its upload
+        self._cancels = CancelFlags(ctx.redis)
         self._rate = CreateRateLimiter(ctx.redis, ctx.endpoint.name, ctx.create_rate_per_minute)
         self._client = build_async_client(ctx.endpoint)
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0),
@@ -91,11 +99,13 @@ class ChunkRunner:
     async def run(self) -> None:
         self._held_leases.update(self.ids)
         _best_effort(self._leases.take, self.ids)
-        heartbeat = asyncio.create_task(self._heartbeat())
+        helpers = [asyncio.create_task(self._heartbeat()),
+                   asyncio.create_task(self._cancels.watch(self.ctx.poll_interval_s))]
         try:
             await asyncio.gather(*(self._run_cell_guarded(gid) for gid in self.ids))
         finally:
-            heartbeat.cancel()
+            for helper in helpers:
+                helper.cancel()
             await self._http.aclose()
 
     async def _heartbeat(self) -> None:
@@ -103,8 +113,11 @@ class ChunkRunner:
             await asyncio.sleep(self.ctx.lease_s / 3)
             try:
                 self._leases.take(list(self._held_leases))
+                held: dict[InflightSlots, list[str]] = {}
                 for gid, slots in list(self._slot_of.items()):
-                    slots.renew([keys.slot_holder(gid)])
+                    held.setdefault(slots, []).append(keys.slot_holder(gid))
+                for slots, holders in held.items():
+                    slots.renew(holders)
             except REDIS_ERRORS:  # Redis restarting: keep working; the reaper copes
                 log.warning("lease heartbeat failed; retrying")
 
@@ -122,15 +135,14 @@ class ChunkRunner:
             slots = self._slot_of.pop(gid, None)
             if slots is not None:
                 _best_effort(slots.release, keys.slot_holder(gid))
+                self._slot_freed.set()
             self._held_leases.discard(gid)
             _best_effort(self._leases.release, gid)
 
     async def _run_cell(self, gid: int) -> None:
-        task = await self._db(cells.load_task, gid)
+        task = await self._db(cells.claim, gid, utcnow())
         if task is None or task.state.is_final:
             return
-        now = utcnow()
-        await self._db(cells.mark_claimed, gid, now, seconds_between(task.enqueued_at, now))
         if task.sweep_canceled or self._cancel_requested(task.sweep_id):
             await self._cancel(task, task.prediction_id)
         prediction_id = task.prediction_id
@@ -144,13 +156,19 @@ class ChunkRunner:
         cap = task.inflight_cap or self.ctx.default_inflight_cap
         slots = self._slots.setdefault(
             task.model_ref, InflightSlots(self.ctx.redis, task.model_ref, cap, self.ctx.lease_s))
-        waited = 0
-        while not await self._redis(slots.try_acquire, keys.slot_holder(task.id)):
-            if self._cancel_requested(task.sweep_id):
-                await self._cancel(task, None)
-            waited += 1
-            await asyncio.sleep(min(0.5, 0.05 * waited))
-        self._slot_of[task.id] = slots
+        async with self._slot_turn.setdefault(task.model_ref, asyncio.Lock()):
+            waited = 0
+            while True:
+                if self._cancel_requested(task.sweep_id):
+                    await self._cancel(task, None)
+                self._slot_freed.clear()
+                if await self._redis(slots.try_acquire, keys.slot_holder(task.id)):
+                    break
+                waited += 1
+                # Slots freed on other machines are only seen by asking again.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), min(0.5, 0.05 * waited))
+            self._slot_of[task.id] = slots
 
     async def _submit(self, task: cells.CellTask) -> str:
         """Create the prediction exactly once; its id is committed before anything else."""
@@ -159,8 +177,7 @@ class ChunkRunner:
             if adopted:
                 return adopted
         else:
-            await self._check_budget(task)
-            if not await self._db(cells.begin_submit, task.id, utcnow()):
+            if not await self._begin_submit(task):
                 state, pid = await self._db(cells.current_state, task.id)
                 if pid:
                     return pid
@@ -228,6 +245,7 @@ class ChunkRunner:
         last_ok = time.monotonic()
         errors = 0
         cancel_sent = False
+        estimate = await self._estimate(task)
         while True:
             if not cancel_sent and self._cancel_requested(task.sweep_id):
                 cancel_sent = await self._send_cancel(prediction_id)
@@ -247,33 +265,39 @@ class ChunkRunner:
                 await asyncio.sleep(failure.retry_after_s or backoff_s(errors))
                 continue
             if data["status"] in ("succeeded", "failed", "canceled"):
-                self._note_predict_time(data)
+                if data["status"] == "succeeded":
+                    estimate.note((data.get("metrics") or {}).get("predict_time"), task.steps)
                 return data
-            await self._sleep_until_worth_polling(task, data)
+            await self._sleep_until_worth_polling(task, data, estimate)
 
-    # Polling costs CPU on our side (~1.5 ms a request): once a prediction is processing and
-    # this chunk has seen how long its siblings take, the next poll waits until it is likely
-    # to be done. Cancel requests are still noticed every poll interval.
-    def _note_predict_time(self, data: dict[str, Any]) -> None:
-        predict_time = (data.get("metrics") or {}).get("predict_time")
-        if predict_time:
-            self._predict_times.append(float(predict_time))
+    async def _estimate(self, task: cells.CellTask) -> PredictTimeEstimate:
+        """The chunk's predict-time estimate for the cell's model version, seeded once from
+        the database."""
+        if task.version_id not in self._estimates:
+            self._estimates[task.version_id] = asyncio.ensure_future(
+                self._load_estimate(task.version_id))
+        return await asyncio.shield(self._estimates[task.version_id])
 
-    def _expected_predict_s(self) -> float | None:
-        if len(self._predict_times) < 3:
-            return None
-        return statistics.median(self._predict_times[-50:])
+    async def _load_estimate(self, version_id: str) -> PredictTimeEstimate:
+        endpoint = EndpointKind(self.ctx.endpoint.name)
+        try:
+            history = await self._db(cells.recent_predict_times, version_id, endpoint,
+                                     utcnow() - PREDICT_HISTORY, limit=MAX_SAMPLES)
+        except DBAPIError:  # only pacing depends on it: poll without history
+            log.warning("could not read recent predict times of %s", version_id)
+            history = []
+        return PredictTimeEstimate(history)
 
-    async def _sleep_until_worth_polling(self, task: cells.CellTask, data: dict[str, Any]) -> None:
-        wait = self.ctx.poll_interval_s
-        started = parse_replicate_time(data.get("started_at"))
-        if data["status"] == "processing" and started:
-            running = (utcnow() - started).total_seconds()
-            expected = self._expected_predict_s()
-            if expected:
-                wait = max(wait, min(0.9 * expected - running, MAX_POLL_GAP_S))
-            else:  # no idea yet: back off gently, at most a few seconds late
-                wait = max(wait, min(running / 3, MAX_BACKOFF_POLL_S))
+    async def _sleep_until_worth_polling(self, task: cells.CellTask, data: dict[str, Any],
+                                         estimate: PredictTimeEstimate) -> None:
+        """Wait until the prediction is worth asking about again; a cancel of the sweep is
+        still noticed within the poll interval."""
+        status = data["status"]
+        since = parse_replicate_time(data.get("started_at" if status == "processing"
+                                              else "created_at"))
+        waited = (utcnow() - since).total_seconds() if since else 0.0
+        wait = next_poll_in(status, waited, estimate.expected_s(task.steps),
+                            self.ctx.poll_interval_s)
         deadline = time.monotonic() + wait
         while (left := deadline - time.monotonic()) > 0:
             if self._cancel_requested(task.sweep_id):
@@ -401,20 +425,19 @@ class ChunkRunner:
         if wait > 0:
             await asyncio.sleep(wait)
 
-    async def _check_budget(self, task: cells.CellTask) -> None:
+    async def _begin_submit(self, task: cells.CellTask) -> bool:
+        """pending → submitting if no cap would be crossed, in one transaction; over a cap
+        the sweep halts and the cell is canceled with the numbers."""
         caps = dataclasses.replace(self.ctx.caps, sweep_usd=task.sweep_budget_usd)
         try:
-            await self._db(check_before_create, caps, task.sweep_id, task.estimated_cell_usd,
-                           is_real=not self.ctx.endpoint.is_emulator, now=utcnow())
+            return await self._db(_begin_submit_within_caps, task, caps,
+                                  not self.ctx.endpoint.is_emulator, utcnow())
         except BudgetExceeded as exc:
             await self._db(_halt_sweep, task.sweep_id, str(exc))
             await self._finish(task.id, GenerationState.CANCELED, error=str(exc))
 
     def _cancel_requested(self, sweep_id: int) -> bool:
-        try:
-            return bool(self.ctx.redis.exists(keys.sweep_cancel(sweep_id)))
-        except Exception:  # noqa: BLE001 - Redis away: the database check at pick-up stands
-            return False
+        return self._cancels.is_set(sweep_id)
 
     def _cancel_reason(self, task: cells.CellTask) -> str:
         if self._cancel_requested(task.sweep_id):
@@ -435,7 +458,7 @@ class ChunkRunner:
         await self._finish(task.id, GenerationState.CANCELED,
                            error="Canceled: the sweep was canceled.")
 
-    async def _finish(self, gid: int, state: GenerationState, **values: Any) -> None:
+    async def _finish(self, gid: int, state: GenerationState, **values: Any) -> NoReturn:
         await self._db(cells.finish, gid, state, **values)
         raise _CellFinished
 
@@ -475,6 +498,38 @@ class _DownloadFailed(Exception):
     pass
 
 
+class CancelFlags:
+    """The sweeps' cancel flags as this runner last read them. One task reads the flags of
+    every sweep the runner works on once a poll interval, instead of every waiting cell
+    asking Redis each interval (the sweep's cancel is seen as soon as before)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._canceled: dict[int, bool] = {}
+
+    def is_set(self, sweep_id: int) -> bool:
+        if sweep_id not in self._canceled:  # a sweep seen for the first time: ask now
+            self._canceled[sweep_id] = self._read([sweep_id])[0]
+        return self._canceled[sweep_id]
+
+    async def watch(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            sweep_ids = list(self._canceled)
+            if sweep_ids:
+                self._canceled.update(zip(sweep_ids, self._read(sweep_ids)))
+
+    def _read(self, sweep_ids: list[int]) -> list[bool]:
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for sweep_id in sweep_ids:
+                pipe.exists(keys.sweep_cancel(sweep_id))
+            return [bool(n) for n in pipe.execute()]
+        except RedisError:  # Redis away: keep what was known; the database check at
+            # pick-up and the reaper's re-raised flags stand
+            return [self._canceled.get(sweep_id, False) for sweep_id in sweep_ids]
+
+
 def _best_effort(fn, *args: Any, **kwargs: Any) -> None:  # noqa: ANN001
     """Lease and slot bookkeeping: losing one only delays a resume, so never fail a cell."""
     try:
@@ -489,6 +544,13 @@ def _is_transient(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
     return any(sign in text for sign in ("database is locked", "connection", "server closed",
                                          "terminating", "could not connect", "timeout"))
+
+
+def _begin_submit_within_caps(session, task: cells.CellTask, caps: Caps,  # noqa: ANN001
+                              is_real: bool, now: dt.datetime) -> bool:
+    check_before_create(session, caps, task.sweep_id, task.estimated_cell_usd,
+                        is_real=is_real, now=now)
+    return cells.begin_submit(session, task.id, now)
 
 
 def _halt_sweep(session, sweep_id: int, reason: str) -> None:  # noqa: ANN001

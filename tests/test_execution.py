@@ -3,6 +3,7 @@ emulator over HTTP, outputs and thumbnails stored, cost and latency recorded."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import signal
 
@@ -22,6 +23,7 @@ from core.models import Generation, GenerationState
 from core.runtime import open_runtime
 from core.sweeps import (SweepRequest, cancel_sweep, create_sweep, dispatch, pending_cell_ids,
                          plan_sweep, retry_failed, summarize)
+from core.worker import live_workers
 from tests.services import wait_for
 
 
@@ -155,3 +157,92 @@ def test_failed_cells_keep_replicates_error_and_can_be_retried(tuner_env, emulat
     summary = summarize_one(runtime, sweep_id)
     assert summary.by_state == {"succeeded": 3}
     assert summary.cost_usd > paid  # the failed attempts' cost is kept, not overwritten
+
+
+def test_once_a_version_has_history_each_prediction_is_polled_about_twice(tuner_env, emulator):  # noqa: ANN001
+    # Every poll costs CPU here and a request at Replicate: with a known predict time a cell
+    # polls once it is running and once just after its expected finish.
+    configure(emulator, predict_time_s=1.0, queue_delay_s=0)
+    runtime = open_runtime(Settings())
+    grid = SweepRequest(**{**GRID.__dict__, "steps": "25", "prompts": ["a portrait"],
+                           "strength": "0.3, 0.4, 0.5, 0.6", "fresh_run": True})
+
+    def requests_per_cell(seed: str) -> float:
+        before = emulator_stats(emulator)["requests_total"]
+        sweep_id = submit(runtime, SweepRequest(**{**grid.__dict__, "seed": seed}))
+        run_queue(runtime.settings.redis_url)
+        assert summarize_one(runtime, sweep_id).by_state == {"succeeded": 4}
+        return (emulator_stats(emulator)["requests_total"] - before) / 4
+
+    # No history: polled every POLL_INTERVAL_S (0.1 s here), backing off, all second long.
+    first = requests_per_cell("1")
+    # With history: the create, two polls, the download; the image is already uploaded.
+    second = requests_per_cell("2")
+    assert second <= 4.5 < first, (first, second)
+
+
+def test_cancel_flags_are_read_for_the_whole_chunk_once_an_interval(redis_url):  # noqa: ANN001
+    from core.execution import CancelFlags
+
+    redis = Redis.from_url(redis_url)
+    flags = CancelFlags(redis)
+    assert not flags.is_set(1) and not flags.is_set(2)
+    redis.set(keys.sweep_cancel(2), "tester")
+    assert not flags.is_set(2)  # as last read, until the watcher reads again
+
+    async def until_the_watcher_sees_it() -> None:
+        watcher = asyncio.create_task(flags.watch(0.05))
+        try:
+            async with asyncio.timeout(10):
+                while not flags.is_set(2):
+                    await asyncio.sleep(0.01)
+        finally:
+            watcher.cancel()
+
+    asyncio.run(until_the_watcher_sees_it())
+    assert not flags.is_set(1)
+
+
+def test_cancel_flags_with_redis_away_keep_what_was_known(redis_url, redis_server):  # noqa: ANN001
+    from core.execution import CancelFlags
+
+    redis = Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    redis.set(keys.sweep_cancel(2), "tester")
+    flags = CancelFlags(redis)
+    assert flags.is_set(2) and not flags.is_set(1)
+    redis_server.stop()
+
+    async def watch_through_the_outage() -> None:
+        watcher = asyncio.create_task(flags.watch(0.05))
+        await asyncio.sleep(0.5)
+        assert not watcher.done()  # the watcher outlives the outage
+        watcher.cancel()
+
+    asyncio.run(watch_through_the_outage())
+    assert flags.is_set(2) and not flags.is_set(1)
+    assert not flags.is_set(3)  # never read: not canceled; the database check at pick-up stands
+
+
+def test_two_worker_processes_share_the_inflight_cap_and_use_all_of_it(tuner_env, emulator,  # noqa: ANN001
+                                                                      processes, monkeypatch):
+    configure(emulator, predict_time_s=0.5, queue_delay_s=0)
+    monkeypatch.setenv("INFLIGHT_CAP", "3")
+    monkeypatch.setenv("CHUNK_SIZE", "6")
+    env = {**tuner_env, "INFLIGHT_CAP": "3", "CHUNK_SIZE": "6"}
+    runtime = open_runtime(Settings())
+    grid = SweepRequest(**{**GRID.__dict__, "steps": "25", "prompts": ["a portrait"],
+                           "strength": "0.2, 0.3, 0.4, 0.5, 0.6, 0.7", "seed": "1, 2"})
+    for _ in range(2):
+        processes.python(["core", "worker"], env)
+    wait_for(lambda: len(live_workers(runtime.redis)) == 2, 30, "two workers to register")
+    sweep_id = submit(runtime, grid)  # 12 cells in two chunks, one for each worker
+    peak = 0
+
+    def finished() -> bool:
+        nonlocal peak
+        counts = emulator_stats(emulator)["predictions"]
+        peak = max(peak, counts["starting"] + counts["processing"])
+        return summarize_one(runtime, sweep_id).by_state == {"succeeded": 12}
+
+    wait_for(finished, 60, "all 12 cells to succeed", interval=0.02)
+    assert peak == 3

@@ -1,0 +1,64 @@
+"""The cell state machine's database side, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from core import cells
+from core.models import Endpoint, Generation, GenerationState
+from tests.factories import at, make_generation, make_model, make_sweep
+
+NOW = at(2026, 3, 2, 12)
+
+
+def test_claim_counts_every_pick_up_and_keeps_the_first_queue_wait(db_session):  # noqa: ANN001
+    sweep = make_sweep(db_session)
+    cell = make_generation(db_session, sweep, state=GenerationState.PENDING,
+                           enqueued_at=NOW - dt.timedelta(seconds=7))
+    task = cells.claim(db_session, cell.id, NOW)
+    assert task is not None and task.id == cell.id and task.steps == 25
+    cells.claim(db_session, cell.id, NOW + dt.timedelta(minutes=5))  # resumed elsewhere
+    db_session.expire_all()
+    claimed = db_session.get(Generation, cell.id)
+    assert claimed.attempts == 2 and claimed.queue_s == 7.0
+    assert claimed.claimed_at == NOW
+
+
+def test_claim_of_a_finished_or_missing_cell_changes_nothing(db_session):  # noqa: ANN001
+    done = make_generation(db_session, make_sweep(db_session))
+    task = cells.claim(db_session, done.id, NOW)
+    assert task is not None and task.state == GenerationState.SUCCEEDED
+    db_session.expire_all()
+    assert db_session.get(Generation, done.id).attempts == 0
+    assert cells.claim(db_session, 10**9, NOW) is None
+
+
+def test_recent_predict_times_are_the_newest_own_successes_of_one_version(db_session):  # noqa: ANN001
+    sdxl = make_sweep(db_session)
+    other_version = make_sweep(db_session, make_model(db_session, "acme/other", version_id="v2"))
+    emulated = make_sweep(db_session, endpoint=Endpoint.EMULATOR)
+
+    def cell(sweep, minutes_ago: int, predict_time_s: float | None, **fields):  # noqa: ANN001, ANN202
+        return make_generation(db_session, sweep, predict_time_s=predict_time_s,
+                               completed_at=NOW - dt.timedelta(minutes=minutes_ago), **fields)
+
+    cell(sdxl, 1, 6.0, steps=30)
+    cell(sdxl, 2, 5.0, steps=25)
+    newest_but_reused = cell(sdxl, 3, 4.0)
+    newest_but_reused.reused_from_id = newest_but_reused.id  # a copy: not a prediction of its own
+    cell(sdxl, 4, 9.0, state=GenerationState.FAILED)
+    cell(sdxl, 5, None)
+    cell(other_version, 1, 30.0)
+    cell(emulated, 1, 2.0)
+    cell(sdxl, 6, 4.5, steps=20)
+    cell(sdxl, 60 * 24 * 8, 3.0)  # older than the window
+    db_session.flush()
+
+    since = NOW - dt.timedelta(days=7)
+    recent = cells.recent_predict_times(db_session, sdxl.version_id, Endpoint.REPLICATE, since,
+                                        limit=10)
+    assert recent == [(6.0, 30), (5.0, 25), (4.5, 20)]
+    assert cells.recent_predict_times(db_session, sdxl.version_id, Endpoint.REPLICATE, since,
+                                      limit=2) == [(6.0, 30), (5.0, 25)]
+    assert cells.recent_predict_times(db_session, sdxl.version_id, Endpoint.EMULATOR, since,
+                                      limit=10) == [(2.0, 25)]

@@ -34,7 +34,7 @@ from core.images import image_size, make_thumbnail
 from core.limits import CellLeases, CreateRateLimiter, InflightSlots
 from core.models import Endpoint as EndpointKind
 from core.models import GenerationState, utcnow
-from core.polling import MAX_SAMPLES, PredictTimeEstimate, next_poll_in
+from core.polling import MAX_SAMPLES, PredictionTiming, PredictTimeEstimate, next_poll_in
 from core.pricing import Pricing, cost_of
 from core.replicate_api import Endpoint, Failure, build_async_client, classify, tls_context
 from core.storage import MediaStore
@@ -145,11 +145,11 @@ class ChunkRunner:
             return
         if task.sweep_canceled or self._cancel_requested(task.sweep_id):
             await self._cancel(task, task.prediction_id)
-        prediction_id = task.prediction_id
+        prediction_id, created = task.prediction_id, None
         if prediction_id is None:
             await self._acquire_slot(task)
-            prediction_id = await self._submit(task)
-        prediction = await self._poll(task, prediction_id)
+            prediction_id, created = await self._submit(task)
+        prediction = await self._poll(task, prediction_id, created)
         await self._complete(task, prediction)
 
     async def _acquire_slot(self, task: cells.CellTask) -> None:
@@ -170,17 +170,18 @@ class ChunkRunner:
                     await asyncio.wait_for(self._slot_freed.wait(), min(0.5, 0.05 * waited))
             self._slot_of[task.id] = slots
 
-    async def _submit(self, task: cells.CellTask) -> str:
-        """Create the prediction exactly once; its id is committed before anything else."""
+    async def _submit(self, task: cells.CellTask) -> tuple[str, dict[str, Any] | None]:
+        """Create the prediction exactly once; its id is committed before anything else.
+        Returns the id, and the prediction as the create answered (None when adopted)."""
         if task.state == GenerationState.SUBMITTING:
             adopted = await self._reconcile(task)
             if adopted:
-                return adopted
+                return adopted, None
         else:
             if not await self._begin_submit(task):
                 state, pid = await self._db(cells.current_state, task.id)
                 if pid:
-                    return pid
+                    return pid, None
                 raise _CellFinished  # another worker owns the create now
         model_input = await self._model_input(task)
         attempts, throttled = 1, 0
@@ -191,7 +192,7 @@ class ChunkRunner:
                     version=task.version_id, input=model_input)
                 data = prediction.dict() if hasattr(prediction, "dict") else vars(prediction)
                 await self._db(cells.record_prediction, task.id, data, utcnow())
-                return prediction.id
+                return prediction.id, data
             except Exception as exc:  # noqa: BLE001 - classified below
                 failure = classify(exc)
             if failure.kind == Failure.REJECTED:
@@ -211,7 +212,7 @@ class ChunkRunner:
             if failure.kind == Failure.AMBIGUOUS:
                 adopted = await self._reconcile(task, model_input)
                 if adopted:
-                    return adopted
+                    return adopted, None
             attempts += 1
             await self._db(cells.note_create_retry, task.id, utcnow(), failure.message)
 
@@ -241,7 +242,10 @@ class ChunkRunner:
             cursor = page.next
         return None
 
-    async def _poll(self, task: cells.CellTask, prediction_id: str) -> dict[str, Any]:
+    async def _poll(self, task: cells.CellTask, prediction_id: str,
+                    created: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Poll until the prediction is final. ``created``: the prediction as its create
+        answered, so the first wait needs no request of its own."""
         last_ok = time.monotonic()
         errors = 0
         cancel_sent = False
@@ -250,8 +254,10 @@ class ChunkRunner:
             if not cancel_sent and self._cancel_requested(task.sweep_id):
                 cancel_sent = await self._send_cancel(prediction_id)
             try:
-                prediction = await self._client.predictions.async_get(prediction_id)
-                data = prediction.dict()
+                if created is not None:
+                    data, created = created, None
+                else:
+                    data = (await self._client.predictions.async_get(prediction_id)).dict()
                 last_ok, errors = time.monotonic(), 0
             except Exception as exc:  # noqa: BLE001
                 failure = classify(exc)
@@ -266,7 +272,7 @@ class ChunkRunner:
                 continue
             if data["status"] in ("succeeded", "failed", "canceled"):
                 if data["status"] == "succeeded":
-                    estimate.note((data.get("metrics") or {}).get("predict_time"), task.steps)
+                    estimate.note(_timing(data, task.steps))
                 return data
             await self._sleep_until_worth_polling(task, data, estimate)
 
@@ -281,7 +287,7 @@ class ChunkRunner:
     async def _load_estimate(self, version_id: str) -> PredictTimeEstimate:
         endpoint = EndpointKind(self.ctx.endpoint.name)
         try:
-            history = await self._db(cells.recent_predict_times, version_id, endpoint,
+            history = await self._db(cells.recent_timings, version_id, endpoint,
                                      utcnow() - PREDICT_HISTORY, limit=MAX_SAMPLES)
         except DBAPIError:  # only pacing depends on it: poll without history
             log.warning("could not read recent predict times of %s", version_id)
@@ -296,8 +302,8 @@ class ChunkRunner:
         since = parse_replicate_time(data.get("started_at" if status == "processing"
                                               else "created_at"))
         waited = (utcnow() - since).total_seconds() if since else 0.0
-        wait = next_poll_in(status, waited, estimate.expected_s(task.steps),
-                            self.ctx.poll_interval_s)
+        wait = next_poll_in(status, waited, self.ctx.poll_interval_s,
+                            estimate.expected_s(task.steps), estimate.expected_queue_s())
         deadline = time.monotonic() + wait
         while (left := deadline - time.monotonic()) > 0:
             if self._cancel_requested(task.sweep_id):
@@ -551,6 +557,13 @@ def _begin_submit_within_caps(session, task: cells.CellTask, caps: Caps,  # noqa
     check_before_create(session, caps, task.sweep_id, task.estimated_cell_usd,
                         is_real=is_real, now=now)
     return cells.begin_submit(session, task.id, now)
+
+
+def _timing(prediction: dict[str, Any], steps: int | None) -> PredictionTiming:
+    predict_s = (prediction.get("metrics") or {}).get("predict_time") or 0.0
+    queued_s = seconds_between(parse_replicate_time(prediction.get("created_at")),
+                               parse_replicate_time(prediction.get("started_at")))
+    return PredictionTiming(predict_s=float(predict_s), steps=steps, queue_s=queued_s)
 
 
 def _halt_sweep(session, sweep_id: int, reason: str) -> None:  # noqa: ANN001

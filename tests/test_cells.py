@@ -6,6 +6,7 @@ import datetime as dt
 
 from core import cells
 from core.models import Endpoint, Generation, GenerationState
+from core.polling import PredictionTiming
 from tests.factories import at, make_generation, make_model, make_sweep
 
 NOW = at(2026, 3, 2, 12)
@@ -33,7 +34,7 @@ def test_claim_of_a_finished_or_missing_cell_changes_nothing(db_session):  # noq
     assert cells.claim(db_session, 10**9, NOW) is None
 
 
-def test_recent_predict_times_are_the_newest_own_successes_of_one_version(db_session):  # noqa: ANN001
+def test_recent_timings_are_the_newest_own_successes_of_one_version(db_session):  # noqa: ANN001
     sdxl = make_sweep(db_session)
     other_version = make_sweep(db_session, make_model(db_session, "acme/other", version_id="v2"))
     emulated = make_sweep(db_session, endpoint=Endpoint.EMULATOR)
@@ -42,7 +43,7 @@ def test_recent_predict_times_are_the_newest_own_successes_of_one_version(db_ses
         return make_generation(db_session, sweep, predict_time_s=predict_time_s,
                                completed_at=NOW - dt.timedelta(minutes=minutes_ago), **fields)
 
-    cell(sdxl, 1, 6.0, steps=30)
+    cell(sdxl, 1, 6.0, steps=30, replicate_queue_s=0.4)
     cell(sdxl, 2, 5.0, steps=25)
     newest_but_reused = cell(sdxl, 3, 4.0)
     newest_but_reused.reused_from_id = newest_but_reused.id  # a copy: not a prediction of its own
@@ -50,15 +51,16 @@ def test_recent_predict_times_are_the_newest_own_successes_of_one_version(db_ses
     cell(sdxl, 5, None)
     cell(other_version, 1, 30.0)
     cell(emulated, 1, 2.0)
-    cell(sdxl, 6, 4.5, steps=20)
+    cell(sdxl, 6, 4.5, steps=20, replicate_queue_s=90.0)
     cell(sdxl, 60 * 24 * 8, 3.0)  # older than the window
     db_session.flush()
 
     since = NOW - dt.timedelta(days=7)
-    recent = cells.recent_predict_times(db_session, sdxl.version_id, Endpoint.REPLICATE, since,
-                                        limit=10)
-    assert recent == [(6.0, 30), (5.0, 25), (4.5, 20)]
-    assert cells.recent_predict_times(db_session, sdxl.version_id, Endpoint.REPLICATE, since,
-                                      limit=2) == [(6.0, 30), (5.0, 25)]
-    assert cells.recent_predict_times(db_session, sdxl.version_id, Endpoint.EMULATOR, since,
-                                      limit=10) == [(2.0, 25)]
+    recent = cells.recent_timings(db_session, sdxl.version_id, Endpoint.REPLICATE, since,
+                                  limit=10)
+    assert recent == [PredictionTiming(6.0, 30, 0.4), PredictionTiming(5.0, 25),
+                      PredictionTiming(4.5, 20, 90.0)]
+    assert cells.recent_timings(db_session, sdxl.version_id, Endpoint.REPLICATE, since,
+                                limit=2) == recent[:2]
+    assert cells.recent_timings(db_session, sdxl.version_id, Endpoint.EMULATOR, since,
+                                limit=10) == [PredictionTiming(2.0, 25)]

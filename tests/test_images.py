@@ -10,8 +10,8 @@ from PIL import Image, ImageDraw
 
 from core.errors import InvalidInput
 from core.emulator.images import encode_png
-from core.images import (ImageInfo, _with_inflated_pixels, image_size, make_thumbnail,
-                         validate_upload)
+from core.images import (ImageInfo, _stored_zlib_stream, _with_inflated_pixels, image_size,
+                         make_thumbnail, validate_upload)
 
 LIMITS = {"max_bytes": 20 * 2**20, "max_pixels": 40_000_000}
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
@@ -304,6 +304,14 @@ def test_inflating_a_png_ahead_keeps_every_pixel(kind):
     assert idat[0] == 0x78 and idat[2] & 0b110 == 0  # zlib stream of stored deflate blocks
     kept = [(name, body) for name, body in png_chunks(data) if name != b"IDAT"]
     assert [(name, body) for name, body in png_chunks(inflated) if name != b"IDAT"] == kept
+
+
+@pytest.mark.parametrize("size", [0, 1, 0xFFFF, 0x10000, 3 * 0xFFFF + 7])
+def test_stored_zlib_stream_inflates_to_its_data_at_every_block_boundary(size):
+    data = random.Random(size).randbytes(size)
+    stream = b"".join(_stored_zlib_stream(memoryview(data)))
+    assert zlib.decompress(stream) == data
+    assert len(stream) == 2 + 5 * max(1, -(-size // 0xFFFF)) + size + 4  # nothing compressed
 
 
 @pytest.mark.parametrize("damage", ["truncated", "cut inside the pixels", "corrupt pixels",

@@ -381,7 +381,8 @@ COLUMNS = [("name", "run"), ("layout", "workers"), ("latency_s", "L s"), ("wall_
            ("floor_s", "floor s"), ("efficiency", "efficiency"), ("baseline_wall_s", "baseline s"),
            ("speedup", "speed-up"), ("peak_inflight_emulator", "peak in flight"),
            ("peak_rss_mb", "peak RSS MB"), ("cpu_ms_per_cell", "CPU ms/cell"),
-           ("emulator_cpu_ms_per_cell", "emulator CPU ms/cell"), ("creates_per_cell", "creates/cell")]
+           ("emulator_cpu_ms_per_cell", "emulator CPU ms/cell"),
+           ("api_requests_per_cell", "API requests/cell"), ("creates_per_cell", "creates/cell")]
 
 
 def main(argv: list[str] | None = None) -> int:

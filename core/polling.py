@@ -3,11 +3,12 @@
 Every poll costs CPU on our side (~1.5 ms through the official client) and a request on
 Replicate's (whose API allows 3,000 a minute besides creates: 128 predictions polled every
 second would need 7,680). So a worker aims each poll at the moment a prediction is likely to
-be done, from the same model version's recent predictions: this chunk's own first, then the
-database's history. Predict time grows with the number of inference steps, so it is kept per
-step. One earlier prediction is enough to aim at: predict time excludes Replicate's queue and
-boot time, so it varies little for one version and step count; the queue time (created →
-started) is estimated apart, and a prediction still queued past it is polled as before.
+be done, from the same model version's recent predictions: the database's history until
+this chunk has a few of its own (they share the sweep's parameters, so they win then).
+Predict time grows with the number of inference steps, so it is kept per step. One earlier
+prediction is enough to aim at: predict time excludes Replicate's queue and boot time, so it
+varies little for one version and step count; the queue time (created → started) is
+estimated apart, and a prediction still queued past it is polled as before.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import statistics
 from collections.abc import Iterable
 
 MAX_SAMPLES = 50  # the most recent ones: a model's speed drifts (hardware, load)
+OWN_SAMPLES_TO_TRUST = 3  # this many of the chunk's own predictions outweigh the history
 FINISH_MARGIN_S = 0.1  # poll this long after the expected finish, so it has happened
 MIN_POLL_GAP_S = 0.2
 MAX_POLL_GAP_S = 30.0  # never trust an estimate for longer than this in one sleep
@@ -35,21 +37,25 @@ class PredictionTiming:
 
 
 class _Median:
-    """The median of the newest ``MAX_SAMPLES`` values added."""
+    """The median of the newest ``MAX_SAMPLES`` values: the history's, until the chunk has
+    added ``OWN_SAMPLES_TO_TRUST`` of its own; then only its own."""
 
-    def __init__(self, newest_first: Iterable[float] = ()) -> None:
+    def __init__(self, history_newest_first: Iterable[float] = ()) -> None:
         # Newest on the left; once full, the oldest falls off the right.
-        self._values = collections.deque(itertools.islice(newest_first, MAX_SAMPLES),
+        self._values = collections.deque(itertools.islice(history_newest_first, MAX_SAMPLES),
                                          maxlen=MAX_SAMPLES)
+        self._own = 0
         self._median: float | None = None
 
     def add(self, value: float) -> None:
         self._values.appendleft(value)
+        self._own = min(self._own + 1, MAX_SAMPLES)
         self._median = None
 
     def get(self) -> float | None:
         if self._median is None and self._values:
-            self._median = statistics.median(self._values)
+            trusted = self._own if self._own >= OWN_SAMPLES_TO_TRUST else len(self._values)
+            self._median = statistics.median(itertools.islice(self._values, trusted))
         return self._median
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.polling import (MAX_BACKOFF_POLL_S, MAX_POLL_GAP_S, MAX_SAMPLES, PredictionTiming,
-                          PredictTimeEstimate, next_poll_in)
+from core.polling import (MAX_BACKOFF_POLL_S, MAX_POLL_GAP_S, MAX_SAMPLES, OWN_SAMPLES_TO_TRUST,
+                          PredictionTiming, PredictTimeEstimate, next_poll_in)
 
 
 def timings(*predict_s: float, steps: int | None = None) -> list[PredictionTiming]:
@@ -38,12 +38,19 @@ def test_the_queue_time_is_estimated_apart_from_predictions_that_have_one():
     assert PredictTimeEstimate(history).expected_queue_s() == pytest.approx(0.7)
 
 
-def test_the_chunks_own_predictions_push_out_the_oldest_history():
-    estimate = PredictTimeEstimate(timings(*[1.0] * MAX_SAMPLES))
-    for _ in range(MAX_SAMPLES // 2 + 1):
-        estimate.note(PredictionTiming(9.0, None, 0.2))
+def test_the_chunks_own_predictions_replace_the_history_once_there_are_a_few():
+    estimate = PredictTimeEstimate([PredictionTiming(1.0, None, 0.1)] * MAX_SAMPLES)
+    for n in range(OWN_SAMPLES_TO_TRUST):
+        assert estimate.expected_s(None) == pytest.approx(1.0)  # one outlier is not enough
+        estimate.note(PredictionTiming(9.0, None, 2.0))
     assert estimate.expected_s(None) == pytest.approx(9.0)
-    assert estimate.expected_queue_s() == pytest.approx(0.2)
+    assert estimate.expected_queue_s() == pytest.approx(2.0)
+
+
+def test_the_chunks_own_predictions_count_with_a_short_history():
+    estimate = PredictTimeEstimate(timings(4.0))
+    estimate.note(PredictionTiming(6.0, None))
+    assert estimate.expected_s(None) == pytest.approx(5.0)
 
 
 def test_only_the_newest_history_counts():

@@ -285,14 +285,18 @@ class ChunkRunner:
         return await asyncio.shield(self._estimates[task.version_id])
 
     async def _load_estimate(self, version_id: str) -> PredictTimeEstimate:
-        endpoint = EndpointKind(self.ctx.endpoint.name)
+        """One try, not ``_db``'s wait through an outage: only pacing depends on it, and
+        without history the cells poll as they would for a new model."""
+        def read() -> list[PredictionTiming]:
+            with session_scope(self.ctx.engine) as session:
+                return cells.recent_timings(session, version_id,
+                                            EndpointKind(self.ctx.endpoint.name),
+                                            utcnow() - PREDICT_HISTORY, limit=MAX_SAMPLES)
         try:
-            history = await self._db(cells.recent_timings, version_id, endpoint,
-                                     utcnow() - PREDICT_HISTORY, limit=MAX_SAMPLES)
-        except DBAPIError:  # only pacing depends on it: poll without history
+            return PredictTimeEstimate(await asyncio.to_thread(read))
+        except DBAPIError:
             log.warning("could not read recent predict times of %s", version_id)
-            history = []
-        return PredictTimeEstimate(history)
+            return PredictTimeEstimate()
 
     async def _sleep_until_worth_polling(self, task: cells.CellTask, data: dict[str, Any],
                                          estimate: PredictTimeEstimate) -> None:

@@ -27,6 +27,7 @@ _ORIENTATION_TAG = 0x0112
 _SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _MAX_STORED_BLOCK = 0xFFFF
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type → samples per pixel
 
 
 @dataclass(frozen=True)
@@ -122,10 +123,13 @@ def _with_inflated_pixels(data: bytes) -> bytes | None:
     Inflating is most of the cost of decoding a 1024² output (~11 of 15 ms with Pillow's
     zlib); ISA-L inflates the same stream in a third of that time, and Pillow then reads the
     stored blocks at memory speed. The filtered rows are kept as they are, so Pillow still
-    does all the PNG decoding: the pixels are identical. A corrupt or truncated stream
-    returns None, and Pillow's own decode reports it."""
-    if not data.startswith(_PNG_SIGNATURE):
+    does all the PNG decoding: the pixels are identical. A corrupt, truncated or interlaced
+    stream, or one that inflates to more than its header's rows (a decompression bomb),
+    returns None, and Pillow's own decode (which stops at the last row) deals with it."""
+    row_bytes = _png_row_bytes(data)
+    if row_bytes is None:
         return None
+    rows_total = row_bytes * struct.unpack_from(">I", data, 20)[0]
     view = memoryview(data)  # slices of it are not copies
     before, idat, after = [view[:len(_PNG_SIGNATURE)]], [], []
     offset = len(_PNG_SIGNATURE)
@@ -143,9 +147,13 @@ def _with_inflated_pixels(data: bytes) -> bytes | None:
         offset = end
     if not idat or not after or offset != len(data):
         return None
+    inflater = isal_zlib.decompressobj()
     try:
-        rows = isal_zlib.decompress(idat[0] if len(idat) == 1 else b"".join(idat))
+        rows = inflater.decompress(idat[0] if len(idat) == 1 else b"".join(idat),
+                                   rows_total + 1)
     except isal_zlib.error:
+        return None
+    if len(rows) != rows_total or not inflater.eof:
         return None
     stream = _stored_zlib_stream(memoryview(rows))
     crc = isal_zlib.crc32(b"IDAT")
@@ -154,6 +162,18 @@ def _with_inflated_pixels(data: bytes) -> bytes | None:
     length = sum(len(part) for part in stream)
     return b"".join([*before, struct.pack(">I4s", length, b"IDAT"), *stream,
                      struct.pack(">I", crc), *after])
+
+
+def _png_row_bytes(data: bytes) -> int | None:
+    """Bytes per filtered row of a non-interlaced PNG (its filter byte included), from the
+    IHDR chunk that must come first; None for anything else."""
+    if not data.startswith(_PNG_SIGNATURE + b"\x00\x00\x00\x0dIHDR") or len(data) < 33:
+        return None
+    width, height, depth, color_type, _, _, interlace = struct.unpack_from(">IIBBBBB", data, 16)
+    channels = _PNG_CHANNELS.get(color_type)
+    if channels is None or interlace or depth not in (1, 2, 4, 8, 16) or not width * height:
+        return None
+    return 1 + (width * channels * depth + 7) // 8
 
 
 def _stored_zlib_stream(data: memoryview) -> list[bytes | memoryview]:

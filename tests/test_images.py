@@ -314,16 +314,31 @@ def test_stored_zlib_stream_inflates_to_its_data_at_every_block_boundary(size):
     assert len(stream) == 2 + 5 * max(1, -(-size // 0xFFFF)) + size + 4  # nothing compressed
 
 
+def png_with_pixel_stream(data: bytes, stream: bytes) -> bytes:
+    """``data`` (a one-IDAT PNG) with ``stream`` as its pixel data."""
+    chunks = [(kind, stream if kind == b"IDAT" else body) for kind, body in png_chunks(data)]
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        struct.pack(">I", len(body)) + kind + body
+        + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF) for kind, body in chunks)
+
+
 @pytest.mark.parametrize("damage", ["truncated", "cut inside the pixels", "corrupt pixels",
-                                    "animated", "not a png"])
+                                    "animated", "interlaced", "not a png",
+                                    "more rows than declared", "fewer rows than declared"])
 def test_a_png_that_cannot_be_inflated_ahead_is_left_to_pillow(damage):
     data = encode(noisy_rgb(128, 128), "PNG")
+    small = encode_png(__import__("numpy").zeros((64, 64, 3), "uint8"))  # one IDAT
+    rows = 64 * (1 + 64 * 3)
     damaged = {
         "truncated": data[:-5],
         "cut inside the pixels": data[: len(data) // 2],
         "corrupt pixels": data[:200] + bytes(b ^ 0x5A for b in data[200:400]) + data[400:],
         "animated": with_chunk_after_idat(data, b"fdAT", b"\x00" * 8),
+        "interlaced": data[:28] + b"\x01" + data[29:],
         "not a png": encode(noisy_rgb(32, 32), "JPEG"),
+        # a decompression bomb: 64 × 64 declared, 50 MB inflated
+        "more rows than declared": png_with_pixel_stream(small, zlib.compress(bytes(50_000_000))),
+        "fewer rows than declared": png_with_pixel_stream(small, zlib.compress(bytes(rows - 1))),
     }[damage]
     assert _with_inflated_pixels(damaged) is None
 

@@ -16,6 +16,7 @@ import io
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
 import httpx
@@ -279,21 +280,16 @@ class ChunkRunner:
     async def _estimate(self, task: cells.CellTask) -> PredictTimeEstimate:
         """The chunk's predict-time estimate for the cell's model version, seeded once from
         the database."""
-        if task.version_id not in self._estimates:
-            self._estimates[task.version_id] = asyncio.ensure_future(
-                self._load_estimate(task.version_id))
-        return await asyncio.shield(self._estimates[task.version_id])
+        return await _shared(self._estimates, task.version_id,
+                             lambda: self._load_estimate(task.version_id))
 
     async def _load_estimate(self, version_id: str) -> PredictTimeEstimate:
         """One try, not ``_db``'s wait through an outage: only pacing depends on it, and
         without history the cells poll as they would for a new model."""
-        def read() -> list[PredictionTiming]:
-            with session_scope(self.ctx.engine) as session:
-                return cells.recent_timings(session, version_id,
-                                            EndpointKind(self.ctx.endpoint.name),
-                                            utcnow() - PREDICT_HISTORY, limit=MAX_SAMPLES)
         try:
-            return PredictTimeEstimate(await asyncio.to_thread(read))
+            return PredictTimeEstimate(await self._db_once(
+                cells.recent_timings, version_id, EndpointKind(self.ctx.endpoint.name),
+                utcnow() - PREDICT_HISTORY, limit=MAX_SAMPLES))
         except DBAPIError:
             log.warning("could not read recent predict times of %s", version_id)
             return PredictTimeEstimate()
@@ -404,10 +400,8 @@ class ChunkRunner:
     async def _input_file_url(self, task: cells.CellTask) -> str:
         """Upload each input image once per endpoint (Files API) and reuse its URL. The
         cells of a chunk start together, so they share one upload instead of racing."""
-        sha = task.image_sha256 or ""
-        if sha not in self._uploads:
-            self._uploads[sha] = asyncio.ensure_future(self._upload_input(task))
-        return await asyncio.shield(self._uploads[sha])
+        return await _shared(self._uploads, task.image_sha256 or "",
+                             lambda: self._upload_input(task))
 
     async def _upload_input(self, task: cells.CellTask) -> str:
         cache_key = keys.file_url(self.ctx.endpoint.base_url, task.image_sha256 or "")
@@ -472,17 +466,21 @@ class ChunkRunner:
         await self._db(cells.finish, gid, state, **values)
         raise _CellFinished
 
-    async def _db(self, fn, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
-        """One transaction in a thread; a lost connection or a locked SQLite file is retried
-        (every transition is conditional, so running one twice is harmless)."""
+    async def _db_once(self, fn, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
+        """``fn(session, …)`` as one transaction in a thread."""
         def call() -> Any:
             with session_scope(self.ctx.engine) as session:
                 return fn(session, *args, **kwargs)
 
+        return await asyncio.to_thread(call)
+
+    async def _db(self, fn, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
+        """``_db_once``, with a lost connection or a locked SQLite file retried (every
+        transition is conditional, so running one twice is harmless)."""
         started, attempt = time.monotonic(), 0
         while True:
             try:
-                return await asyncio.to_thread(call)
+                return await self._db_once(fn, *args, **kwargs)
             except DBAPIError as exc:
                 if not _is_transient(exc) or time.monotonic() - started > OUTAGE_TOLERANCE_S:
                     raise
@@ -538,6 +536,15 @@ class CancelFlags:
         except RedisError:  # Redis away: keep what was known; the database check at
             # pick-up and the reaper's re-raised flags stand
             return [self._canceled.get(sweep_id, False) for sweep_id in sweep_ids]
+
+
+def _shared(futures: dict[str, asyncio.Future[Any]], key: str,
+            start: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+    """One run of ``start()`` per key, awaited by every cell that asks for it (the cells of a
+    chunk start together, so they would otherwise all do the same work at once)."""
+    if key not in futures:
+        futures[key] = asyncio.ensure_future(start())
+    return asyncio.shield(futures[key])
 
 
 def _best_effort(fn, *args: Any, **kwargs: Any) -> None:  # noqa: ANN001

@@ -50,13 +50,13 @@ class CellTask:
 def claim(session: Session, generation_id: int, now: dt.datetime) -> CellTask | None:
     """Read what the worker needs and count the pick-up, in one transaction; the first
     pick-up ends our queue wait. None when the cell is gone."""
-    task = load_task(session, generation_id)
+    task = _load_task(session, generation_id)
     if task is not None and not task.state.is_final:
-        mark_claimed(session, generation_id, now, seconds_between(task.enqueued_at, now))
+        _mark_claimed(session, generation_id, now, seconds_between(task.enqueued_at, now))
     return task
 
 
-def load_task(session: Session, generation_id: int) -> CellTask | None:
+def _load_task(session: Session, generation_id: int) -> CellTask | None:
     row = session.execute(
         select(Generation, Sweep, ModelSpec, InputImage)
         .join(Sweep, Generation.sweep_id == Sweep.id)
@@ -96,7 +96,7 @@ def _transition(session: Session, generation_id: int, from_states: set[Generatio
     return result.rowcount == 1
 
 
-def mark_claimed(session: Session, generation_id: int, now: dt.datetime,
+def _mark_claimed(session: Session, generation_id: int, now: dt.datetime,
                  queue_s: float | None) -> None:
     """Count a pick-up; the first one ends our queue wait."""
     session.execute(update(Generation).where(Generation.id == generation_id).values(

@@ -126,10 +126,9 @@ def _with_inflated_pixels(data: bytes) -> bytes | None:
     does all the PNG decoding: the pixels are identical. A corrupt, truncated or interlaced
     stream, or one that inflates to more than its header's rows (a decompression bomb),
     returns None, and Pillow's own decode (which stops at the last row) deals with it."""
-    row_bytes = _png_row_bytes(data)
-    if row_bytes is None:
+    rows_total = _png_filtered_size(data)
+    if rows_total is None:
         return None
-    rows_total = row_bytes * struct.unpack_from(">I", data, 20)[0]
     view = memoryview(data)  # slices of it are not copies
     before, idat, after = [view[:len(_PNG_SIGNATURE)]], [], []
     offset = len(_PNG_SIGNATURE)
@@ -164,8 +163,8 @@ def _with_inflated_pixels(data: bytes) -> bytes | None:
                      struct.pack(">I", crc), *after])
 
 
-def _png_row_bytes(data: bytes) -> int | None:
-    """Bytes per filtered row of a non-interlaced PNG (its filter byte included), from the
+def _png_filtered_size(data: bytes) -> int | None:
+    """Bytes of a non-interlaced PNG's filtered rows (each with its filter byte), from the
     IHDR chunk that must come first; None for anything else."""
     if not data.startswith(_PNG_SIGNATURE + b"\x00\x00\x00\x0dIHDR") or len(data) < 33:
         return None
@@ -173,7 +172,7 @@ def _png_row_bytes(data: bytes) -> int | None:
     channels = _PNG_CHANNELS.get(color_type)
     if channels is None or interlace or depth not in (1, 2, 4, 8, 16) or not width * height:
         return None
-    return 1 + (width * channels * depth + 7) // 8
+    return height * (1 + (width * channels * depth + 7) // 8)
 
 
 def _stored_zlib_stream(data: memoryview) -> list[bytes | memoryview]:

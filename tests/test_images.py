@@ -5,6 +5,7 @@ import struct
 import warnings
 import zlib
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
@@ -268,10 +269,13 @@ def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     return chunks
 
 
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return (struct.pack(">I4s", len(body), kind) + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+
 def with_chunk_after_idat(data: bytes, kind: bytes, body: bytes) -> bytes:
-    chunk = struct.pack(">I4s", len(body), kind) + body + struct.pack(
-        ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-    return data[:-12] + chunk + data[-12:]  # before IEND
+    return data[:-12] + png_chunk(kind, body) + data[-12:]  # before IEND
 
 
 def pixels(data: bytes) -> tuple[str, tuple[int, int], bytes]:
@@ -288,7 +292,7 @@ PNG_KINDS = {
     "16-bit": lambda: encode(Image.new("I;16", (40, 30), 4000), "PNG"),
     "best compression": lambda: encode(noisy_rgb(200, 100), "PNG", compress_level=9),
     "emulator output, one IDAT": lambda: encode_png(
-        __import__("numpy").asarray(noisy_rgb(128, 96))),
+        np.asarray(noisy_rgb(128, 96))),
     "text after the pixels": lambda: with_chunk_after_idat(
         encode(noisy_rgb(64, 64), "PNG"), b"tEXt", b"Comment\x00made after"),
 }
@@ -316,10 +320,8 @@ def test_stored_zlib_stream_inflates_to_its_data_at_every_block_boundary(size):
 
 def png_with_pixel_stream(data: bytes, stream: bytes) -> bytes:
     """``data`` (a one-IDAT PNG) with ``stream`` as its pixel data."""
-    chunks = [(kind, stream if kind == b"IDAT" else body) for kind, body in png_chunks(data)]
-    return b"\x89PNG\r\n\x1a\n" + b"".join(
-        struct.pack(">I", len(body)) + kind + body
-        + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF) for kind, body in chunks)
+    return data[:8] + b"".join(png_chunk(kind, stream if kind == b"IDAT" else body)
+                               for kind, body in png_chunks(data))
 
 
 @pytest.mark.parametrize("damage", ["truncated", "cut inside the pixels", "corrupt pixels",
@@ -327,7 +329,7 @@ def png_with_pixel_stream(data: bytes, stream: bytes) -> bytes:
                                     "more rows than declared", "fewer rows than declared"])
 def test_a_png_that_cannot_be_inflated_ahead_is_left_to_pillow(damage):
     data = encode(noisy_rgb(128, 128), "PNG")
-    small = encode_png(__import__("numpy").zeros((64, 64, 3), "uint8"))  # one IDAT
+    small = encode_png(np.zeros((64, 64, 3), "uint8"))  # one IDAT
     rows = 64 * (1 + 64 * 3)
     damaged = {
         "truncated": data[:-5],

@@ -104,3 +104,10 @@ def test_without_an_estimate_polls_back_off_gently(status: str, expected_s: floa
         == pytest.approx(1.5)
     assert next_poll_in(status, 120.0, poll_interval_s=1.0, expected_s=expected_s) \
         == MAX_BACKOFF_POLL_S
+
+
+def test_a_started_at_ahead_of_our_clock_delays_the_poll_by_the_skew_only():
+    # Replicate's clock 2 s ahead of ours: the prediction seems to have run -2 s
+    wait = next_poll_in("processing", -2.0, poll_interval_s=1.0, expected_s=20.0)
+    assert 22.0 < wait <= 22.5
+    assert next_poll_in("starting", -2.0, poll_interval_s=1.0, expected_s=None) == 1.0

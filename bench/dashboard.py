@@ -3,7 +3,7 @@
     python3 bench/dashboard.py [--quick] [--backend sqlite|postgresql] [--profile DIR]
 
 For each backend (a SQLite file, and a fresh PostgreSQL database on the local server that is
-dropped afterwards) the database is migrated (``core.db.upgrade``) and seeded in bulk with
+dropped afterwards) the database is migrated (``core.data.db.upgrade``) and seeded in bulk with
 generations spread over 90 days: several scenarios, two models, six people, mostly succeeded
 cells with some failed, canceled and reused ones, real and emulator endpoints, costs,
 latencies and reviews, and — newest — one sweep of 1,000 cells (10 strengths × 100 seeds)
@@ -57,17 +57,17 @@ import streamlit as st  # noqa: E402 - after common, which puts the project root
 from streamlit.testing.v1 import AppTest  # noqa: E402
 from streamlit.testing.v1 import app_test as app_test_module  # noqa: E402
 
-from core import scenarios as core_scenarios  # noqa: E402
+from core.scenarios import versions as core_scenarios  # noqa: E402
 from core.auth import local_user  # noqa: E402
-from core.catalog import SDXL_REF, SDXL_VERSION  # noqa: E402
-from core.db import create_db_engine, session_scope, upgrade  # noqa: E402
+from core.planning.catalog import SDXL_REF, SDXL_VERSION  # noqa: E402
+from core.data.db import create_db_engine, session_scope, upgrade  # noqa: E402
 from core.emulator import EmulatorConfig, EmulatorServer  # noqa: E402
-from core.images import make_thumbnail  # noqa: E402
-from core.models import (Endpoint, Generation, GenerationState, InputImage, ModelSpec,  # noqa: E402
+from core.data.images import make_thumbnail  # noqa: E402
+from core.data.models import (Endpoint, Generation, GenerationState, InputImage, ModelSpec,  # noqa: E402
                          Review, Sweep)
-from core.review import PRESET_TAGS  # noqa: E402
-from core.schema import load_bundled_version  # noqa: E402
-from core.storage import LocalMediaStore  # noqa: E402
+from core.insight.review import PRESET_TAGS  # noqa: E402
+from core.planning.schema import load_bundled_version  # noqa: E402
+from core.data.storage import LocalMediaStore  # noqa: E402
 from tests.pages.conftest import APP, ServerLikePagesManager, clear_caches  # noqa: E402
 
 PG_SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -33,8 +33,8 @@ import httpx
 from common import (LOOPBACK, EmulatorProcess, clean_env, free_port, http_ready, machine_info,
                     start_process, stop_process, table, verdict, wait_until, write_results)
 
-from core.replicate_api import EMULATOR_TOKEN  # noqa: E402 - common puts the root on sys.path
-from core.schema import SDXL_VERSION_IDS
+from core.engine.replicate_api import EMULATOR_TOKEN  # noqa: E402 - common puts the root on sys.path
+from core.planning.schema import SDXL_VERSION_IDS
 
 TARGET_RPS = 1000
 VERSION_ID = sorted(SDXL_VERSION_IDS)[0]

@@ -44,11 +44,11 @@ from common import (CpuMeter, EmulatorProcess, RedisServer, Sampler, clean_env, 
                     verdict, wait_until, write_results)
 
 from core.config import Settings  # noqa: E402 - common puts the project root on sys.path
-from core.db import session_scope
-from core.library import add_image
-from core.models import FINAL_STATES, Generation, GenerationState
+from core.data.db import session_scope
+from core.data.library import add_image
+from core.data.models import FINAL_STATES, Generation, GenerationState
 from core.runtime import open_runtime
-from core.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
+from core.planning.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
 
 CREATE_RATE_PER_MINUTE = 600  # Replicate's limit, and the product's default
 BASELINE_CELLS = 50

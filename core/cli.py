@@ -34,7 +34,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from core.worker import run_worker
+    from core.engine.worker import run_worker
 
     return run_worker(_settings(), concurrency=args.concurrency, burst=args.burst)
 
@@ -47,7 +47,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
-    from core.db import upgrade
+    from core.data.db import upgrade
 
     upgrade(_settings().database_url)
     print("Database is at the latest schema.")
@@ -70,12 +70,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_sweep_run(args: argparse.Namespace) -> int:
     from core.auth import local_user
-    from core.catalog import replicate_schema_fetcher
-    from core.db import session_scope
-    from core.library import add_image
-    from core.replicate_api import build_client
+    from core.planning.catalog import replicate_schema_fetcher
+    from core.data.db import session_scope
+    from core.data.library import add_image
+    from core.engine.replicate_api import build_client
     from core.runtime import open_runtime
-    from core.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
+    from core.planning.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
 
     runtime = open_runtime(_settings())
     settings, user = runtime.settings, local_user()
@@ -122,7 +122,7 @@ def _scenario_id(session, name: str | None) -> int | None:  # noqa: ANN001
     from sqlalchemy import select
 
     from core.errors import NotFound
-    from core.models import Scenario
+    from core.data.models import Scenario
 
     scenario = session.scalar(select(Scenario).where(Scenario.name == name))
     if scenario is None:
@@ -138,14 +138,14 @@ def _read_file(path: str) -> bytes:
 
 
 def _wait_for(runtime, sweep_id: int, *, quiet: bool) -> None:  # noqa: ANN001
-    from core.db import session_scope
-    from core.sweeps import summarize
-    from core.worker import live_workers
+    from core.data.db import session_scope
+    from core.planning.sweeps import summarize
+    from core.engine.worker import live_workers
 
     if not live_workers(runtime.redis):
         if not quiet:
             print("No worker is running; running the sweep in this process.", file=sys.stderr)
-        from core.worker import run_worker
+        from core.engine.worker import run_worker
 
         run_worker(runtime.settings, burst=True)
     last = None
@@ -161,8 +161,8 @@ def _wait_for(runtime, sweep_id: int, *, quiet: bool) -> None:  # noqa: ANN001
 
 
 def _print_status(runtime, sweep_id: int, *, as_json: bool, with_cells: bool) -> int:  # noqa: ANN001
-    from core.db import session_scope
-    from core.sweeps import cell_record, cells_of, summarize
+    from core.data.db import session_scope
+    from core.planning.sweeps import cell_record, cells_of, summarize
 
     with session_scope(runtime.engine) as session:
         summaries = summarize(session, [sweep_id])
@@ -193,9 +193,9 @@ def cmd_sweep_status(args: argparse.Namespace) -> int:
 
 def cmd_sweep_cancel(args: argparse.Namespace) -> int:
     from core.auth import local_user
-    from core.db import session_scope
+    from core.data.db import session_scope
     from core.runtime import open_runtime
-    from core.sweeps import cancel_sweep
+    from core.planning.sweeps import cancel_sweep
 
     runtime = open_runtime(_settings())
     with session_scope(runtime.engine) as session:
@@ -206,9 +206,9 @@ def cmd_sweep_cancel(args: argparse.Namespace) -> int:
 
 def cmd_sweep_retry(args: argparse.Namespace) -> int:
     from core.auth import local_user
-    from core.db import session_scope
+    from core.data.db import session_scope
     from core.runtime import open_runtime
-    from core.sweeps import dispatch, retry_failed
+    from core.planning.sweeps import dispatch, retry_failed
 
     runtime = open_runtime(_settings())
     with session_scope(runtime.engine) as session:
@@ -220,8 +220,8 @@ def cmd_sweep_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.db import session_scope
-    from core.export import export_sweep
+    from core.data.db import session_scope
+    from core.insight.export import export_sweep
     from core.runtime import open_runtime
 
     runtime = open_runtime(_settings())

@@ -38,7 +38,7 @@ def _redact(text: str, settings: Settings | None = None) -> str:
 
 def check_configuration(settings: Settings) -> CheckResult:
     def run() -> str:
-        from core.replicate_api import resolve_endpoint
+        from core.engine.replicate_api import resolve_endpoint
 
         if settings.uses_emulator:
             mode = "local emulator (no REPLICATE_API_TOKEN set)"
@@ -72,7 +72,7 @@ def check_database(settings: Settings) -> CheckResult:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from core.db import alembic_config, get_engine
+    from core.data.db import alembic_config, get_engine
 
     def run() -> str:
         engine = get_engine(settings.database_url)
@@ -88,7 +88,7 @@ def check_database(settings: Settings) -> CheckResult:
 
 
 def check_storage(settings: Settings) -> CheckResult:
-    from core.storage import open_media_store
+    from core.data.storage import open_media_store
 
     def run() -> str:
         store = open_media_store(settings)
@@ -100,7 +100,7 @@ def check_storage(settings: Settings) -> CheckResult:
 
 
 def check_replicate(settings: Settings) -> CheckResult:
-    from core.replicate_api import build_client, resolve_endpoint
+    from core.engine.replicate_api import build_client, resolve_endpoint
 
     def run() -> str:
         endpoint = resolve_endpoint(settings)
@@ -125,7 +125,7 @@ def check_replicate(settings: Settings) -> CheckResult:
 def check_workers(settings: Settings) -> CheckResult:
     from redis import Redis
 
-    from core.worker import live_workers
+    from core.engine.worker import live_workers
 
     def run() -> str:
         client = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)

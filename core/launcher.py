@@ -23,7 +23,7 @@ import httpx
 from redis import Redis
 
 from core.config import PROJECT_ROOT, VAR_DIR, Settings, is_loopback
-from core.db import upgrade
+from core.data.db import upgrade
 from core.errors import ConfigurationError, ServiceUnavailable
 
 log = logging.getLogger("core.up")

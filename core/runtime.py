@@ -8,13 +8,13 @@ import functools
 from redis import Redis
 from sqlalchemy import Engine
 
-from core.budget import Caps
+from core.planning.budget import Caps
 from core.config import Settings
-from core.db import get_engine, upgrade
-from core.models import Endpoint as EndpointKind
-from core.replicate_api import Endpoint, resolve_endpoint
-from core.settings_store import effective_settings
-from core.storage import MediaStore, open_media_store
+from core.data.db import get_engine, upgrade
+from core.data.models import Endpoint as EndpointKind
+from core.engine.replicate_api import Endpoint, resolve_endpoint
+from core.data.settings_store import effective_settings
+from core.data.storage import MediaStore, open_media_store
 
 
 @dataclasses.dataclass

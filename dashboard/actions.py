@@ -10,13 +10,13 @@ from collections.abc import Iterable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from core.catalog import replicate_schema_fetcher
-from core.db import session_scope
+from core.planning.catalog import replicate_schema_fetcher
+from core.data.db import session_scope
 from core.errors import InvalidInput, TunerError
-from core.library import add_image
-from core.scenarios import promote_generation
-from core.settings_store import effective_settings
-from core.sweeps import (SweepPlan, SweepRequest, cancel_sweep, create_sweep, dispatch,
+from core.data.library import add_image
+from core.scenarios.versions import promote_generation
+from core.data.settings_store import effective_settings
+from core.planning.sweeps import (SweepPlan, SweepRequest, cancel_sweep, create_sweep, dispatch,
                          pending_cell_ids, plan_sweep, retry_failed)
 from dashboard import queries
 from dashboard.resources import runtime
@@ -50,7 +50,7 @@ def store_uploads(files: Iterable[tuple[str, bytes]], *, user: str) -> list[Uplo
 
 def _fetcher():  # noqa: ANN202 - the schema fetcher, built only when a model is unknown here
     def fetch(model_name: str, version_id: str | None):  # noqa: ANN202
-        from core.replicate_api import build_client
+        from core.engine.replicate_api import build_client
 
         return replicate_schema_fetcher(build_client(runtime().endpoint))(model_name, version_id)
 

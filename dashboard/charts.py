@@ -1,4 +1,4 @@
-"""Altair chart builders over the DataFrames core.analytics / core.performance return, and
+"""Altair chart builders over the DataFrames core.insight.analytics / core.insight.performance return, and
 ``show``, which draws a chart with a CSV download of exactly the rows it plots.
 
 Builders take a frame and return a chart; they never query anything. Days come back from

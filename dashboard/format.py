@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core.pricing import format_usd
+from core.planning.pricing import format_usd
 
 STATE_ICONS = {
     "pending": "⏳", "submitting": "📤", "submitted": "🔄",

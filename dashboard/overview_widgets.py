@@ -10,9 +10,11 @@ from typing import Any, TypeVar
 import pandas as pd
 import streamlit as st
 
-from core import analytics, performance
-from core.db import session_scope
-from core.sweeps import SweepSummary
+from core.insight import analytics
+
+from core.insight import performance
+from core.data.db import session_scope
+from core.planning.sweeps import SweepSummary
 from dashboard import format as fmt
 from dashboard.resources import effective, runtime
 
@@ -177,7 +179,7 @@ def failing_panel(numbers: analytics.Overview, checks: list[Any],
 
 def last_days(days: int, today: dt.date | None = None) -> tuple[dt.datetime, dt.datetime]:
     """The UTC range of the last ``days`` whole days, today included."""
-    from core.sqlstats import day_range
+    from core.insight.sqlstats import day_range
 
     today = today or dt.datetime.now(dt.timezone.utc).date()
     return day_range(today - dt.timedelta(days=days - 1), today)

@@ -8,15 +8,15 @@ from typing import Any
 
 import streamlit as st
 
-from core.catalog import SDXL_REF, list_models
-from core.db import session_scope
-from core.export import export_sweep as core_export_sweep
-from core.library import list_images
-from core.models import Generation
-from core.presets import Preset, list_presets
-from core.progress import SweepProgress, sweep_progress
-from core.review import CellMarks, marks_for_sweep
-from core.sweeps import SweepSummary, cell_record, cells_of, summarize
+from core.planning.catalog import SDXL_REF, list_models
+from core.data.db import session_scope
+from core.insight.export import export_sweep as core_export_sweep
+from core.data.library import list_images
+from core.data.models import Generation
+from core.planning.presets import Preset, list_presets
+from core.insight.progress import SweepProgress, sweep_progress
+from core.insight.review import CellMarks, marks_for_sweep
+from core.planning.sweeps import SweepSummary, cell_record, cells_of, summarize
 from dashboard.resources import runtime
 
 
@@ -100,7 +100,7 @@ def export_sweep(sweep_id: int, kind: str) -> bytes:
 
 
 def grid_png(cells: list[dict[str, Any]], x: str | None, y: str | None, title: str) -> bytes:
-    from core.contact_sheet import render_grid_png
+    from core.insight.contact_sheet import render_grid_png
 
     store = runtime().store
 

@@ -14,12 +14,12 @@ import streamlit as st
 from redis.exceptions import RedisError
 
 from core import auth
-from core.budget import day_start, real_spend_since
+from core.planning.budget import day_start, real_spend_since
 from core.config import get_settings, is_loopback
-from core.db import session_scope
+from core.data.db import session_scope
 from core.errors import ConfigurationError
 from core.runtime import Runtime, open_runtime
-from core.settings_store import effective_settings
+from core.data.settings_store import effective_settings
 
 STATE_DEFAULTS: dict[str, Any] = {
     "user": None,               # signed-in user name (password sign-in)
@@ -129,8 +129,8 @@ def health() -> list[Any]:
 @st.cache_data(ttl=2, show_spinner=False)
 def queue_status() -> dict[str, Any]:
     """Workers and queue depth for the Runs panel; ``ok`` is False when Redis is down."""
-    from core.progress import queue_depth
-    from core.worker import live_workers
+    from core.insight.progress import queue_depth
+    from core.engine.worker import live_workers
 
     redis = runtime().redis
     try:

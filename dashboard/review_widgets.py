@@ -14,10 +14,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import review as core_review
-from core.db import session_scope
-from core.review import FIRST_N, PRESET_TAGS, Progress, QueueItem, ReviewRecord
-from core.sweeps import SweepSummary
+from core.insight import review as core_review
+from core.data.db import session_scope
+from core.insight.review import FIRST_N, PRESET_TAGS, Progress, QueueItem, ReviewRecord
+from core.planning.sweeps import SweepSummary
 from dashboard import charts
 from dashboard import format as fmt
 from dashboard.resources import runtime
@@ -44,7 +44,7 @@ def init_state() -> None:
             st.session_state[key] = value.copy() if hasattr(value, "copy") else value
 
 
-# -- reads and writes through core.review --------------------------------------------------------
+# -- reads and writes through core.insight.review --------------------------------------------------------
 @st.cache_data(ttl=5, show_spinner=False)
 def progress(reviewer: str, scope: Scope) -> Progress:
     with session_scope(runtime().engine) as session:

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from core.progress import SweepProgress
-from core.sweeps import SweepSummary
+from core.insight.progress import SweepProgress
+from core.planning.sweeps import SweepSummary
 from dashboard import format as fmt
 
 

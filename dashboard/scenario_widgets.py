@@ -1,4 +1,4 @@
-"""Scenarios: reads and writes through core.scenarios (one transaction each), the editor form,
+"""Scenarios: reads and writes through core.scenarios.versions (one transaction each), the editor form,
 the status steps, the version history with diffs, and the production config export."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import scenarios as core_scenarios
-from core.db import session_scope
+from core.scenarios import versions as core_scenarios
+from core.data.db import session_scope
 from core.errors import InvalidInput
-from core.scenarios import ScenarioInfo, VersionInfo
+from core.scenarios.versions import ScenarioInfo, VersionInfo
 from dashboard import format as fmt
 from dashboard.resources import runtime
 

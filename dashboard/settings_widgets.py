@@ -1,5 +1,5 @@
 """Settings: model pricing (edited here, with an audit entry), budgets and caps
-(core.settings_store), the system check, and the input-image library with delete."""
+(core.data.settings_store), the system check, and the input-image library with delete."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from typing import Any
 
 import streamlit as st
 
-from core.audit import record
-from core.catalog import SDXL_REF, ensure_model, list_models
+from core.data.audit import record
+from core.planning.catalog import SDXL_REF, ensure_model, list_models
 from core.config import get_settings
-from core.db import session_scope
+from core.data.db import session_scope
 from core.errors import InvalidInput, NotFound
 from core.health import CheckResult, run_all
-from core.library import delete_image, purge
-from core.models import ModelSpec
-from core.settings_store import EDITABLE, effective_settings, save_settings
+from core.data.library import delete_image, purge
+from core.data.models import ModelSpec
+from core.data.settings_store import EDITABLE, effective_settings, save_settings
 from dashboard import format as fmt
 from dashboard import queries, resources
 from dashboard.resources import runtime

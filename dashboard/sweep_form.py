@@ -10,10 +10,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import grid
+from core.planning import grid
 from core.errors import InvalidInput
-from core.presets import Preset
-from core.sweeps import SweepPlan
+from core.planning.presets import Preset
+from core.planning.sweeps import SweepPlan
 from dashboard import format as fmt
 
 # Widget keys of the fields a scenario can prefill, with blank-sweep defaults.

@@ -4,7 +4,7 @@ import random
 
 import streamlit as st
 
-from core.sweeps import SweepRequest
+from core.planning.sweeps import SweepRequest
 from dashboard import actions, frame, queries, resources, sweep_form
 from dashboard import format as fmt
 from dashboard.errors import shown_errors

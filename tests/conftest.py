@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from core.db import create_db_engine, session_scope, upgrade
+from core.data.db import create_db_engine, session_scope, upgrade
 from core.emulator import EmulatorConfig, EmulatorServer
 
 from tests.services import ProcessGroup, RedisServer, fresh_postgres_database

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.models import (Endpoint, Generation, GenerationState, InputImage, ModelSpec, Scenario,
+from core.data.models import (Endpoint, Generation, GenerationState, InputImage, ModelSpec, Scenario,
                          Sweep)
 
 _counter = itertools.count(1)
@@ -26,8 +26,8 @@ def at(year: int, month: int, day: int, hour: int = 12, minute: int = 0,
 
 
 def make_model(session: Session, ref: str = "stability-ai/sdxl", **fields: Any) -> ModelSpec:
-    from core.catalog import SDXL_VERSION
-    from core.schema import load_bundled_version
+    from core.planning.catalog import SDXL_VERSION
+    from core.planning.schema import load_bundled_version
 
     values: dict[str, Any] = dict(ref=ref, version_id=SDXL_VERSION,
                                   input_schema=load_bundled_version(ref)["openapi_schema"]
@@ -56,7 +56,7 @@ def make_image(session: Session, **fields: Any) -> InputImage:
 
 
 def make_scenario(session: Session, name: str = "projection-level-1", **fields: Any) -> Scenario:
-    """A bare Scenario row (no versions); use core.scenarios to test versioning."""
+    """A bare Scenario row (no versions); use core.scenarios.versions to test versioning."""
     scenario = Scenario(name=name, **fields)
     session.add(scenario)
     session.flush()

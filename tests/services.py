@@ -104,7 +104,7 @@ def fresh_postgres_database() -> Iterator[str]:
     try:
         yield PG_SERVER_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        from core.db import _engines
+        from core.data.db import _engines
 
         for key in [k for k in _engines if name in k[1]]:
             _engines.pop(key).dispose()

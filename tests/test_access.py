@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from core.auth import add_user, auth_mode, load_users, verify_password
 from core.config import Settings
-from core.db import session_scope
+from core.data.db import session_scope
 from core.errors import InvalidInput
-from core.library import delete_image, purge
-from core.models import AuditEntry, Generation, InputImage
+from core.data.library import delete_image, purge
+from core.data.models import AuditEntry, Generation, InputImage
 from core.runtime import open_runtime
 from tests.services import PROJECT_ROOT
 from tests.test_execution import GRID, run_queue, submit
@@ -90,7 +90,7 @@ def test_every_write_records_who_did_it(tuner_env):  # noqa: ANN001
 
 def test_storage_keys_never_come_from_user_input(tuner_env):  # noqa: ANN001
     runtime = open_runtime(Settings())
-    from core.library import add_image
+    from core.data.library import add_image
     from tests.test_execution import png_bytes
 
     with session_scope(runtime.engine) as session:

@@ -1,4 +1,4 @@
-"""core.analytics and core.performance on known rows, on SQLite and PostgreSQL."""
+"""core.insight.analytics and core.insight.performance on known rows, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import datetime as dt
 
 import pytest
 
-from core import analytics, performance
+from core.insight import analytics
+
+from core.insight import performance
 from core.errors import InvalidInput
-from core.models import GenerationState
-from core.sqlstats import day_range, grouped_percentiles
+from core.data.models import GenerationState
+from core.insight.sqlstats import day_range, grouped_percentiles
 from tests.factories import at, make_generation, make_model, make_scenario, make_sweep
 
 JAN_10, JAN_11 = dt.date(2026, 1, 10), dt.date(2026, 1, 11)
@@ -170,7 +172,7 @@ def test_latency_percentiles_of_a_known_set(db_session):  # noqa: ANN001, F811
 
 
 def test_grouped_percentiles_single_value_and_bad_p(db_session):  # noqa: ANN001, F811
-    from core.models import Generation
+    from core.data.models import Generation
 
     make_generation(db_session, make_sweep(db_session), latency_s=7.0)
     result = grouped_percentiles(db_session, Generation.latency_s, [], ps=(0.0, 0.5, 1.0))

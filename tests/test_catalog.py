@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.catalog import SDXL_VERSION, ensure_model, replicate_schema_fetcher
+from core.planning.catalog import SDXL_VERSION, ensure_model, replicate_schema_fetcher
 from core.errors import InvalidInput
-from core.replicate_api import EMULATOR_TOKEN, Endpoint, build_client
+from core.engine.replicate_api import EMULATOR_TOKEN, Endpoint, build_client
 
 
 def test_sdxl_comes_with_its_schema_and_price(db_session):  # noqa: ANN001

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core import cells
-from core.models import Endpoint, Generation, GenerationState
-from core.polling import PredictionTiming
+from core.engine import lifecycle as cells
+from core.data.models import Endpoint, Generation, GenerationState
+from core.engine.polling import PredictionTiming
 from tests.factories import at, make_generation, make_model, make_sweep
 
 NOW = at(2026, 3, 2, 12)

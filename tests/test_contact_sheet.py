@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from core.contact_sheet import (CELL_PX, EMPTY, GAP_PX, LABEL_PX, ROW_LABEL_PX, TITLE_PX,
+from core.insight.contact_sheet import (CELL_PX, EMPTY, GAP_PX, LABEL_PX, ROW_LABEL_PX, TITLE_PX,
                                 axis_values, render_grid_png)
 
 

@@ -15,15 +15,15 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
-from core import keys
+from core.data import keys
 from core.config import Settings
-from core.db import session_scope
-from core.library import add_image
-from core.models import Generation, GenerationState
+from core.data.db import session_scope
+from core.data.library import add_image
+from core.data.models import Generation, GenerationState
 from core.runtime import open_runtime
-from core.sweeps import (SweepRequest, cancel_sweep, create_sweep, dispatch, pending_cell_ids,
+from core.planning.sweeps import (SweepRequest, cancel_sweep, create_sweep, dispatch, pending_cell_ids,
                          plan_sweep, retry_failed, summarize)
-from core.worker import live_workers
+from core.engine.worker import live_workers
 from tests.services import wait_for
 
 
@@ -182,7 +182,7 @@ def test_once_a_version_has_history_each_prediction_is_polled_once(tuner_env, em
 
 
 def test_cancel_flags_are_read_for_the_whole_chunk_once_an_interval(redis_url):  # noqa: ANN001
-    from core.execution import CancelFlags
+    from core.engine.execution import CancelFlags
 
     redis = Redis.from_url(redis_url)
     flags = CancelFlags(redis)
@@ -204,7 +204,7 @@ def test_cancel_flags_are_read_for_the_whole_chunk_once_an_interval(redis_url): 
 
 
 def test_cancel_flags_with_redis_away_keep_what_was_known(redis_url, redis_server):  # noqa: ANN001
-    from core.execution import CancelFlags
+    from core.engine.execution import CancelFlags
 
     redis = Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
     redis.set(keys.sweep_cancel(2), "tester")

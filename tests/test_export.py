@@ -1,4 +1,4 @@
-"""core.export: a sweep as CSV and JSON, with nothing secret in either."""
+"""core.insight.export: a sweep as CSV and JSON, with nothing secret in either."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import json
 import pytest
 
 from core.errors import InvalidInput, NotFound
-from core.export import export_filename, export_sweep
-from core.models import GenerationState
-from core.sweeps import cell_record
+from core.insight.export import export_filename, export_sweep
+from core.data.models import GenerationState
+from core.planning.sweeps import cell_record
 from tests.factories import at, make_generation, make_scenario, make_sweep
 
 TOKEN = "r8_AbCdEf0123456789AbCdEf0123456789abcd"

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from core.config import Settings
-from core.db import session_scope
-from core.models import Generation, GenerationState
-from core.replicate_api import build_client
+from core.data.db import session_scope
+from core.data.models import Generation, GenerationState
+from core.engine.replicate_api import build_client
 from core.runtime import open_runtime
-from core.sweeps import SweepRequest
+from core.planning.sweeps import SweepRequest
 from tests.services import wait_for
 from tests.test_execution import GRID, configure, emulator_stats, inject, run_queue, submit
 

@@ -7,7 +7,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from core.errors import InvalidInput
-from core.grid import (
+from core.planning.grid import (
     CellSpec,
     GridImage,
     GridSpec,
@@ -22,7 +22,7 @@ from core.grid import (
     request_hash,
     resolve_seeds,
 )
-from core.schema import load_bundled_version
+from core.planning.schema import load_bundled_version
 
 SDXL = "stability-ai/sdxl:39ed52f2a78e934b3ba6e2a89f5b1c712de7dfea535525255b1aa35c5565e08b"
 SDXL_SCHEMA = load_bundled_version(SDXL)["openapi_schema"]

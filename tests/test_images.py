@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from core.errors import InvalidInput
 from core.emulator.images import encode_png
-from core.images import (ImageInfo, _stored_zlib_stream, _with_inflated_pixels, image_size,
+from core.data.images import (ImageInfo, _stored_zlib_stream, _with_inflated_pixels, image_size,
                          make_thumbnail, validate_upload)
 
 LIMITS = {"max_bytes": 20 * 2**20, "max_pixels": 40_000_000}

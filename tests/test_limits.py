@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from redis import Redis
 
-from core import keys
-from core.limits import CellLeases, CreateRateLimiter, InflightSlots
+from core.data import keys
+from core.engine.limits import CellLeases, CreateRateLimiter, InflightSlots
 from tests.services import wait_for
 
 

@@ -9,17 +9,17 @@ import dataclasses
 import pytest
 from sqlalchemy import select
 
-from core.budget import Caps
+from core.planning.budget import Caps
 from core.config import Settings
-from core.db import session_scope
+from core.data.db import session_scope
 from core.errors import BudgetExceeded
-from core.execution import ChunkRunner, ExecutionContext
-from core.library import add_image
-from core.models import Endpoint as EndpointKind
-from core.models import Generation, GenerationState, Sweep
-from core.replicate_api import Endpoint
+from core.engine.execution import ChunkRunner, ExecutionContext
+from core.data.library import add_image
+from core.data.models import Endpoint as EndpointKind
+from core.data.models import Generation, GenerationState, Sweep
+from core.engine.replicate_api import Endpoint
 from core.runtime import open_runtime
-from core.sweeps import SweepRequest, create_sweep, plan_sweep
+from core.planning.sweeps import SweepRequest, create_sweep, plan_sweep
 from tests.factories import at, make_generation, make_model, make_sweep
 from tests.test_execution import GRID, configure, png_bytes
 
@@ -51,7 +51,7 @@ def test_real_daily_and_monthly_caps_refuse_a_submission(tuner_env):  # noqa: AN
     with session_scope(runtime.engine) as session:  # $19.999 already spent today, for real
         model = make_model(session)
         sweep = make_sweep(session, model=model, endpoint=EndpointKind.REPLICATE)
-        from core.models import utcnow
+        from core.data.models import utcnow
 
         make_generation(session, sweep=sweep, state=GenerationState.SUCCEEDED, cost_usd=19.999,
                         endpoint=EndpointKind.REPLICATE, completed_at=utcnow())
@@ -116,7 +116,7 @@ def test_a_running_sweep_stops_before_crossing_a_cap(tuner_env, emulator, cap): 
 
 
 def test_factories_make_spend_that_counts(db_session):  # noqa: ANN001
-    from core.budget import real_spend_since
+    from core.planning.budget import real_spend_since
 
     model = make_model(db_session)
     sweep = make_sweep(db_session, model=model, endpoint=EndpointKind.REPLICATE)

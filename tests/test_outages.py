@@ -12,10 +12,10 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.config import Settings
-from core.db import session_scope
-from core.models import GenerationState
+from core.data.db import session_scope
+from core.data.models import GenerationState
 from core.runtime import open_runtime
-from core.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
+from core.planning.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
 from tests.services import TcpProxy, fresh_postgres_database, wait_for
 from tests.test_execution import GRID, configure, emulator_stats, png_bytes, submit
 from tests.test_faults import cells
@@ -111,7 +111,7 @@ def test_a_sweep_submitted_while_redis_is_down_is_sent_when_it_is_back(
     runtime = open_runtime(Settings())
     redis_server.stop()
     with session_scope(runtime.engine) as session:
-        from core.library import add_image
+        from core.data.library import add_image
 
         image = add_image(session, runtime.store, runtime.settings, png_bytes(),
                           filename="face.png", uploaded_by="tester")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.polling import (MAX_BACKOFF_POLL_S, MAX_POLL_GAP_S, MAX_SAMPLES, OWN_SAMPLES_TO_TRUST,
+from core.engine.polling import (MAX_BACKOFF_POLL_S, MAX_POLL_GAP_S, MAX_SAMPLES, OWN_SAMPLES_TO_TRUST,
                           PredictionTiming, PredictTimeEstimate, next_poll_in)
 
 

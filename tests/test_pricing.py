@@ -1,6 +1,6 @@
 import pytest
 
-from core.pricing import (
+from core.planning.pricing import (
     DEFAULT_PRICING,
     Estimate,
     PredictTimeModel,

@@ -10,12 +10,12 @@ from rq import Queue
 from rq.job import JobStatus
 from sqlalchemy import select
 
-from core import keys
+from core.data import keys
 from core.config import Settings
-from core.db import session_scope
-from core.limits import CellLeases
-from core.models import Generation
-from core.reaper import find_abandoned, reap
+from core.data.db import session_scope
+from core.engine.limits import CellLeases
+from core.data.models import Generation
+from core.engine.reaper import find_abandoned, reap
 from core.runtime import open_runtime
 from tests.test_execution import GRID, submit
 
@@ -77,7 +77,7 @@ def test_cells_without_a_job_are_sent_once_redis_is_back(tuner_env):  # noqa: AN
 
 
 def test_a_cancel_that_missed_redis_is_flagged_by_the_reaper(tuner_env):  # noqa: ANN001
-    from core.sweeps import cancel_sweep
+    from core.planning.sweeps import cancel_sweep
 
     runtime = open_runtime(Settings())
     sweep_id = submit(runtime, GRID)

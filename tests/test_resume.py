@@ -9,11 +9,11 @@ import signal
 from sqlalchemy import select, update
 
 from core.config import Settings
-from core.db import session_scope
-from core.models import Generation, GenerationState, utcnow
-from core.replicate_api import build_client
+from core.data.db import session_scope
+from core.data.models import Generation, GenerationState, utcnow
+from core.engine.replicate_api import build_client
 from core.runtime import open_runtime
-from core.sweeps import SweepRequest, summarize
+from core.planning.sweeps import SweepRequest, summarize
 from tests.services import wait_for
 from tests.test_execution import GRID, configure, emulator_stats, run_queue, submit
 

@@ -1,13 +1,13 @@
-"""core.review: the queue, first-100 progress, navigation, saving and the ratings summary."""
+"""core.insight.review: the queue, first-100 progress, navigation, saving and the ratings summary."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select
 
-from core import review
+from core.insight import review
 from core.errors import InvalidInput, NotFound
-from core.models import AuditEntry, GenerationState, Review
+from core.data.models import AuditEntry, GenerationState, Review
 from tests.factories import at, make_generation, make_image, make_sweep
 
 

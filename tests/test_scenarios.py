@@ -1,4 +1,4 @@
-"""core.scenarios: versions with diffs, status steps, promotion, and the production exports."""
+"""core.scenarios.versions: versions with diffs, status steps, promotion, and the production exports."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import json
 import pytest
 from sqlalchemy import select
 
-from core import scenarios
+from core.scenarios import versions as scenarios
 from core.errors import InvalidInput, NotFound
-from core.models import AuditEntry, GenerationState
+from core.data.models import AuditEntry, GenerationState
 from tests.factories import make_generation, make_sweep
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from core.schema import (
+from core.planning.schema import (
     describe_value,
     input_properties,
     load_bundled_version,

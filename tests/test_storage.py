@@ -13,7 +13,7 @@ import pytest
 
 from core.config import Settings
 from core.errors import ConfigurationError, NotFound, StorageError
-from core.storage import (
+from core.data.storage import (
     LocalMediaStore,
     MediaStore,
     S3MediaStore,

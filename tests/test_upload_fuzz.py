@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from core.errors import InvalidInput
-from core.images import validate_upload
+from core.data.images import validate_upload
 
 LIMITS = dict(max_bytes=2_000_000, max_pixels=4_000_000)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SDXL_VERSION_FILE = Path(__file__).resolve().parent.parent / "data" / "sdxl_version.json"
+SDXL_VERSION_FILE = Path(__file__).resolve().parent.parent / "planning" / "sdxl_version.json"
 SDXL_LATEST = "7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
 SDXL_2023 = "39ed52f2a78e934b3ba6e2a89f5b1c712de7dfea535525255b1aa35c5565e08b"
 VERSION_ID = re.compile(r"^[0-9a-f]{64}$")

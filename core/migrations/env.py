@@ -1,10 +1,10 @@
-"""Alembic environment: migrations run from code (core.db.upgrade) and from the alembic CLI."""
+"""Alembic environment: migrations run from code (core.data.db.upgrade) and from the alembic CLI."""
 
 import os
 
 from alembic import context
-from core.db import create_db_engine
-from core.models import Base
+from core.data.db import create_db_engine
+from core.data.models import Base
 
 config = context.config
 target_metadata = Base.metadata

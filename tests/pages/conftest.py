@@ -18,10 +18,10 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as app_test_module
 
 from core.config import get_settings
-from core.db import session_scope
-from core.library import add_image
+from core.data.db import session_scope
+from core.data.library import add_image
 from core.runtime import Runtime, open_runtime
-from core.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
+from core.planning.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
@@ -112,7 +112,7 @@ def run_workers(runtime: Runtime) -> None:
     """Drain the queue in this process, as a burst worker would."""
     from rq import Queue, SimpleWorker
 
-    from core import keys
+    from core.data import keys
 
     queue = Queue(keys.QUEUE_NAME, connection=runtime.redis)
     SimpleWorker([queue], connection=runtime.redis).work(burst=True, logging_level="WARNING")

@@ -8,8 +8,8 @@ import io
 from PIL import Image
 from sqlalchemy import select
 
-from core.db import session_scope
-from core.models import Scenario
+from core.data.db import session_scope
+from core.data.models import Scenario
 from tests.pages.conftest import run_workers, start_sweep
 
 PAGE = "pages/gallery.py"
@@ -88,7 +88,7 @@ def test_state_filter_hides_cells(open_page, finished_sweep) -> None:  # noqa: A
 
 def test_rating_and_tag_filters_keep_only_matching_cells(open_page, runtime,
                                                          finished_sweep) -> None:  # noqa: ANN001
-    from core.review import save_review
+    from core.insight.review import save_review
     from dashboard import queries
 
     first, second = queries.sweep_cells(finished_sweep)[:2]

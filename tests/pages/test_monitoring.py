@@ -7,8 +7,8 @@ import datetime as dt
 
 from sqlalchemy import text
 
-from core.db import session_scope
-from core.models import GenerationState
+from core.data.db import session_scope
+from core.data.models import GenerationState
 from tests.factories import make_generation, make_scenario, make_sweep
 
 PAGE = "pages/monitoring.py"

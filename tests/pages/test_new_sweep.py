@@ -5,9 +5,9 @@ from __future__ import annotations
 from rq import Queue
 from sqlalchemy import func, select
 
-from core import keys
-from core.db import session_scope
-from core.models import Generation, InputImage, Scenario, Sweep
+from core.data import keys
+from core.data.db import session_scope
+from core.data.models import Generation, InputImage, Scenario, Sweep
 from dashboard.sweep_form import take_uploads
 from tests.pages.conftest import clear_caches, png_bytes, store_image
 from tests.services import free_port

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core.db import session_scope
-from core.models import GenerationState
-from core.pricing import format_usd as usd
+from core.data.db import session_scope
+from core.data.models import GenerationState
+from core.planning.pricing import format_usd as usd
 from tests.factories import make_generation, make_sweep
 from tests.pages.conftest import clear_caches
 from tests.services import free_port

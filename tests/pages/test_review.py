@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import select
 
 from core.auth import local_user
-from core.db import session_scope
+from core.data.db import session_scope
 from core.errors import InvalidInput
-from core.models import Generation, Review, Scenario
+from core.data.models import Generation, Review, Scenario
 from tests.pages.conftest import clear_caches, start_sweep
 from tests.services import free_port
 

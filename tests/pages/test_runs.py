@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from core import keys
-from core.db import session_scope
-from core.models import Generation, GenerationState
+from core.data import keys
+from core.data.db import session_scope
+from core.data.models import Generation, GenerationState
 from tests.pages.conftest import clear_caches, start_sweep
 from tests.services import free_port
 

@@ -9,9 +9,9 @@ import json
 from sqlalchemy import select
 
 from core.auth import local_user
-from core.db import session_scope
-from core.models import ScenarioVersion
-from core.scenarios import create_scenario, set_status
+from core.data.db import session_scope
+from core.data.models import ScenarioVersion
+from core.scenarios.versions import create_scenario, set_status
 
 PAGE = "pages/scenarios.py"
 

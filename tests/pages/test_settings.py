@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from core.auth import local_user
-from core.db import session_scope
-from core.models import AppSetting, AuditEntry, Generation, InputImage, ModelSpec
+from core.data.db import session_scope
+from core.data.models import AppSetting, AuditEntry, Generation, InputImage, ModelSpec
 from tests.pages.conftest import clear_caches, store_image
 from tests.services import free_port
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.models import Scenario
+from core.data.models import Scenario
 
 # The names a scenario's params may use for each axis (ours, then Replicate input names).
 _AXIS_KEYS = {

@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput
-from core.grid import InputNames
-from core.models import ModelSpec, utcnow
-from core.schema import load_bundled_version, parse_model_ref
+from core.planning.grid import InputNames
+from core.data.models import ModelSpec, utcnow
+from core.planning.schema import load_bundled_version, parse_model_ref
 
 SDXL_REF = "stability-ai/sdxl"
 SDXL_VERSION = "7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"

@@ -1,7 +1,7 @@
 """Latency, throughput and failures for the Monitoring page, aggregated in SQL.
 
 Ranges are half-open ``[start, end)`` in aware UTC over the time a cell completed, as in
-``core.analytics``. Latency is measured on succeeded predictions only: reused cells took no
+``core.insight.analytics``. Latency is measured on succeeded predictions only: reused cells took no
 time and failures stop early, so either would skew the distribution.
 
 Latency components (seconds, columns of ``Generation``):
@@ -22,8 +22,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput
-from core.models import FINAL_STATES, Generation, GenerationState
-from core.sqlstats import (Percentiles, as_day, as_hour, check_range, floor_int,
+from core.data.models import FINAL_STATES, Generation, GenerationState
+from core.insight.sqlstats import (Percentiles, as_day, as_hour, check_range, floor_int,
                            grouped_percentiles, time_bucket)
 
 LATENCY_COMPONENTS = ("queue_s", "replicate_queue_s", "predict_time_s", "latency_s")

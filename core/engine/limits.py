@@ -8,7 +8,7 @@ import time
 
 from redis import Redis
 
-from core import keys
+from core.data import keys
 
 # KEYS[1] slot set; ARGV: member, cap, now, lease seconds. Members carry their expiry as the
 # score, so the slots of a crashed worker free themselves after one lease.

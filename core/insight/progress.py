@@ -10,8 +10,8 @@ from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import keys
-from core.models import Generation, GenerationState
+from core.data import keys
+from core.data.models import Generation, GenerationState
 
 IN_FLIGHT = (GenerationState.SUBMITTING, GenerationState.SUBMITTED)
 

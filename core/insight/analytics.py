@@ -11,7 +11,7 @@ Conventions shared by every function here:
   (reused cells cost nothing and would flatter the averages).
 
 Everything is aggregated in SQL; what comes back is one row per day, scenario, model or person.
-Latency, throughput and failures are in ``core.performance``.
+Latency, throughput and failures are in ``core.insight.performance``.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import pandas as pd
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from core import performance
-from core.budget import day_start, month_start
+from core.insight import performance
+from core.planning.budget import day_start, month_start
 from core.errors import InvalidInput
-from core.models import FINAL_STATES, Endpoint, Generation, GenerationState, Scenario, Sweep, utcnow
-from core.sqlstats import as_day, check_range, time_bucket
+from core.data.models import FINAL_STATES, Endpoint, Generation, GenerationState, Scenario, Sweep, utcnow
+from core.insight.sqlstats import as_day, check_range, time_bucket
 
 NO_SCENARIO = "(no scenario)"
 PROJECTION_USERS = (50, 100, 500, 1000, 5000)

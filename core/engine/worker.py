@@ -20,16 +20,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker
 
-from core import keys
+from core.data import keys
 from core.config import Settings
-from core.db import session_scope
-from core.reaper import reap
+from core.data.db import session_scope
+from core.engine.reaper import reap
 from core.runtime import open_runtime
-from core.settings_store import effective_settings
+from core.data.settings_store import effective_settings
 
 log = logging.getLogger(__name__)
 REAP_EVERY_S = 10
-# A worker leases a job's cells first thing (core.tasks.run_chunk); until then a just-started
+# A worker leases a job's cells first thing (core.engine.tasks.run_chunk); until then a just-started
 # job counts as alive. Longer would only delay resuming a job whose worker died.
 JOB_START_GRACE_S = 5
 

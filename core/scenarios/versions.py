@@ -19,12 +19,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.audit import record
+from core.data.audit import record
 from core.errors import InvalidInput, NotFound
-from core.models import Scenario, ScenarioStatus, ScenarioVersion, utcnow
-from core.scenario_rules import PARAM_RULES, clean_field, parse_status
-from core.scenario_rules import validate_name  # noqa: F401 - re-exported for pages
-from core.sweeps import succeeded_generation
+from core.data.models import Scenario, ScenarioStatus, ScenarioVersion, utcnow
+from core.scenarios.rules import PARAM_RULES, clean_field, parse_status
+from core.scenarios.rules import validate_name  # noqa: F401 - re-exported for pages
+from core.planning.sweeps import succeeded_generation
 
 FIELDS = ("name", "description", "prompt_template", "negative_prompt", "params", "model_ref")
 NEXT_STATUS = {ScenarioStatus.DRAFT: ScenarioStatus.CALIBRATED,

@@ -26,7 +26,7 @@ SDXL_VERSION_IDS = frozenset(
         "39ed52f2a78e934b3ba6e2a89f5b1c712de7dfea535525255b1aa35c5565e08b",
     }
 )
-_BUNDLED_SDXL = Path(__file__).parent / "data" / "sdxl_version.json"
+_BUNDLED_SDXL = Path(__file__).parent / "sdxl_version.json"
 _VERSION_ID = re.compile(r"[0-9a-f]{64}")
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 

@@ -1,6 +1,6 @@
 """A sweep's cells as CSV or JSON, for the Gallery's download buttons and the CLI.
 
-Rows are ``core.sweeps.cell_record``; the JSON also carries the sweep's own fields. Nothing
+Rows are ``core.planning.sweeps.cell_record``; the JSON also carries the sweep's own fields. Nothing
 secret is written: setting-like keys are dropped and anything shaped like a Replicate API
 token is masked, should one ever have reached an error text or a parameter.
 """
@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput, NotFound
-from core.models import Endpoint, Generation, GenerationState, Sweep
-from core.sweeps import cell_record, cells_of, summarize
+from core.data.models import Endpoint, Generation, GenerationState, Sweep
+from core.planning.sweeps import cell_record, cells_of, summarize
 
 FORMATS = ("csv", "json")
 _TOKEN = re.compile(r"r8_[A-Za-z0-9]{8,}")

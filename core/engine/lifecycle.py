@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core.models import (FINAL_STATES, Endpoint, Generation, GenerationState, InputImage,
+from core.data.models import (FINAL_STATES, Endpoint, Generation, GenerationState, InputImage,
                          ModelSpec, Sweep, utcnow)
-from core.polling import PredictionTiming
+from core.engine.polling import PredictionTiming
 from core.timeutil import parse_replicate_time, seconds_between
 
 

@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.audit import record
+from core.data.audit import record
 from core.config import Settings
 from core.errors import InvalidInput
-from core.models import AppSetting, utcnow
+from core.data.models import AppSetting, utcnow
 
 EDITABLE = ("daily_budget_usd", "monthly_budget_usd", "sweep_budget_usd", "inflight_cap",
             "max_cells_per_sweep", "chunk_size")

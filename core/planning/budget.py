@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import BudgetExceeded
-from core.models import FINAL_STATES, Endpoint, Generation, GenerationState
-from core.pricing import format_usd
+from core.data.models import FINAL_STATES, Endpoint, Generation, GenerationState
+from core.planning.pricing import format_usd
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,9 +17,9 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import keys
-from core.models import Generation, GenerationState, Sweep
-from core.sweeps import CANCEL_FLAG_TTL_S, dispatch
+from core.data import keys
+from core.data.models import Generation, GenerationState, Sweep
+from core.planning.sweeps import CANCEL_FLAG_TTL_S, dispatch
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.models import AuditEntry
+from core.data.models import AuditEntry
 
 
 def record(session: Session, actor: str, action: str, target_type: str, target_id: Any,

@@ -11,11 +11,11 @@ import socket
 import uvloop
 
 from core.config import get_settings
-from core.db import session_scope
-from core.execution import ChunkRunner, ExecutionContext
-from core.limits import CellLeases
+from core.data.db import session_scope
+from core.engine.execution import ChunkRunner, ExecutionContext
+from core.engine.limits import CellLeases
 from core.runtime import open_runtime
-from core.settings_store import effective_settings
+from core.data.settings_store import effective_settings
 
 
 def run_chunk(generation_ids: list[int]) -> dict[str, int]:

@@ -18,10 +18,10 @@ import pandas as pd
 from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from core.audit import record
+from core.data.audit import record
 from core.errors import InvalidInput, NotFound
-from core.models import Generation, GenerationState, InputImage, Review, Sweep, utcnow
-from core.sweeps import succeeded_generation
+from core.data.models import Generation, GenerationState, InputImage, Review, Sweep, utcnow
+from core.planning.sweeps import succeeded_generation
 
 PRESET_TAGS = ("identity lost", "artifact", "too subtle", "too strong", "anatomy",
                "background changed")

@@ -17,14 +17,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core import grid, keys
-from core.audit import record
-from core.budget import Caps, check_submission
-from core.catalog import ensure_model
+from core.planning import grid
+
+from core.data import keys
+from core.data.audit import record
+from core.planning.budget import Caps, check_submission
+from core.planning.catalog import ensure_model
 from core.errors import InvalidInput, NotFound
-from core.models import (FINAL_STATES, Endpoint, Generation, GenerationState, InputImage,
+from core.data.models import (FINAL_STATES, Endpoint, Generation, GenerationState, InputImage,
                          ModelSpec, Scenario, Sweep, utcnow)
-from core.pricing import Pricing, PredictTimeModel, estimate_sweep
+from core.planning.pricing import Pricing, PredictTimeModel, estimate_sweep
 
 
 log = logging.getLogger(__name__)
@@ -210,7 +212,7 @@ def dispatch(session: Session, redis: Redis, generation_ids: Sequence[int], *,
     queue = Queue(keys.QUEUE_NAME, connection=redis)
     ids = list(generation_ids)
     chunks = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
-    job_datas = [Queue.prepare_data("core.tasks.run_chunk", args=(chunk,), timeout=6 * 3600,
+    job_datas = [Queue.prepare_data("core.engine.tasks.run_chunk", args=(chunk,), timeout=6 * 3600,
                                     result_ttl=3600, failure_ttl=7 * 24 * 3600,
                                     description=f"cells {chunk[0]}…{chunk[-1]}")
                  for chunk in chunks]

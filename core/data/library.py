@@ -5,12 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.audit import record
+from core.data.audit import record
 from core.config import Settings
 from core.errors import NotFound
-from core.images import make_thumbnail, validate_upload
-from core.models import Generation, InputImage
-from core.storage import MediaStore
+from core.data.images import make_thumbnail, validate_upload
+from core.data.models import Generation, InputImage
+from core.data.storage import MediaStore
 
 
 def add_image(session: Session, store: MediaStore, settings: Settings, data: bytes, *,

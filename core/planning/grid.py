@@ -31,7 +31,7 @@ from decimal import ROUND_HALF_UP, Decimal, DecimalException, localcontext
 from typing import Any
 
 from core.errors import InvalidInput
-from core.schema import SDXL_MODEL, SDXL_VERSION_IDS, parse_model_ref, validate_input
+from core.planning.schema import SDXL_MODEL, SDXL_VERSION_IDS, parse_model_ref, validate_input
 
 MAX_VALUES_PER_AXIS = 200
 MAX_PROMPT_CHARS = 2000

@@ -1,5 +1,5 @@
 """What a scenario may hold: its name, parameters and model reference, checked with messages
-that name the bad value and say what is allowed (used by ``core.scenarios``)."""
+that name the bad value and say what is allowed (used by ``core.scenarios.versions``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.errors import InvalidInput
-from core.models import ScenarioStatus
+from core.data.models import ScenarioStatus
 
 NAME_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 MAX_NAME_CHARS = 120

@@ -27,18 +27,20 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from core import cells, keys
-from core.budget import Caps, check_before_create
-from core.db import session_scope
+from core.engine import lifecycle as cells
+
+from core.data import keys
+from core.planning.budget import Caps, check_before_create
+from core.data.db import session_scope
 from core.errors import BudgetExceeded, StorageError
-from core.images import image_size, make_thumbnail
-from core.limits import CellLeases, CreateRateLimiter, InflightSlots
-from core.models import Endpoint as EndpointKind
-from core.models import GenerationState, utcnow
-from core.polling import MAX_SAMPLES, PredictionTiming, PredictTimeEstimate, next_poll_in
-from core.pricing import Pricing, cost_of
-from core.replicate_api import Endpoint, Failure, build_async_client, classify, tls_context
-from core.storage import MediaStore
+from core.data.images import image_size, make_thumbnail
+from core.engine.limits import CellLeases, CreateRateLimiter, InflightSlots
+from core.data.models import Endpoint as EndpointKind
+from core.data.models import GenerationState, utcnow
+from core.engine.polling import MAX_SAMPLES, PredictionTiming, PredictTimeEstimate, next_poll_in
+from core.planning.pricing import Pricing, cost_of
+from core.engine.replicate_api import Endpoint, Failure, build_async_client, classify, tls_context
+from core.data.storage import MediaStore
 from core.timeutil import parse_replicate_time, seconds_between
 
 log = logging.getLogger(__name__)
@@ -578,7 +580,7 @@ def _timing(prediction: dict[str, Any], steps: int | None) -> PredictionTiming:
 
 
 def _halt_sweep(session, sweep_id: int, reason: str) -> None:  # noqa: ANN001
-    from core.models import Sweep
+    from core.data.models import Sweep
 
     sweep = session.get(Sweep, sweep_id)
     if sweep is not None and not sweep.halted_reason:

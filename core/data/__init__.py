@@ -1,0 +1,1 @@
+"""Persistence: the ORM models and database, media storage, images, settings, audit."""

@@ -1,0 +1,1 @@
+"""Runs cells: claims them, creates predictions, waits, stores outputs (the worker side)."""

@@ -1,0 +1,1 @@
+"""Reads what ran: analytics, review, progress, exports, contact sheets."""

@@ -1,0 +1,1 @@
+"""Scenarios: versions, status rules, promotion and the production export."""

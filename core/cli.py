@@ -232,6 +232,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metrics_backfill(args: argparse.Namespace) -> int:
+    from core.insight.measured import backfill
+    from core.runtime import open_runtime
+
+    runtime = open_runtime(_settings())
+
+    def progress(n: int, total: int) -> None:
+        if not args.json and (n == total or n % 25 == 0):
+            print(f"  {n}/{total}", file=sys.stderr)
+
+    result = backfill(runtime.engine, runtime.store, sweep_id=args.sweep, limit=args.limit,
+                      redo=args.redo, progress=progress)
+    if args.json:
+        print(json.dumps({"measured": result.measured, "remaining": result.remaining,
+                          "failed": [{"id": i, "error": e} for i, e in result.failed]}, indent=2))
+    else:
+        print(f"Measured {result.measured} output(s); {len(result.failed)} failed; "
+              f"{result.remaining} left for another run.")
+        for generation_id, error in result.failed:
+            print(f"  generation {generation_id}: {error}")
+    return 1 if result.failed else 0
+
+
 def cmd_users_add(args: argparse.Namespace) -> int:
     import getpass
 
@@ -304,6 +327,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["csv", "json"], required=True)
     export.add_argument("--out", required=True)
     export.set_defaults(func=cmd_export)
+
+    metrics = sub.add_parser("metrics", help="Image metrics of stored outputs.").add_subparsers(
+        dest="metrics_command", required=True)
+    fill = metrics.add_parser("backfill", help="Measure stored outputs that have no metrics yet.")
+    fill.add_argument("--sweep", type=int, help="only this sweep's outputs")
+    fill.add_argument("--limit", type=int, help="measure at most this many outputs")
+    fill.add_argument("--redo", action="store_true", help="measure again those already measured")
+    fill.add_argument("--json", action="store_true")
+    fill.set_defaults(func=cmd_metrics_backfill)
 
     users = sub.add_parser("users", help="Manage dashboard users.").add_subparsers(
         dest="users_command", required=True)

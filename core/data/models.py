@@ -310,3 +310,22 @@ class AuditEntry(Base):
     target_id: Mapped[str] = mapped_column(String(80))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class OutputMetrics(Base):
+    """How far one stored output departs from its input (``core.insight.metrics``), measured
+    when the output is stored or by ``python -m core metrics backfill``."""
+
+    __tablename__ = "output_metrics"
+
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generation.id", ondelete="CASCADE"), primary_key=True)
+    similarity: Mapped[float] = mapped_column(Float)  # SSIM, 1 = same
+    phash_distance: Mapped[int]  # 0–64
+    change: Mapped[float] = mapped_column(Float)  # mean |Δ| of RGB, 0–1
+    sharpness: Mapped[float] = mapped_column(Float)  # variance of the Laplacian
+    identity: Mapped[float | None] = mapped_column(Float)  # 1 − face distance; None: no face
+    identity_distance: Mapped[float | None] = mapped_column(Float)
+    face_in_input: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(default=1)
+    measured_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

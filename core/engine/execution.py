@@ -34,6 +34,7 @@ from core.planning.budget import Caps, check_before_create
 from core.data.db import session_scope
 from core.errors import BudgetExceeded, StorageError
 from core.data.images import image_size, make_thumbnail
+from core.insight import measured
 from core.engine.limits import CellLeases, CreateRateLimiter, InflightSlots
 from core.data.models import Endpoint as EndpointKind
 from core.data.models import GenerationState, utcnow
@@ -345,7 +346,7 @@ class ChunkRunner:
                                **timing)
         started = time.monotonic()
         try:
-            stored = await self._store_output(outputs[0])
+            stored = await self._store_output(outputs[0], task)
         except (StorageError, _DownloadFailed) as exc:
             await self._finish(task.id, GenerationState.FAILED, cost_usd=billed, error=str(exc),
                                overhead_s=time.monotonic() - started, **timing)
@@ -355,11 +356,11 @@ class ChunkRunner:
                            latency_s=seconds_between(task.enqueued_at, now), **stored, **timing)
 
     # -- helpers --------------------------------------------------------------------------------
-    async def _store_output(self, url: str) -> dict[str, Any]:
+    async def _store_output(self, url: str, task: cells.CellTask) -> dict[str, Any]:
         data = await self._download(url)
-        return await asyncio.to_thread(self._store_sync, data)
+        return await asyncio.to_thread(self._store_sync, data, task)
 
-    def _store_sync(self, data: bytes) -> dict[str, Any]:
+    def _store_sync(self, data: bytes, task: cells.CellTask) -> dict[str, Any]:
         try:
             thumb, thumb_type = make_thumbnail(data, max_px=self.ctx.thumbnail_max_px)
             width, height = image_size(data)
@@ -367,11 +368,15 @@ class ChunkRunner:
             raise _DownloadFailed(f"The output image could not be read ({exc}); it was "
                                   "probably truncated in transfer.") from exc
         content_type = _sniff_content_type(data)
-        return {
+        stored = {
             "output_key": self.ctx.store.put(data, kind="outputs", content_type=content_type),
             "thumbnail_key": self.ctx.store.put(thumb, kind="thumbnails", content_type=thumb_type),
             "output_width": width, "output_height": height,
         }
+        # Similarity, change, sharpness, identity against the input (never fails the cell).
+        measured.record_output(self.ctx.engine, self.ctx.store, task.id, task.image_key,
+                               task.image_sha256, data)
+        return stored
 
     async def _download(self, url: str) -> bytes:
         if url.startswith("data:"):

@@ -1,0 +1,150 @@
+"""Image metrics: values computed by hand on images whose answer is known, a real face photo
+(scikit-image's bundled astronaut) for identity, and the store hook and backfill against a real
+sweep on the emulator."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+from sqlalchemy import select
+
+from core.config import Settings
+from core.data.db import session_scope
+from core.data.models import Generation, OutputMetrics
+from core.errors import InvalidInput
+from core.insight import measured
+from core.insight.metrics import SAME_PERSON_DISTANCE, measure, prepare
+from core.planning.sweeps import SweepRequest
+from core.runtime import open_runtime
+from tests.test_execution import png_bytes, run_queue, submit
+
+
+def flat(value: int, size: int = 64) -> np.ndarray:
+    return np.full((size, size, 3), value, dtype=np.uint8)
+
+
+def encoded(array: np.ndarray, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_an_image_against_itself_is_identical():
+    photo = skdata.coffee()
+    m = measure(encoded(photo), encoded(photo))
+    assert m.similarity == pytest.approx(1.0)
+    assert m.change == 0 and m.phash_distance == 0
+    assert not m.face_in_input and m.identity is None
+
+
+def test_ssim_of_two_flat_images_is_the_luminance_term():
+    # Constant images: every window has σ = 0, so SSIM = (2ab + C1) / (a² + b² + C1),
+    # C1 = (0.01 · 255)².
+    c1 = (0.01 * 255) ** 2
+    expected = (2 * 100 * 150 + c1) / (100 ** 2 + 150 ** 2 + c1)
+    assert measure(flat(100), flat(150)).similarity == pytest.approx(expected, abs=1e-4)
+
+
+def test_change_is_the_mean_absolute_difference_scaled_to_one():
+    assert measure(flat(100), flat(150)).change == pytest.approx(50 / 255)
+    half = flat(0)
+    half[:32] = 255  # half the pixels differ by 255, the rest by 0
+    assert measure(flat(0), half).change == pytest.approx(0.5)
+
+
+def test_sharpness_is_the_variance_of_the_laplacian():
+    assert measure(flat(0), flat(128)).sharpness == 0
+    # A 0/255 checkerboard: every pixel's four neighbours are its opposite (the border is
+    # reflected), so the Laplacian is ±4 · 255 everywhere with mean 0: variance 1020².
+    board = ((np.indices((64, 64)).sum(axis=0) % 2) * 255).astype(np.uint8)
+    rgb = np.stack([board] * 3, axis=-1)
+    assert measure(flat(0), rgb).sharpness == pytest.approx(1020.0 ** 2)
+    blurred = np.asarray(Image.fromarray(skdata.coffee()).resize((150, 100)).resize((600, 400)))
+    assert measure(skdata.coffee(), blurred).sharpness < measure(skdata.coffee(),
+                                                                  skdata.coffee()).sharpness
+
+
+def test_perceptual_hash_tolerates_resizing_but_not_another_picture():
+    photo = skdata.coffee()
+    smaller = np.asarray(Image.fromarray(photo).resize((300, 200)))
+    assert measure(photo, smaller).phash_distance <= 4
+    assert measure(photo, skdata.astronaut()).phash_distance > 20
+
+
+def test_outputs_of_another_size_and_format_are_compared_on_the_same_grid():
+    photo = skdata.coffee()  # 600×400
+    jpeg = encoded(np.asarray(Image.fromarray(photo).resize((1200, 800))), "JPEG")
+    m = measure(encoded(photo), jpeg)
+    assert m.similarity > 0.9 and m.change < 0.03
+
+
+def test_identity_is_measured_where_the_input_has_a_face():
+    face = skdata.astronaut()
+    reference = prepare(face)
+    assert reference.face_box is not None
+    same = measure(reference, face)
+    assert same.face_in_input and same.identity == pytest.approx(1.0)
+    noisy = np.clip(face + np.random.default_rng(0).normal(0, 12, face.shape), 0, 255)
+    kept = measure(reference, noisy.astype(np.uint8))
+    assert kept.identity_distance < SAME_PERSON_DISTANCE  # dlib: the same person
+    gone = measure(reference, np.asarray(Image.fromarray(skdata.coffee()).resize((512, 512))))
+    assert gone.identity_distance > SAME_PERSON_DISTANCE and gone.identity < kept.identity
+
+
+def test_bad_images_are_refused_with_what_to_fix():
+    with pytest.raises(InvalidInput, match="output image is not a readable image"):
+        measure(flat(0), b"not an image")
+    with pytest.raises(InvalidInput, match="H×W×3"):
+        measure(np.zeros((4, 4, 7), np.uint8), flat(0))
+
+
+def test_every_stored_output_of_a_sweep_is_measured_and_similarity_falls_with_strength(
+        tuner_env, emulator):  # noqa: ANN001
+    runtime = open_runtime(Settings())
+    grid = SweepRequest(model_ref="stability-ai/sdxl", image_ids=[], strength="0.2, 0.9",
+                        steps="20", prompts=["a portrait"], seed="1, 2")
+    sweep_id = submit(runtime, grid, image=png_bytes(seed=3, size=256))
+    run_queue(runtime.settings.redis_url)
+    with session_scope(runtime.engine) as session:
+        rows = session.execute(select(Generation.strength, OutputMetrics)
+                               .join(OutputMetrics, OutputMetrics.generation_id == Generation.id)
+                               .where(Generation.sweep_id == sweep_id)).all()
+    assert len(rows) == 4
+    low = [m.similarity for s, m in rows if s == 0.2]
+    high = [m.similarity for s, m in rows if s == 0.9]
+    assert min(low) > max(high)
+    assert all(m.version == 1 and m.identity is None for _, m in rows)  # noise has no face
+
+
+def test_backfill_measures_what_is_missing_once_and_reports_what_it_cannot(
+        tuner_env, emulator):  # noqa: ANN001
+    runtime = open_runtime(Settings())
+    grid = SweepRequest(model_ref="stability-ai/sdxl", image_ids=[], strength="0.3, 0.6",
+                        steps="20", prompts=["a portrait"], seed="7")
+    sweep_id = submit(runtime, grid)
+    run_queue(runtime.settings.redis_url)
+    with session_scope(runtime.engine) as session:
+        ids = sorted(session.scalars(select(Generation.id).where(Generation.sweep_id == sweep_id)))
+        before = {m.generation_id: m.similarity for m in session.scalars(select(OutputMetrics))}
+        session.query(OutputMetrics).delete()  # as for outputs stored before metrics existed
+        lost = session.get(Generation, ids[1])
+        runtime.store.delete(lost.output_key)
+
+    command = [sys.executable, "-m", "core", "metrics", "backfill", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    report = json.loads(result.stdout)
+    assert result.returncode == 1, result.stderr  # one output could not be read
+    assert report["measured"] == 1 and [f["id"] for f in report["failed"]] == [ids[1]]
+    with session_scope(runtime.engine) as session:
+        after = {m.generation_id: m.similarity for m in session.scalars(select(OutputMetrics))}
+        assert after == {ids[0]: pytest.approx(before[ids[0]])}
+        assert measured.missing(session, sweep_id=sweep_id) == [ids[1]]
+    again = measured.backfill(runtime.engine, runtime.store, sweep_id=sweep_id)
+    assert again.measured == 0 and len(again.failed) == 1

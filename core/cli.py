@@ -226,7 +226,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     runtime = open_runtime(_settings())
     with session_scope(runtime.engine) as session:
-        data = export_sweep(session, args.id, args.format)
+        data = export_sweep(session, args.id, args.format, runtime.store)
     Path(args.out).write_bytes(data)
     print(f"Wrote sweep {args.id} as {args.format} to {args.out}.")
     return 0

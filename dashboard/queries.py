@@ -95,7 +95,7 @@ def export_sweep(sweep_id: int, kind: str) -> bytes:
     """The sweep as CSV or JSON (built only when the download is asked for)."""
 
     with session_scope(runtime().engine) as session:
-        data = core_export_sweep(session, sweep_id, kind)
+        data = core_export_sweep(session, sweep_id, kind, runtime().store)
     return data.encode() if isinstance(data, str) else data
 
 

@@ -12,8 +12,12 @@ from core.errors import InvalidInput, NotFound
 from core.insight.export import export_filename, export_sweep
 from core.data.models import GenerationState
 from core.planning.sweeps import cell_record
-from tests.factories import at, make_generation, make_scenario, make_sweep
+from core.data.storage import LocalMediaStore, make_key
+from core.insight.review import save_review
+from tests.factories import at, make_generation, make_image, make_scenario, make_sweep
 
+REVIEW_COLUMNS = ["input_file", "output_key", "output_url", "mean_rating", "n_ratings",
+                  "thumbs_up", "thumbs_down", "tags", "notes", "reviewers", "reviews"]
 TOKEN = "r8_AbCdEf0123456789AbCdEf0123456789abcd"
 
 
@@ -37,7 +41,10 @@ def test_csv_has_one_row_per_cell(sweep):  # noqa: ANN001
     assert rows[0]["prompt"] == 'portrait, "studio", naïve'
     assert rows[0]["sweep_id"] == str(s.id) and rows[0]["status"] == "succeeded"
     assert rows[1]["error"] == "401 Unauthorized for token r8_…(masked)"
-    assert list(rows[0]) == ["sweep_id", *cell_record(s.generations[0])]
+    assert list(rows[0])[:len(cell_record(s.generations[0])) + 1] == [
+        "sweep_id", *cell_record(s.generations[0])]
+    assert list(rows[0])[-len(REVIEW_COLUMNS):] == REVIEW_COLUMNS
+    assert rows[0]["n_ratings"] == "0" and rows[0]["mean_rating"] == "" and rows[0]["tags"] == ""
 
 
 def test_json_has_the_sweep_and_its_cells(sweep):  # noqa: ANN001
@@ -71,3 +78,35 @@ def test_empty_sweep_and_bad_requests(db_session):  # noqa: ANN001, F811
     with pytest.raises(NotFound, match="Sweep 9999"):
         export_sweep(db_session, 9999, "csv")
     assert export_filename(12, "csv") == "sweep-12.csv"
+
+
+def test_reviews_are_in_both_exports(sweep, tmp_path):  # noqa: ANN001
+    session, s = sweep
+    image = make_image(session, label="face.png")
+    rated = make_generation(session, s, cell_index=2, input_image_id=image.id,
+                            output_key=make_key(b"out", kind="outputs", content_type="image/png"))
+    save_review(session, rated.id, "alice", rating=4, thumbs=1, tags=["too strong"],
+                note="halo; at the ear", seconds_spent=3.5)
+    save_review(session, rated.id, "bob", rating=1, tags=["artifact", "too strong"])
+    save_review(session, s.generations[0].id, "bob", thumbs=-1)
+    store = LocalMediaStore(tmp_path / "media")
+    rows = list(csv.DictReader(io.StringIO(export_sweep(session, s.id, "csv", store).decode())))
+    row = next(r for r in rows if r["id"] == str(rated.id))
+    assert (row["mean_rating"], row["n_ratings"], row["thumbs_up"], row["thumbs_down"]) == (
+        "2.5", "2", "1", "0")
+    assert row["tags"] == "artifact; too strong" and row["reviewers"] == "alice; bob"
+    assert row["notes"] == "alice: halo; at the ear" and row["input_file"] == "face.png"
+    assert row["output_key"] == rated.output_key and row["output_url"].startswith("file://")
+    reviews = json.loads(row["reviews"])
+    assert [(r["reviewer"], r["rating"], r["seconds_spent"]) for r in reviews] == [
+        ("alice", 4, 3.5), ("bob", 1, None)]
+    assert reviews[0]["at"].startswith("20")
+    thumbs_only = rows[0]
+    assert (thumbs_only["n_ratings"], thumbs_only["thumbs_down"], thumbs_only["reviewers"]) == (
+        "0", "1", "bob")
+
+    data = json.loads(export_sweep(session, s.id, "json"))
+    cell = next(c for c in data["cells"] if c["id"] == rated.id)
+    assert cell["mean_rating"] == 2.5 and cell["tags"] == ["artifact", "too strong"]
+    assert cell["reviewers"] == ["alice", "bob"] and cell["output_url"] is None
+    assert data["sweep"]["agreement"]["n_items"] == 1 and data["sweep"]["min_ratings"] is None

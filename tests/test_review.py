@@ -136,3 +136,55 @@ def test_ratings_by_parameter(cells):  # noqa: ANN001
     assert rows[("prompt", review.UNLABELLED)].mean_rating == pytest.approx(1.0)
     assert ("prompt", "P2") in rows and ("guidance", 7.5) in rows
     assert review.ratings_by_parameter(session, sweep.id + 1).empty
+
+
+def test_several_reviewers_share_a_sweep(cells):  # noqa: ANN001
+    session, sweep, ids = cells
+    review.set_min_ratings(session, sweep.id, 2, actor="lead")
+    review.save_review(session, ids[0], "alice", rating=4, seconds_spent=2.0)
+    review.save_review(session, ids[0], "bob", rating=2, seconds_spent=6.0)
+    review.save_review(session, ids[1], "bob", rating=5, note="crisp", seconds_spent=3.0)
+    # ids[0] has its two reviews: nobody is served it any more; ids[1] still lacks alice's
+    assert [i.generation_id for i in review.review_queue(session, "carol")] == ids[1:]
+    assert [i.generation_id for i in review.review_queue(session, "alice")] == ids[1:]
+    assert [i.generation_id for i in review.review_queue(session, "bob")] == ids[2:]
+    assert review.next_generation_id(session, None, "carol", unreviewed_only=True) == ids[1]
+    # others' reviews stay hidden until I have reviewed the generation myself
+    unseen = review.review_item(session, ids[1], "alice")
+    assert unseen.others == () and unseen.n_reviews == 1 and unseen.mean_rating is None
+    assert unseen.min_ratings == 2 and unseen.sweep_name == sweep.name
+    seen = review.review_item(session, ids[0], "alice")
+    assert [o.reviewer for o in seen.others] == ["bob"] and seen.mean_rating == pytest.approx(3)
+    people = review.reviewer_progress(session, sweep_id=sweep.id)
+    assert [(p.reviewer, p.reviewed, p.rated, p.median_seconds) for p in people] == [
+        ("bob", 2, 2, 4.5), ("alice", 1, 1, 2.0)]
+    assert review.coverage(session, sweep_id=sweep.id, wanted=2) == review.Coverage(1, 5, 2)
+    assert review.coverage(session, sweep_id=sweep.id) == review.Coverage(2, 5, 1)
+    review.set_min_ratings(session, sweep.id, None, actor="lead")  # everyone reviews all
+    assert [i.generation_id for i in review.review_queue(session, "carol")] == ids
+
+
+@pytest.mark.parametrize("value", [0, 21, 2.5, True, "3"])
+def test_min_ratings_out_of_range_is_refused(cells, value):  # noqa: ANN001
+    session, sweep, _ = cells
+    with pytest.raises(InvalidInput, match="give 1 to 20, or none"):
+        review.set_min_ratings(session, sweep.id, value, actor="lead")
+    assert review.min_ratings_of(session, sweep.id) is None
+
+
+def test_a_refused_review_changes_nothing_stored(cells):  # noqa: ANN001
+    session, sweep, ids = cells
+    review.save_review(session, ids[0], "alice", rating=4, tags=["artifact"], note="ok")
+    for kwargs, message in (({"rating": 9}, "give 1 to 5 stars"),
+                            ({"rating": 2, "note": "x" * 5001}, "shorten it to 5000"),
+                            ({"rating": 2, "tags": "artifact"}, "a list of tags")):
+        with pytest.raises(InvalidInput, match=message):
+            review.save_review(session, ids[0], "alice", **kwargs)
+    kept = review.review_item(session, ids[0], "alice").review
+    assert (kept.rating, kept.tags, kept.note) == (4, ("artifact",), "ok")
+    gone = make_generation(session, sweep)
+    gone_id = gone.id
+    session.delete(gone)
+    session.flush()
+    with pytest.raises(NotFound, match=f"Generation {gone_id} does not exist .* nothing was"):
+        review.save_review(session, gone_id, "alice", rating=3)

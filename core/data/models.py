@@ -195,6 +195,9 @@ class Sweep(Base):
     fresh_run: Mapped[bool] = mapped_column(Boolean, default=False)
     cancel_requested_at: Mapped[dt.datetime | None]
     halted_reason: Mapped[str | None] = mapped_column(Text)  # e.g. budget reached
+    # Reviews wanted per generation: None = every reviewer rates everything; N = a
+    # generation leaves the review queue once N people have reviewed it.
+    min_ratings: Mapped[int | None] = mapped_column(Integer)
 
     scenario: Mapped[Scenario | None] = relationship()
     model: Mapped[ModelSpec] = relationship()

@@ -50,13 +50,17 @@ def delete_image(session: Session, image_id: int, *, actor: str) -> tuple[int, s
     image = session.get(InputImage, image_id)
     if image is None:
         raise NotFound(f"Input image {image_id} does not exist (already deleted?).")
+    from core.scenarios.testsets import drop_image  # a higher layer's rows that name the photo
+
+    sets_changed = drop_image(session, image_id, actor=actor)
     generations = list(session.scalars(select(Generation).where(Generation.input_image_id == image_id)))
     doomed_keys = {image.storage_key, image.thumbnail_key}
     for gen in generations:
         doomed_keys.update({gen.output_key, gen.thumbnail_key})
         session.delete(gen)
     record(session, actor, "delete_image", "input_image", image_id,
-           {"sha256": image.sha256, "label": image.label, "generations_deleted": len(generations)})
+           {"sha256": image.sha256, "label": image.label, "generations_deleted": len(generations),
+            "test_sets_changed": sets_changed})
     session.delete(image)
     session.flush()
     doomed_keys.discard(None)

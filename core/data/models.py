@@ -332,3 +332,139 @@ class OutputMetrics(Base):
     face_in_input: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(default=1)
     measured_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# -- production gate: test sets, gate runs, blind pairwise judgments -------------------------------
+class TestSet(Base):
+    """A named, versioned set of input photos to check scenarios on (one scenario's or shared)."""
+
+    __tablename__ = "test_set"
+    __test__ = False  # not a pytest class
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    scenario_id: Mapped[int | None] = mapped_column(
+        ForeignKey("scenario.id", ondelete="SET NULL"), index=True)  # None: shared
+    version: Mapped[int] = mapped_column(default=1)
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(120), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    items: Mapped[list[TestSetItem]] = relationship(
+        back_populates="test_set", cascade="all, delete-orphan", order_by="TestSetItem.position")
+
+
+class TestSetItem(Base):
+    __tablename__ = "test_set_item"
+    __table_args__ = (UniqueConstraint("test_set_id", "input_image_id"),)
+    __test__ = False
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    test_set_id: Mapped[int] = mapped_column(ForeignKey("test_set.id", ondelete="CASCADE"))
+    input_image_id: Mapped[int] = mapped_column(
+        ForeignKey("input_image.id", ondelete="CASCADE"), index=True)
+    note: Mapped[str] = mapped_column(Text, default="")  # e.g. "side view, dark skin, low light"
+    position: Mapped[int] = mapped_column(default=0)
+
+    test_set: Mapped[TestSet] = relationship(back_populates="items")
+    input_image: Mapped[InputImage] = relationship()
+
+
+class TestSetVersion(Base):
+    """What a test set held at each version: ``items`` is ``[{"image_id", "note"}]``."""
+
+    __tablename__ = "test_set_version"
+    __table_args__ = (UniqueConstraint("test_set_id", "version"),)
+    __test__ = False
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    test_set_id: Mapped[int] = mapped_column(ForeignKey("test_set.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(Text, default="")
+    changed_by: Mapped[str] = mapped_column(String(120))
+    changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class GateRun(Base):
+    """A candidate version against the production version of a scenario, on one test set
+    version with the same seeds: two sweeps (one per version) and the pairs between them."""
+
+    __tablename__ = "gate_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scenario_id: Mapped[int] = mapped_column(ForeignKey("scenario.id", ondelete="CASCADE"),
+                                             index=True)
+    candidate_version: Mapped[int]
+    production_version: Mapped[int]
+    test_set_id: Mapped[int | None] = mapped_column(ForeignKey("test_set.id", ondelete="SET NULL"))
+    test_set_version: Mapped[int]
+    seeds: Mapped[list[int]] = mapped_column(JSON)
+    candidate_sweep_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sweep.id", ondelete="SET NULL"))
+    production_sweep_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sweep.id", ondelete="SET NULL"))
+    reviewers_per_pair: Mapped[int] = mapped_column(default=1)
+    budget_usd: Mapped[float | None] = mapped_column(Float)
+    estimated_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    order_salt: Mapped[str] = mapped_column(String(32))  # left/right order, per pair and reviewer
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    pairs: Mapped[list[GatePair]] = relationship(
+        back_populates="gate_run", cascade="all, delete-orphan", order_by="GatePair.id")
+
+
+class GatePair(Base):
+    """The two outputs made from one photo with one seed: candidate's and production's."""
+
+    __tablename__ = "gate_pair"
+    __table_args__ = (UniqueConstraint("gate_run_id", "input_image_id", "seed"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gate_run_id: Mapped[int] = mapped_column(ForeignKey("gate_run.id", ondelete="CASCADE"),
+                                             index=True)
+    input_image_id: Mapped[int] = mapped_column(ForeignKey("input_image.id", ondelete="CASCADE"))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str] = mapped_column(Text, default="")  # the test set's note on the photo
+    candidate_generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generation.id", ondelete="CASCADE"))
+    production_generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generation.id", ondelete="CASCADE"))
+
+    gate_run: Mapped[GateRun] = relationship(back_populates="pairs")
+    judgments: Mapped[list[GateJudgment]] = relationship(
+        back_populates="pair", cascade="all, delete-orphan")
+
+
+class GateJudgment(Base):
+    """One reviewer's blind choice on one pair: which version's output was better, or same."""
+
+    __tablename__ = "gate_judgment"
+    __table_args__ = (UniqueConstraint("pair_id", "reviewer"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("gate_pair.id", ondelete="CASCADE"),
+                                         index=True)
+    reviewer: Mapped[str] = mapped_column(String(120))
+    choice: Mapped[str] = mapped_column(String(16))  # candidate | production | same
+    candidate_side: Mapped[str] = mapped_column(String(8))  # left | right, as it was shown
+    seconds_spent: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    pair: Mapped[GatePair] = relationship(back_populates="judgments")
+
+
+class GateRule(Base):
+    """A scenario's pass rules for its gate (see core.scenarios.gate.PassRules)."""
+
+    __tablename__ = "gate_rule"
+
+    scenario_id: Mapped[int] = mapped_column(ForeignKey("scenario.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    rules: Mapped[dict[str, Any]]
+    updated_by: Mapped[str] = mapped_column(String(120))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -255,6 +255,34 @@ def cmd_metrics_backfill(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from core.data.db import session_scope
+    from core.insight.recommend import Constraints
+    from core.insight.report import sweep_report
+    from core.runtime import open_runtime
+
+    constraints = Constraints(min_similarity=args.min_similarity, min_identity=args.min_identity,
+                              max_failure_rate=args.max_failure_rate,
+                              max_cost_usd=args.max_cost, min_rating=args.min_rating)
+    runtime = open_runtime(_settings())
+    with session_scope(runtime.engine) as session:
+        report = sweep_report(session, args.id, objective=args.objective, constraints=constraints)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    rec, est, act = report["recommendation"], report["estimate"], report["actual"]
+    print(f"Sweep {args.id} ({report['sweep']['model']}, {len(report['cells'])} cells)")
+    for axis, values in report["by_parameter"].items():
+        for value, s in values.items():
+            ci = f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}] ({s['method']})" if s["ci_low"] is not None else ""
+            print(f"  {axis}={value}: n={s['n']} mean={s['mean']:.2f} {ci}")
+    print(f"Recommendation: {rec['message']}")
+    took = "still running" if act["duration_s"] is None else f"{act['duration_s']:.0f} s"
+    print(f"Estimate: ${est['cost_usd'] or 0:.4f}, {est['duration_s'] or 0:.0f} s; "
+          f"actual: ${act['cost_usd']:.4f}, {took}")
+    return 0
+
+
 def cmd_users_add(args: argparse.Namespace) -> int:
     import getpass
 
@@ -327,6 +355,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["csv", "json"], required=True)
     export.add_argument("--out", required=True)
     export.set_defaults(func=cmd_export)
+
+    report = sub.add_parser("report", help="Metrics, rating statistics, recommendation and "
+                                           "estimate vs actual of a sweep.")
+    report.add_argument("id", type=int)
+    report.add_argument("--json", action="store_true")
+    report.add_argument("--objective", default="rating",
+                        choices=["rating", "similarity", "identity", "sharpness"])
+    report.add_argument("--min-similarity", type=float)
+    report.add_argument("--min-identity", type=float)
+    report.add_argument("--max-failure-rate", type=float)
+    report.add_argument("--max-cost", type=float, help="USD per delivered image")
+    report.add_argument("--min-rating", type=float)
+    report.set_defaults(func=cmd_report)
 
     metrics = sub.add_parser("metrics", help="Image metrics of stored outputs.").add_subparsers(
         dest="metrics_command", required=True)

@@ -192,6 +192,7 @@ class Sweep(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     budget_usd: Mapped[float | None] = mapped_column(Float)
     estimated_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    estimated_duration_s: Mapped[float | None] = mapped_column(Float)  # as shown before submit
     fresh_run: Mapped[bool] = mapped_column(Boolean, default=False)
     cancel_requested_at: Mapped[dt.datetime | None]
     halted_reason: Mapped[str | None] = mapped_column(Text)  # e.g. budget reached

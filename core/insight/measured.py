@@ -59,7 +59,8 @@ def missing(session: Session, *, sweep_id: int | None = None, redo: bool = False
     query = (select(Generation.id)
              .outerjoin(OutputMetrics, OutputMetrics.generation_id == Generation.id)
              .where(Generation.state == GenerationState.SUCCEEDED,
-                    Generation.output_key.is_not(None), Generation.input_image_id.is_not(None))
+                    Generation.output_key.is_not(None), Generation.input_image_id.is_not(None),
+                    Generation.reused_from_id.is_(None))  # a reused output is measured once
              .order_by(Generation.id))
     if not redo:
         query = query.where(or_(OutputMetrics.generation_id.is_(None),

@@ -160,6 +160,7 @@ def create_sweep(session: Session, plan: SweepPlan, *, created_by: str, endpoint
         axes=plan.axes, fixed_params={"negative_prompt": request.negative_prompt, **request.fixed},
         endpoint=endpoint, created_by=created_by, budget_usd=request.budget_usd,
         estimated_cost_usd=plan.estimated_cost_usd, fresh_run=request.fresh_run,
+        estimated_duration_s=plan.estimated_duration_s,
     )
     session.add(sweep)
     session.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -295,6 +296,151 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_out(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def cmd_gate_run(args: argparse.Namespace) -> int:
+    from core.auth import local_user
+    from core.engine.replicate_api import build_client
+    from core.planning.catalog import replicate_schema_fetcher
+    from core.runtime import open_runtime
+    from core.scenarios.gate import GateRequest, start_gate
+
+    runtime = open_runtime(_settings())
+    request = GateRequest(args.scenario, args.candidate, args.set, seeds=args.seeds,
+                          reviewers_per_pair=args.reviewers, budget_usd=args.budget,
+                          fresh_run=args.fresh, production_version=args.production)
+    started = start_gate(runtime, request, actor=local_user(),
+                         fetch_schema=replicate_schema_fetcher(build_client(runtime.endpoint)))
+    if not started.dispatched:
+        print(f"Redis does not answer: gate run {started.gate_run_id} is saved and its cells "
+              "will be sent when Redis is back (a worker's reaper does it).", file=sys.stderr)
+    elif not args.json:
+        print(f"Gate run {started.gate_run_id}: {started.cells} cells ({started.reused} reused), "
+              f"estimated {started.estimated_cost_usd:.4f} USD on {runtime.endpoint.name}. "
+              f"Review its pairs on the Gate page; `python -m core gate report "
+              f"{started.gate_run_id}` for the verdict.")
+    if args.wait and started.dispatched:
+        from core.data.db import session_scope
+        from core.scenarios.gate import gate_run
+
+        with session_scope(runtime.engine) as session:
+            run = gate_run(session, started.gate_run_id)
+            sweeps = [run.candidate_sweep_id, run.production_sweep_id]
+        for sweep_id in sweeps:
+            _wait_for(runtime, sweep_id, quiet=args.json)
+    if args.json:
+        _json_out(dataclasses.asdict(started))
+    return 0 if started.dispatched else 3
+
+
+def cmd_gate_report(args: argparse.Namespace) -> int:
+    from core.data.db import session_scope
+    from core.runtime import open_runtime
+    from core.scenarios.verdict import gate_result
+
+    runtime = open_runtime(_settings())
+    with session_scope(runtime.engine) as session:
+        result = gate_result(session, args.id)
+    if args.html:
+        from core.scenarios.gate_report import render_html
+
+        Path(args.html).write_text(render_html(result, runtime.store.get), encoding="utf-8")
+        if not args.json:
+            print(f"Wrote the report of gate run {args.id} to {args.html}.")
+    if args.json:
+        _json_out(result.as_dict())
+    elif not args.html:
+        wr = result.preference.win_rate
+        print(f"Gate run {result.gate_run_id}: {result.scenario_name} v{result.candidate_version} "
+              f"against v{result.production_version} on {result.test_set!r} — "
+              f"{result.status.upper()}")
+        if wr.estimate is not None:
+            print(f"  candidate win rate {wr.estimate:.0%} (95% CI {wr.low:.0%}–{wr.high:.0%}, "
+                  f"{wr.n} decisive pairs), ties {result.preference.ties}")
+        for reason in result.reasons:
+            print(f"  - {reason}")
+    return 0
+
+
+def cmd_gate_set_create(args: argparse.Namespace) -> int:
+    from core.auth import local_user
+    from core.data.db import session_scope
+    from core.data.library import add_image
+    from core.runtime import open_runtime
+    from core.scenarios.testsets import create_test_set
+
+    runtime = open_runtime(_settings())
+    user = local_user()
+    with session_scope(runtime.engine) as session:
+        ids = list(args.image_id or [])
+        for path in args.image or []:
+            ids.append(add_image(session, runtime.store, runtime.settings, _read_file(path),
+                                 filename=Path(path).name, uploaded_by=user).id)
+        notes = {}
+        for item in args.note or []:
+            key, sep, text = item.partition("=")
+            if not sep or not key.strip().isdigit():
+                raise TunerError(f"--note {item!r}: write it as IMAGE_ID=text, e.g. "
+                                 "--note '12=side view, low light'.")
+            notes[int(key)] = text
+        info = create_test_set(session, args.name, ids, actor=user, notes=notes,
+                               scenario=args.scenario, description=args.description or "")
+    if args.json:
+        _json_out(dataclasses.asdict(info))
+    else:
+        print(f"Test set {info.name!r} (id {info.id}, version {info.version}): "
+              f"{len(info.photos)} photo(s) {info.image_ids}.")
+    return 0
+
+
+def cmd_gate_set_list(args: argparse.Namespace) -> int:
+    from core.data.db import session_scope
+    from core.runtime import open_runtime
+    from core.scenarios.testsets import list_test_sets
+
+    runtime = open_runtime(_settings())
+    with session_scope(runtime.engine) as session:
+        sets = list_test_sets(session)
+    if args.json:
+        _json_out([dataclasses.asdict(t) for t in sets])
+    else:
+        for t in sets:
+            owner = t.scenario_name or "shared"
+            print(f"{t.id}\t{t.name}\tv{t.version}\t{len(t.photos)} photos\t{owner}")
+    return 0
+
+
+def cmd_gate_rules(args: argparse.Namespace) -> int:
+    from core.auth import local_user
+    from core.data.db import session_scope
+    from core.runtime import open_runtime
+    from core.scenarios.gate import scenario_row
+    from core.scenarios.verdict import get_rules, set_rules
+
+    runtime = open_runtime(_settings())
+    with session_scope(runtime.engine) as session:
+        scenario = scenario_row(session, args.scenario)
+        rules = get_rules(session, scenario.id)
+        if args.values:
+            changes = dataclasses.asdict(rules)
+            for item in args.values:
+                key, sep, value = item.partition("=")
+                if not sep:
+                    raise TunerError(f"{item!r}: write a rule as NAME=VALUE, e.g. "
+                                     "min_win_rate_low=0.5 (an empty value turns a check off).")
+                changes[key.strip()] = value.strip() or None
+            rules = set_rules(session, scenario.id, changes, actor=local_user())
+    values = dataclasses.asdict(rules)
+    if args.json:
+        _json_out(values)
+    else:
+        for key, value in values.items():
+            print(f"{key} = {'off' if value is None else value}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from core.emulator import add_cli_arguments
 
@@ -377,6 +523,46 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--redo", action="store_true", help="measure again those already measured")
     fill.add_argument("--json", action="store_true")
     fill.set_defaults(func=cmd_metrics_backfill)
+
+    gate = sub.add_parser("gate", help="Check a candidate version against production.").add_subparsers(
+        dest="gate_command", required=True)
+    grun = gate.add_parser("run", help="Run candidate and production on a test set, same seeds.")
+    grun.add_argument("scenario")
+    grun.add_argument("--candidate", type=int, required=True, metavar="VERSION")
+    grun.add_argument("--set", required=True, metavar="TESTSET", help="Test set name or id.")
+    grun.add_argument("--seeds", type=int, default=2, help="Seeds per photo (default 2).")
+    grun.add_argument("--reviewers", type=int, default=1, help="Reviewers each pair needs.")
+    grun.add_argument("--budget", type=float, help="Cap for the whole gate in USD.")
+    grun.add_argument("--production", type=int, metavar="VERSION",
+                      help="Compare against this version instead of the production one.")
+    grun.add_argument("--fresh", action="store_true", help="Run again even where an identical output exists.")
+    grun.add_argument("--wait", action="store_true")
+    grun.add_argument("--json", action="store_true")
+    grun.set_defaults(func=cmd_gate_run)
+    greport = gate.add_parser("report", help="A gate run's verdict and evidence.")
+    greport.add_argument("id", type=int)
+    greport.add_argument("--json", action="store_true")
+    greport.add_argument("--html", metavar="PATH", help="Write the self-contained HTML report.")
+    greport.set_defaults(func=cmd_gate_report)
+    grules = gate.add_parser("rules", help="Show or set a scenario's pass rules.")
+    grules.add_argument("scenario")
+    grules.add_argument("values", nargs="*", metavar="NAME=VALUE")
+    grules.add_argument("--json", action="store_true")
+    grules.set_defaults(func=cmd_gate_rules)
+    gset = gate.add_parser("set", help="Test sets of photos.").add_subparsers(
+        dest="set_command", required=True)
+    gcreate = gset.add_parser("create", help="A new test set from library ids or files.")
+    gcreate.add_argument("name")
+    gcreate.add_argument("--image-id", type=int, action="append")
+    gcreate.add_argument("--image", action="append", metavar="PATH")
+    gcreate.add_argument("--note", action="append", metavar="IMAGE_ID=TEXT")
+    gcreate.add_argument("--scenario", help="The scenario it belongs to (default: shared).")
+    gcreate.add_argument("--description")
+    gcreate.add_argument("--json", action="store_true")
+    gcreate.set_defaults(func=cmd_gate_set_create)
+    glist = gset.add_parser("list", help="Every test set.")
+    glist.add_argument("--json", action="store_true")
+    glist.set_defaults(func=cmd_gate_set_list)
 
     users = sub.add_parser("users", help="Manage dashboard users.").add_subparsers(
         dest="users_command", required=True)

@@ -53,22 +53,22 @@ from sqlalchemy import Engine, event, text
 from common import (PROJECT_ROOT, RedisServer, machine_info, start_process,
                     stop_process, table, verdict, write_results)
 
-import streamlit as st  # noqa: E402 - after common, which puts the project root on sys.path
-from streamlit.testing.v1 import AppTest  # noqa: E402
-from streamlit.testing.v1 import app_test as app_test_module  # noqa: E402
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1 import app_test as app_test_module
 
-from core.scenarios import versions as core_scenarios  # noqa: E402
-from core.auth import local_user  # noqa: E402
-from core.planning.catalog import SDXL_REF, SDXL_VERSION  # noqa: E402
-from core.data.db import create_db_engine, session_scope, upgrade  # noqa: E402
-from core.emulator import EmulatorConfig, EmulatorServer  # noqa: E402
-from core.data.images import make_thumbnail  # noqa: E402
-from core.data.models import (Endpoint, Generation, GenerationState, InputImage, ModelSpec,  # noqa: E402
+from core.scenarios import versions as core_scenarios
+from core.auth import local_user
+from core.planning.catalog import SDXL_REF, SDXL_VERSION
+from core.data.db import create_db_engine, session_scope, upgrade
+from core.emulator import EmulatorConfig, EmulatorServer
+from core.data.images import make_thumbnail
+from core.data.models import (Endpoint, Generation, GenerationState, InputImage, ModelSpec,
                          Review, Sweep)
-from core.insight.review import PRESET_TAGS  # noqa: E402
-from core.planning.schema import load_bundled_version  # noqa: E402
-from core.data.storage import LocalMediaStore  # noqa: E402
-from tests.pages.conftest import APP, ServerLikePagesManager, clear_caches  # noqa: E402
+from core.insight.review import PRESET_TAGS
+from core.planning.schema import load_bundled_version
+from core.data.storage import LocalMediaStore
+from tests.pages.conftest import APP, ServerLikePagesManager, clear_caches
 
 PG_SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PAGES = ["overview", "new_sweep", "runs", "gallery", "review", "monitoring", "scenarios",
@@ -432,10 +432,10 @@ class StatementLog:
         self.page = ""
         self._local = threading.local()
 
-    def _before(self, conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    def _before(self, conn, cursor, statement, parameters, context, executemany):
         self._local.started = time.perf_counter()
 
-    def _after(self, conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    def _after(self, conn, cursor, statement, parameters, context, executemany):
         took = time.perf_counter() - getattr(self._local, "started", time.perf_counter())
         self.entries.append({"page": self.page, "sql": statement, "params": parameters,
                              "ms": took * 1000, "origin": _origin()})

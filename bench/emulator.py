@@ -33,7 +33,7 @@ import httpx
 from common import (LOOPBACK, EmulatorProcess, clean_env, free_port, http_ready, machine_info,
                     start_process, stop_process, table, verdict, wait_until, write_results)
 
-from core.engine.replicate_api import EMULATOR_TOKEN  # noqa: E402 - common puts the root on sys.path
+from core.engine.replicate_api import EMULATOR_TOKEN
 from core.planning.schema import SDXL_VERSION_IDS
 
 TARGET_RPS = 1000
@@ -203,7 +203,7 @@ def measure_outputs(emulator: EmulatorProcess, *, count: int, concurrency: int) 
             ids.append(created.json()["id"])
         urls = []
         for prediction_id in ids:
-            done = wait_until(lambda: _finished(client, prediction_id), 30, "a prediction")
+            done = wait_until(lambda pid=prediction_id: _finished(client, pid), 30, "a prediction")
             urls.append(done["output"][0])
     process = psutil.Process(emulator.process.pid)
     cpu_before = sum(process.cpu_times()[:2])

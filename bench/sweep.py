@@ -43,7 +43,7 @@ from common import (CpuMeter, EmulatorProcess, RedisServer, Sampler, clean_env, 
                     process_tree, start_process, start_python, stop_process, table, tree_rss,
                     verdict, wait_until, write_results)
 
-from core.config import Settings  # noqa: E402 - common puts the project root on sys.path
+from core.config import Settings
 from core.data.db import session_scope
 from core.data.library import add_image
 from core.data.models import FINAL_STATES, Generation, GenerationState
@@ -127,7 +127,7 @@ def grid_for(cells: int) -> SweepRequest:
                         seed=f"1-{seeds}" if seeds > 1 else "1")
 
 
-def submit(runtime, request: SweepRequest, image_id: int, chunk_size: int) -> int:  # noqa: ANN001
+def submit(runtime, request: SweepRequest, image_id: int, chunk_size: int) -> int:
     settings = runtime.settings
     request = dataclasses.replace(request, image_ids=[image_id], fresh_run=True)
     with session_scope(runtime.engine) as session:
@@ -142,7 +142,7 @@ def submit(runtime, request: SweepRequest, image_id: int, chunk_size: int) -> in
     return sweep_id
 
 
-def count_states(runtime, sweep_id: int) -> dict[str, int]:  # noqa: ANN001
+def count_states(runtime, sweep_id: int) -> dict[str, int]:
     from sqlalchemy import func, select
 
     with session_scope(runtime.engine) as session:
@@ -152,12 +152,12 @@ def count_states(runtime, sweep_id: int) -> dict[str, int]:  # noqa: ANN001
         return {GenerationState(state).value: n for state, n in rows}
 
 
-def all_final(runtime, sweep_id: int, cells: int) -> bool:  # noqa: ANN001
+def all_final(runtime, sweep_id: int, cells: int) -> bool:
     states = count_states(runtime, sweep_id)
     return sum(n for s, n in states.items() if GenerationState(s) in FINAL_STATES) == cells
 
 
-def cell_timings(runtime, sweep_id: int) -> dict[str, Any]:  # noqa: ANN001
+def cell_timings(runtime, sweep_id: int) -> dict[str, Any]:
     from sqlalchemy import select
 
     with session_scope(runtime.engine) as session:
@@ -177,7 +177,7 @@ def cell_timings(runtime, sweep_id: int) -> dict[str, Any]:  # noqa: ANN001
     }
 
 
-def redis_commands(redis) -> dict[str, int]:  # noqa: ANN001
+def redis_commands(redis) -> dict[str, int]:
     """Calls per Redis command since the last CONFIG RESETSTAT (workers and bench together)."""
     stats = redis.info("commandstats")
     return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
@@ -225,7 +225,7 @@ def run(spec: RunSpec, image: bytes, keep_logs: Path | None,
             redis.stop()
 
 
-def measure(spec: RunSpec, runtime, emulator: EmulatorProcess, workers: list,  # noqa: ANN001, C901
+def measure(spec: RunSpec, runtime, emulator: EmulatorProcess, workers: list,
             image: bytes, profile_dir: Path | None = None) -> dict[str, Any]:
     from rq import Worker
 
@@ -308,7 +308,7 @@ def measure(spec: RunSpec, runtime, emulator: EmulatorProcess, workers: list,  #
 
 
 @contextlib.contextmanager
-def profiling(profile_dir: Path | None, spec: RunSpec, workers: list,  # noqa: ANN001
+def profiling(profile_dir: Path | None, spec: RunSpec, workers: list,
               emulator: EmulatorProcess) -> Iterator[None]:
     """py-spy on every worker process and the emulator for the measured window (--profile)."""
     if profile_dir is None:

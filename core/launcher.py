@@ -182,7 +182,7 @@ class Launcher:
 def run_up(settings: Settings, *, workers: int, address: str, port: int) -> int:
     launcher = Launcher(settings, workers=workers, address=address, port=port)
 
-    def on_signal(signum, _frame):  # noqa: ANN001
+    def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -39,7 +39,7 @@ def shown_errors(doing: str = "") -> Iterator[None]:
         yield
     except TunerError as exc:
         st.error(str(exc), icon="⚠️")
-    except Exception as exc:  # noqa: BLE001 - the boundary: log it, show a message
+    except Exception as exc:
         if not isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
             log.exception("error while %s", doing or "rendering a page")
         st.error(message_for(exc, doing), icon="🚨")

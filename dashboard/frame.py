@@ -31,7 +31,7 @@ def page_setup() -> str:
     return resources.current_user()
 
 
-def run_pages(pages: list) -> None:  # noqa: ANN001 - st.Page objects
+def run_pages(pages: list) -> None:
     _run.in_frame = True
     try:
         st.navigation(pages).run()

@@ -85,7 +85,7 @@ def processes() -> Iterator[ProcessGroup]:
 
 @pytest.fixture
 def tuner_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str,
-              emulator) -> dict[str, str]:  # noqa: ANN001
+              emulator) -> dict[str, str]:
     """Environment for one product instance: SQLite under tmp_path, media on disk, our Redis,
     the in-thread emulator. Returns the variables so subprocesses can get the same."""
     from core.config import get_settings

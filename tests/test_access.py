@@ -20,7 +20,7 @@ from tests.services import PROJECT_ROOT
 from tests.test_execution import GRID, run_queue, submit
 
 
-def test_up_refuses_a_network_address_without_sign_in(tmp_path):  # noqa: ANN001
+def test_up_refuses_a_network_address_without_sign_in(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TUNER_RUN_DIR": str(tmp_path),
            "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
     result = subprocess.run([sys.executable, "-m", "core", "up", "--address", "0.0.0.0"],
@@ -31,7 +31,7 @@ def test_up_refuses_a_network_address_without_sign_in(tmp_path):  # noqa: ANN001
     assert not (tmp_path / "x.db").exists()  # refused before starting anything
 
 
-def test_auth_modes(tmp_path):  # noqa: ANN001
+def test_auth_modes(tmp_path):
     secrets = tmp_path / "secrets.toml"
     assert auth_mode(Settings(auth_users_file=None), secrets) == "none"
     assert auth_mode(Settings(auth_users_file=str(tmp_path / "u.toml")), secrets) == "password"
@@ -39,7 +39,7 @@ def test_auth_modes(tmp_path):  # noqa: ANN001
     assert auth_mode(Settings(auth_users_file=None), secrets) == "oidc"
 
 
-def test_password_users_are_stored_hashed_and_checked(tmp_path):  # noqa: ANN001
+def test_password_users_are_stored_hashed_and_checked(tmp_path):
     users_file = tmp_path / "users.toml"
     add_user(users_file, "Alice", "correct horse battery")
     text = users_file.read_text()
@@ -55,7 +55,7 @@ def test_password_users_are_stored_hashed_and_checked(tmp_path):  # noqa: ANN001
         add_user(users_file, "../etc", "long enough password")
 
 
-def test_deleting_an_input_image_removes_everything_made_from_it(tuner_env):  # noqa: ANN001
+def test_deleting_an_input_image_removes_everything_made_from_it(tuner_env):
     runtime = open_runtime(Settings())
     sweep_id = submit(runtime, GRID)
     run_queue(runtime.settings.redis_url)
@@ -79,7 +79,7 @@ def test_deleting_an_input_image_removes_everything_made_from_it(tuner_env):  # 
         assert audit.detail["generations_deleted"] == 18
 
 
-def test_every_write_records_who_did_it(tuner_env):  # noqa: ANN001
+def test_every_write_records_who_did_it(tuner_env):
     runtime = open_runtime(Settings())
     submit(runtime, GRID)
     with session_scope(runtime.engine) as session:
@@ -88,7 +88,7 @@ def test_every_write_records_who_did_it(tuner_env):  # noqa: ANN001
     assert ("create_sweep", "tester") in actions
 
 
-def test_storage_keys_never_come_from_user_input(tuner_env):  # noqa: ANN001
+def test_storage_keys_never_come_from_user_input(tuner_env):
     runtime = open_runtime(Settings())
     from core.data.library import add_image
     from tests.test_execution import png_bytes

@@ -65,7 +65,7 @@ def test_a_rating_outside_the_scale_is_refused():
         agreement_of({1: {"a": 6, "b": 1}})
 
 
-def test_scopes_on_the_database(db_session):  # noqa: ANN001
+def test_scopes_on_the_database(db_session):
     scenario = make_scenario(db_session, "projection-level-1")
     tuned = make_sweep(db_session, scenario=scenario)
     other = make_sweep(db_session)

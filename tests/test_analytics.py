@@ -19,7 +19,7 @@ S, F, C = GenerationState.SUCCEEDED, GenerationState.FAILED, GenerationState.CAN
 
 
 @pytest.fixture
-def seeded(db_session):  # noqa: ANN001, ANN201, F811
+def seeded(db_session):
     """Two people, two models, real and emulated cells over 10–11 January 2026."""
     sdxl = make_model(db_session, "stability-ai/sdxl")
     flux = make_model(db_session, "black-forest-labs/flux-schnell", pricing_kind="per_image",
@@ -54,13 +54,13 @@ def seeded(db_session):  # noqa: ANN001, ANN201, F811
     return db_session
 
 
-def test_spend_separates_real_from_emulated(seeded):  # noqa: ANN001
+def test_spend_separates_real_from_emulated(seeded):
     result = analytics.spend(seeded, *day_range(JAN_10, JAN_11))
     assert result.real_usd == pytest.approx(0.075)  # 0.01+0.02+0.03+0.005 + 0.01
     assert result.emulated_usd == pytest.approx(0.009)
 
 
-def test_overview_numbers(seeded):  # noqa: ANN001
+def test_overview_numbers(seeded):
     result = analytics.overview(seeded, *day_range(JAN_10, JAN_11), now=at(2026, 1, 11, 18))
     assert result.spend_today.real_usd == pytest.approx(0.01)
     assert result.spend_today.emulated_usd == pytest.approx(0.001)
@@ -75,7 +75,7 @@ def test_overview_numbers(seeded):  # noqa: ANN001
         ("CUDA out of memory", 1), ("NSFW content detected", 1)]
 
 
-def test_cost_per_day_by_scenario_and_model(seeded):  # noqa: ANN001
+def test_cost_per_day_by_scenario_and_model(seeded):
     by_scenario = analytics.cost_per_day(seeded, *day_range(JAN_10, JAN_11), by="scenario")
     totals = by_scenario.groupby(["day", "scenario"])["cost_usd"].sum()
     assert totals[(JAN_10, "projection-level-1")] == pytest.approx(0.065)
@@ -91,7 +91,7 @@ def test_cost_per_day_by_scenario_and_model(seeded):  # noqa: ANN001
         analytics.cost_per_day(seeded, *day_range(JAN_10, JAN_11), by="person")
 
 
-def test_cost_per_generation_per_day(seeded):  # noqa: ANN001
+def test_cost_per_generation_per_day(seeded):
     frame = analytics.cost_per_generation(seeded, *day_range(JAN_10, JAN_11))
     real = frame[frame["endpoint"] == "replicate"].set_index("day")
     assert real.loc[JAN_10, "predictions"] == 4
@@ -100,7 +100,7 @@ def test_cost_per_generation_per_day(seeded):  # noqa: ANN001
     assert real.loc[JAN_11, "cost_per_prediction_usd"] == pytest.approx(0.01 / 3)
 
 
-def test_cumulative_real_spend_carries_the_month_and_resets(seeded):  # noqa: ANN001
+def test_cumulative_real_spend_carries_the_month_and_resets(seeded):
     make_generation(seeded, make_sweep(seeded), completed_at=at(2026, 1, 5), cost_usd=0.5)
     frame = analytics.cumulative_real_spend(seeded, *day_range(JAN_10, dt.date(2026, 2, 1)),
                                             monthly_budget_usd=10.0)
@@ -113,7 +113,7 @@ def test_cumulative_real_spend_carries_the_month_and_resets(seeded):  # noqa: AN
     assert rows.loc[dt.date(2026, 2, 1), "budget_used"] == pytest.approx(0.1)
 
 
-def test_usage_per_person(seeded):  # noqa: ANN001
+def test_usage_per_person(seeded):
     frame = analytics.usage_per_person(seeded, *day_range(JAN_10, JAN_11)).set_index("person")
     assert frame.loc["alice", "sweeps"] == 1
     assert frame.loc["alice", "generations"] == 8  # reused cell counted, pending not
@@ -123,7 +123,7 @@ def test_usage_per_person(seeded):  # noqa: ANN001
     assert list(frame.index) == ["alice", "bob"]
 
 
-def test_projection_matches_the_production_table_at_one_cent(db_session):  # noqa: ANN001, F811
+def test_projection_matches_the_production_table_at_one_cent(db_session):
     sweep = make_sweep(db_session)
     for cost in (0.008, 0.012, 0.01, 0.009):
         make_generation(db_session, sweep, cost_usd=cost)
@@ -139,7 +139,7 @@ def test_projection_matches_the_production_table_at_one_cent(db_session):  # noq
     assert list(table["cost_per_month_usd"]) == pytest.approx([2, 5, 20, 50, 200])
 
 
-def test_projection_with_jobs_per_user_and_without_data(db_session):  # noqa: ANN001, F811
+def test_projection_with_jobs_per_user_and_without_data(db_session):
     table = analytics.projection_table(0.02, [10, 30], jobs_per_user=3, images_per_job=1)
     assert table.values.tolist() == [pytest.approx([10, 30, 30, 0.6]),
                                     pytest.approx([30, 90, 90, 1.8])]
@@ -149,7 +149,7 @@ def test_projection_with_jobs_per_user_and_without_data(db_session):  # noqa: AN
     assert empty.basis.cost_per_image_usd is None and empty.table.empty
 
 
-def test_latency_percentiles_of_a_known_set(db_session):  # noqa: ANN001, F811
+def test_latency_percentiles_of_a_known_set(db_session):
     sweep = make_sweep(db_session)
     for second in range(1, 21):  # latencies 1..20 on 10 Jan, 100 and 200 on 11 Jan
         make_generation(db_session, sweep, completed_at=at(2026, 1, 10, 9, 0, second),
@@ -171,7 +171,7 @@ def test_latency_percentiles_of_a_known_set(db_session):  # noqa: ANN001, F811
                                            "predict_time_s") is None
 
 
-def test_grouped_percentiles_single_value_and_bad_p(db_session):  # noqa: ANN001, F811
+def test_grouped_percentiles_single_value_and_bad_p(db_session):
     from core.data.models import Generation
 
     make_generation(db_session, make_sweep(db_session), latency_s=7.0)
@@ -181,7 +181,7 @@ def test_grouped_percentiles_single_value_and_bad_p(db_session):  # noqa: ANN001
         grouped_percentiles(db_session, Generation.latency_s, [], ps=(95,))
 
 
-def test_latency_histogram_bins(db_session):  # noqa: ANN001, F811
+def test_latency_histogram_bins(db_session):
     sweep = make_sweep(db_session)
     for value in (0.0, 1.0, 2.5, 9.9, 10.0):
         make_generation(db_session, sweep, latency_s=value, predict_time_s=value)
@@ -199,7 +199,7 @@ def test_latency_histogram_bins(db_session):  # noqa: ANN001, F811
         performance.latency_histogram(db_session, *day_range(JAN_10, JAN_10), "cpu_s")
 
 
-def test_throughput_and_failure_rate(seeded):  # noqa: ANN001
+def test_throughput_and_failure_rate(seeded):
     daily = performance.throughput(seeded, *day_range(JAN_10, JAN_11), "day")
     assert daily.values.tolist() == [[JAN_10, 5, 1, 0, 6], [JAN_11, 1, 2, 1, 4]]
     hourly = performance.throughput(seeded, *day_range(JAN_10, JAN_10), "hour")
@@ -210,14 +210,14 @@ def test_throughput_and_failure_rate(seeded):  # noqa: ANN001
     assert rate.loc[JAN_11, "failure_rate"] == pytest.approx(2 / 3)
 
 
-def test_top_errors(seeded):  # noqa: ANN001
+def test_top_errors(seeded):
     errors = performance.top_errors(seeded, *day_range(JAN_10, JAN_11))
     assert [(e.error, e.count) for e in errors] == [("NSFW content detected", 2),
                                                     ("CUDA out of memory", 1)]
     assert errors[0].last_seen == at(2026, 1, 11, 10)
 
 
-def test_bad_ranges_are_refused(db_session):  # noqa: ANN001, F811
+def test_bad_ranges_are_refused(db_session):
     with pytest.raises(InvalidInput, match="before it starts"):
         analytics.spend(db_session, at(2026, 1, 2), at(2026, 1, 1))
     with pytest.raises(InvalidInput, match="timezone"):
@@ -226,7 +226,7 @@ def test_bad_ranges_are_refused(db_session):  # noqa: ANN001, F811
         performance.throughput(db_session, *day_range(JAN_10, JAN_11), "week")
 
 
-def test_days_are_utc_days_whatever_the_session_time_zone(db_session):  # noqa: ANN001, F811
+def test_days_are_utc_days_whatever_the_session_time_zone(db_session):
     from sqlalchemy import text
 
     if db_session.get_bind().dialect.name == "postgresql":

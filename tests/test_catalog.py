@@ -10,7 +10,7 @@ from core.errors import InvalidInput
 from core.engine.replicate_api import EMULATOR_TOKEN, Endpoint, build_client
 
 
-def test_sdxl_comes_with_its_schema_and_price(db_session):  # noqa: ANN001
+def test_sdxl_comes_with_its_schema_and_price(db_session):
     model = ensure_model(db_session, "stability-ai/sdxl")
     assert model.version_id == SDXL_VERSION
     assert model.strength_input == "prompt_strength"
@@ -20,12 +20,12 @@ def test_sdxl_comes_with_its_schema_and_price(db_session):  # noqa: ANN001
 
 
 @pytest.mark.parametrize("ref", ["sdxl", "", "   ", "stability-ai"])
-def test_a_malformed_reference_is_refused(db_session, ref):  # noqa: ANN001
+def test_a_malformed_reference_is_refused(db_session, ref):
     with pytest.raises(InvalidInput, match="owner/name"):
         ensure_model(db_session, ref)
 
 
-def test_an_unknown_model_is_refused_by_name(db_session, emulator):  # noqa: ANN001
+def test_an_unknown_model_is_refused_by_name(db_session, emulator):
     fetch = replicate_schema_fetcher(build_client(Endpoint(emulator.base_url, EMULATOR_TOKEN, True)))
     with pytest.raises(InvalidInput, match="no model 'nobody/nothing'"):
         ensure_model(db_session, "nobody/nothing", fetch_schema=fetch)

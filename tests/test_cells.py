@@ -12,7 +12,7 @@ from tests.factories import at, make_generation, make_model, make_sweep
 NOW = at(2026, 3, 2, 12)
 
 
-def test_claim_counts_every_pick_up_and_keeps_the_first_queue_wait(db_session):  # noqa: ANN001
+def test_claim_counts_every_pick_up_and_keeps_the_first_queue_wait(db_session):
     sweep = make_sweep(db_session)
     cell = make_generation(db_session, sweep, state=GenerationState.PENDING,
                            enqueued_at=NOW - dt.timedelta(seconds=7))
@@ -25,7 +25,7 @@ def test_claim_counts_every_pick_up_and_keeps_the_first_queue_wait(db_session): 
     assert claimed.claimed_at == NOW
 
 
-def test_claim_of_a_finished_or_missing_cell_changes_nothing(db_session):  # noqa: ANN001
+def test_claim_of_a_finished_or_missing_cell_changes_nothing(db_session):
     done = make_generation(db_session, make_sweep(db_session))
     task = cells.claim(db_session, done.id, NOW)
     assert task is not None and task.state == GenerationState.SUCCEEDED
@@ -34,12 +34,12 @@ def test_claim_of_a_finished_or_missing_cell_changes_nothing(db_session):  # noq
     assert cells.claim(db_session, 10**9, NOW) is None
 
 
-def test_recent_timings_are_the_newest_own_successes_of_one_version(db_session):  # noqa: ANN001
+def test_recent_timings_are_the_newest_own_successes_of_one_version(db_session):
     sdxl = make_sweep(db_session)
     other_version = make_sweep(db_session, make_model(db_session, "acme/other", version_id="v2"))
     emulated = make_sweep(db_session, endpoint=Endpoint.EMULATOR)
 
-    def cell(sweep, minutes_ago: int, predict_time_s: float | None, **fields):  # noqa: ANN001, ANN202
+    def cell(sweep, minutes_ago: int, predict_time_s: float | None, **fields):
         return make_generation(db_session, sweep, predict_time_s=predict_time_s,
                                completed_at=NOW - dt.timedelta(minutes=minutes_ago), **fields)
 

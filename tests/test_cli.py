@@ -15,7 +15,7 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_a_bad_axis_is_refused_with_the_value_named(tuner_env, tmp_path):  # noqa: ANN001
+def test_a_bad_axis_is_refused_with_the_value_named(tuner_env, tmp_path):
     image = tmp_path / "face.png"
     image.write_bytes(png_bytes())
     result = run(["sweep", "run", "--image", str(image), "--strength", "0.3, 1.7", "--steps",
@@ -24,13 +24,13 @@ def test_a_bad_axis_is_refused_with_the_value_named(tuner_env, tmp_path):  # noq
     assert "1.7" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_missing_image_file_is_named(tuner_env, tmp_path):  # noqa: ANN001
+def test_a_missing_image_file_is_named(tuner_env, tmp_path):
     result = run(["sweep", "run", "--image", str(tmp_path / "nope.png"), "--strength", "0.3",
                   "--steps", "20", "--prompt", "a portrait"], tuner_env)
     assert result.returncode == 2 and "nope.png" in result.stderr
 
 
-def test_redis_down_at_submission_keeps_the_sweep(tuner_env, tmp_path):  # noqa: ANN001
+def test_redis_down_at_submission_keeps_the_sweep(tuner_env, tmp_path):
     image = tmp_path / "face.png"
     image.write_bytes(png_bytes())
     env = {**tuner_env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
@@ -47,6 +47,6 @@ def test_redis_down_at_submission_keeps_the_sweep(tuner_env, tmp_path):  # noqa:
     assert retry.returncode == 2 and "Redis does not answer" in retry.stderr
 
 
-def test_unknown_sweep_is_a_message(tuner_env):  # noqa: ANN001
+def test_unknown_sweep_is_a_message(tuner_env):
     result = run(["sweep", "status", "999"], tuner_env)
     assert result.returncode == 2 and "Sweep 999 does not exist" in result.stderr

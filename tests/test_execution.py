@@ -34,7 +34,7 @@ def png_bytes(seed: int = 1, size: int = 256) -> bytes:
     return buffer.getvalue()
 
 
-def submit(runtime, request: SweepRequest, *, image: bytes | None = None) -> int:  # noqa: ANN001
+def submit(runtime, request: SweepRequest, *, image: bytes | None = None) -> int:
     settings = runtime.settings
     with session_scope(runtime.engine) as session:
         image_id = add_image(session, runtime.store, settings, image or png_bytes(),
@@ -62,23 +62,23 @@ GRID = SweepRequest(model_ref="stability-ai/sdxl", image_ids=[], strength="0.3, 
                     seed="42")
 
 
-def emulator_stats(emulator) -> dict:  # noqa: ANN001
+def emulator_stats(emulator) -> dict:
     return httpx.get(f"{emulator.base_url}/_emulator/stats").json()
 
 
-def configure(emulator, **changes: float) -> None:  # noqa: ANN001
+def configure(emulator, **changes: float) -> None:
     """Change the running emulator's behaviour (latency, failure rate, retention, …)."""
     response = httpx.post(f"{emulator.base_url}/_emulator/config", json=changes)
     assert response.status_code == 200, response.text
 
 
-def inject(emulator, **fault) -> None:  # noqa: ANN001, ANN003
+def inject(emulator, **fault) -> None:
     response = httpx.post(f"{emulator.base_url}/_emulator/faults", json=fault)
     assert response.status_code == 201, response.text
 
 
 def test_a_3x3x2_sweep_stores_18_outputs_with_cost_and_latency(
-        tuner_env, db_url, monkeypatch, emulator):  # noqa: ANN001
+        tuner_env, db_url, monkeypatch, emulator):
     monkeypatch.setenv("DATABASE_URL", db_url)
     runtime = open_runtime(Settings())
     sweep_id = submit(runtime, GRID)
@@ -101,12 +101,12 @@ def test_a_3x3x2_sweep_stores_18_outputs_with_cost_and_latency(
     assert summarize_one(runtime, sweep_id).status == "succeeded"
 
 
-def summarize_one(runtime, sweep_id):  # noqa: ANN001, ANN201
+def summarize_one(runtime, sweep_id):
     with session_scope(runtime.engine) as session:
         return summarize(session, [sweep_id])[0]
 
 
-def test_an_identical_sweep_reuses_outputs_without_paying_again(tuner_env, emulator):  # noqa: ANN001
+def test_an_identical_sweep_reuses_outputs_without_paying_again(tuner_env, emulator):
     runtime = open_runtime(Settings())
     first = submit(runtime, GRID)
     run_queue(runtime.settings.redis_url)
@@ -124,7 +124,7 @@ def test_an_identical_sweep_reuses_outputs_without_paying_again(tuner_env, emula
     assert first != second != fresh
 
 
-def test_cancel_stops_queued_cells_and_cancels_running_predictions(tuner_env, emulator, processes):  # noqa: ANN001
+def test_cancel_stops_queued_cells_and_cancels_running_predictions(tuner_env, emulator, processes):
     configure(emulator, predict_time_s=30)
     runtime = open_runtime(Settings())
     sweep_id = submit(runtime, SweepRequest(**{**GRID.__dict__, "steps": "20"}))  # 6 cells
@@ -139,7 +139,7 @@ def test_cancel_stops_queued_cells_and_cancels_running_predictions(tuner_env, em
     processes.kill(worker, signal.SIGTERM)
 
 
-def test_failed_cells_keep_replicates_error_and_can_be_retried(tuner_env, emulator):  # noqa: ANN001
+def test_failed_cells_keep_replicates_error_and_can_be_retried(tuner_env, emulator):
     configure(emulator, failure_rate=1.0)
     runtime = open_runtime(Settings())
     sweep_id = submit(runtime, SweepRequest(**{**GRID.__dict__, "steps": "20", "prompts": ["x"]}))
@@ -159,7 +159,7 @@ def test_failed_cells_keep_replicates_error_and_can_be_retried(tuner_env, emulat
     assert summary.cost_usd > paid  # the failed attempts' cost is kept, not overwritten
 
 
-def test_once_a_version_has_history_each_prediction_is_polled_once(tuner_env, emulator):  # noqa: ANN001
+def test_once_a_version_has_history_each_prediction_is_polled_once(tuner_env, emulator):
     # Every poll costs CPU here and a request at Replicate: with known queue and predict
     # times a cell polls once, just after its expected finish.
     configure(emulator, predict_time_s=1.0, queue_delay_s=0)
@@ -181,7 +181,7 @@ def test_once_a_version_has_history_each_prediction_is_polled_once(tuner_env, em
     assert second <= 3.5 < first, (first, second)
 
 
-def test_cancel_flags_are_read_for_the_whole_chunk_once_an_interval(redis_url):  # noqa: ANN001
+def test_cancel_flags_are_read_for_the_whole_chunk_once_an_interval(redis_url):
     from core.engine.execution import CancelFlags
 
     redis = Redis.from_url(redis_url)
@@ -203,7 +203,7 @@ def test_cancel_flags_are_read_for_the_whole_chunk_once_an_interval(redis_url): 
     assert not flags.is_set(1)
 
 
-def test_cancel_flags_with_redis_away_keep_what_was_known(redis_url, redis_server):  # noqa: ANN001
+def test_cancel_flags_with_redis_away_keep_what_was_known(redis_url, redis_server):
     from core.engine.execution import CancelFlags
 
     redis = Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
@@ -223,7 +223,7 @@ def test_cancel_flags_with_redis_away_keep_what_was_known(redis_url, redis_serve
     assert not flags.is_set(3)  # never read: not canceled; the database check at pick-up stands
 
 
-def test_two_worker_processes_share_the_inflight_cap_and_use_all_of_it(tuner_env, emulator,  # noqa: ANN001
+def test_two_worker_processes_share_the_inflight_cap_and_use_all_of_it(tuner_env, emulator,
                                                                       processes, monkeypatch):
     configure(emulator, predict_time_s=0.5, queue_delay_s=0)
     monkeypatch.setenv("INFLIGHT_CAP", "3")

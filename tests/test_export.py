@@ -22,7 +22,7 @@ TOKEN = "r8_AbCdEf0123456789AbCdEf0123456789abcd"
 
 
 @pytest.fixture
-def sweep(db_session):  # noqa: ANN001, ANN201, F811
+def sweep(db_session):
     scenario = make_scenario(db_session, "projection-level-1")
     sweep = make_sweep(db_session, scenario=scenario, created_by="alice", name="strength scan",
                        created_at=at(2026, 1, 10, 8), budget_usd=2.0, estimated_cost_usd=0.05,
@@ -34,7 +34,7 @@ def sweep(db_session):  # noqa: ANN001, ANN201, F811
     return db_session, sweep
 
 
-def test_csv_has_one_row_per_cell(sweep):  # noqa: ANN001
+def test_csv_has_one_row_per_cell(sweep):
     session, s = sweep
     rows = list(csv.DictReader(io.StringIO(export_sweep(session, s.id, "csv").decode("utf-8"))))
     assert [r["strength"] for r in rows] == ["0.3", "0.6"]
@@ -47,7 +47,7 @@ def test_csv_has_one_row_per_cell(sweep):  # noqa: ANN001
     assert rows[0]["n_ratings"] == "0" and rows[0]["mean_rating"] == "" and rows[0]["tags"] == ""
 
 
-def test_json_has_the_sweep_and_its_cells(sweep):  # noqa: ANN001
+def test_json_has_the_sweep_and_its_cells(sweep):
     session, s = sweep
     data = json.loads(export_sweep(session, s.id, "json"))
     header = data["sweep"]
@@ -61,14 +61,14 @@ def test_json_has_the_sweep_and_its_cells(sweep):  # noqa: ANN001
     assert data["cells"][0]["latency_s"] == 12.5
 
 
-def test_no_secret_anywhere(sweep):  # noqa: ANN001
+def test_no_secret_anywhere(sweep):
     session, s = sweep
     for fmt in ("csv", "json"):
         body = export_sweep(session, s.id, fmt).decode("utf-8")
         assert TOKEN not in body and "api_token" not in body
 
 
-def test_empty_sweep_and_bad_requests(db_session):  # noqa: ANN001, F811
+def test_empty_sweep_and_bad_requests(db_session):
     empty = make_sweep(db_session)
     header = export_sweep(db_session, empty.id, "csv").decode("utf-8").splitlines()
     assert header[0].startswith("sweep_id,id,status,strength") and len(header) == 1

@@ -21,7 +21,7 @@ SMALL = SweepRequest(**{**GRID.__dict__, "strength": "0.3, 0.6", "steps": "20",
                         "prompts": ["a portrait"]})  # 2 cells
 
 
-def cells(runtime, sweep_id: int) -> list[Generation]:  # noqa: ANN001
+def cells(runtime, sweep_id: int) -> list[Generation]:
     with session_scope(runtime.engine) as session:
         return list(session.scalars(select(Generation).where(Generation.sweep_id == sweep_id)
                                     .order_by(Generation.cell_index)))
@@ -34,14 +34,14 @@ def run_sweep(request: SweepRequest = SMALL) -> tuple[object, list[Generation]]:
     return runtime, cells(runtime, sweep_id)
 
 
-def assert_one_create_per_cell(emulator, n_cells: int) -> None:  # noqa: ANN001
+def assert_one_create_per_cell(emulator, n_cells: int) -> None:
     stats = emulator_stats(emulator)
     assert stats["creates_total"] == n_cells
     assert sorted(stats["creates_by_input_hash"].values()) == [1] * n_cells
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
-def test_create_errors_before_replicate_are_retried(tuner_env, emulator, status):  # noqa: ANN001
+def test_create_errors_before_replicate_are_retried(tuner_env, emulator, status):
     inject(emulator, route="create", status=status, count=3, retry_after=1)
     _, result = run_sweep()
     assert {c.state for c in result} == {GenerationState.SUCCEEDED}
@@ -51,7 +51,7 @@ def test_create_errors_before_replicate_are_retried(tuner_env, emulator, status)
 
 @pytest.mark.parametrize("fault", [{"status": 500}, {"status": 502}, {"action": "reset"},
                                    {"action": "timeout"}])
-def test_a_create_whose_reply_is_lost_is_adopted(tuner_env, emulator, fault):  # noqa: ANN001
+def test_a_create_whose_reply_is_lost_is_adopted(tuner_env, emulator, fault):
     configure(emulator, fault_hang_s=1)
     inject(emulator, route="create", after=True, count=1, **fault)
     _, result = run_sweep()
@@ -61,7 +61,7 @@ def test_a_create_whose_reply_is_lost_is_adopted(tuner_env, emulator, fault):  #
 
 @pytest.mark.parametrize("fault", [{"status": 500}, {"status": 502}, {"status": 503},
                                    {"status": 504}, {"action": "reset"}, {"action": "timeout"}])
-def test_poll_errors_are_retried(tuner_env, emulator, fault):  # noqa: ANN001
+def test_poll_errors_are_retried(tuner_env, emulator, fault):
     configure(emulator, fault_hang_s=1)
     inject(emulator, route="get", count=4, **fault)
     _, result = run_sweep()
@@ -69,7 +69,7 @@ def test_poll_errors_are_retried(tuner_env, emulator, fault):  # noqa: ANN001
     assert_one_create_per_cell(emulator, 2)
 
 
-def test_low_credit_rate_limit_is_waited_out(tuner_env, emulator):  # noqa: ANN001
+def test_low_credit_rate_limit_is_waited_out(tuner_env, emulator):
     configure(emulator, rate_limit_per_minute=6, burst=1)  # Replicate's low-credit limit
     httpx.post(f"{emulator.base_url}/_emulator/reset")  # start from a bucket of that size
     _, result = run_sweep()
@@ -78,7 +78,7 @@ def test_low_credit_rate_limit_is_waited_out(tuner_env, emulator):  # noqa: ANN0
     assert_one_create_per_cell(emulator, 2)
 
 
-def test_a_prediction_failed_on_replicate_keeps_its_error(tuner_env, emulator):  # noqa: ANN001
+def test_a_prediction_failed_on_replicate_keeps_its_error(tuner_env, emulator):
     configure(emulator, failure_rate=1.0)
     _, result = run_sweep()
     assert {c.state for c in result} == {GenerationState.FAILED}
@@ -86,7 +86,7 @@ def test_a_prediction_failed_on_replicate_keeps_its_error(tuner_env, emulator): 
     assert_one_create_per_cell(emulator, 2)
 
 
-def test_a_prediction_canceled_elsewhere_says_so(tuner_env, emulator, processes):  # noqa: ANN001
+def test_a_prediction_canceled_elsewhere_says_so(tuner_env, emulator, processes):
     configure(emulator, predict_time_s=30)
     runtime = open_runtime(Settings())
     sweep_id = submit(runtime, SMALL)
@@ -104,7 +104,7 @@ def test_a_prediction_canceled_elsewhere_says_so(tuner_env, emulator, processes)
     assert all("not by this dashboard" in c.error for c in result)
 
 
-def test_an_expired_output_fails_with_data_removed(tuner_env, emulator):  # noqa: ANN001
+def test_an_expired_output_fails_with_data_removed(tuner_env, emulator):
     configure(emulator, retention_s=0)
     _, result = run_sweep()
     assert {c.state for c in result} == {GenerationState.FAILED}
@@ -113,14 +113,14 @@ def test_an_expired_output_fails_with_data_removed(tuner_env, emulator):  # noqa
     assert all(c.cost_usd > 0 for c in result)  # the prediction ran and was billed
 
 
-def test_a_truncated_download_is_fetched_again(tuner_env, emulator):  # noqa: ANN001
+def test_a_truncated_download_is_fetched_again(tuner_env, emulator):
     inject(emulator, route="output", action="truncate", count=2)
     _, result = run_sweep()
     assert {c.state for c in result} == {GenerationState.SUCCEEDED}
 
 
 @pytest.mark.parametrize("fault", [{"status": 503}, {"action": "truncate"}])
-def test_an_output_that_never_downloads_fails_with_the_reason(tuner_env, emulator, fault):  # noqa: ANN001
+def test_an_output_that_never_downloads_fails_with_the_reason(tuner_env, emulator, fault):
     inject(emulator, route="output", count=50, **fault)
     _, result = run_sweep()
     assert {c.state for c in result} == {GenerationState.FAILED}
@@ -128,7 +128,7 @@ def test_an_output_that_never_downloads_fails_with_the_reason(tuner_env, emulato
     assert_one_create_per_cell(emulator, 2)
 
 
-def test_a_refused_input_fails_without_retrying(tuner_env, emulator):  # noqa: ANN001
+def test_a_refused_input_fails_without_retrying(tuner_env, emulator):
     request = SweepRequest(**{**SMALL.__dict__, "fixed": {"scheduler": "K_EULER"}})
     runtime = open_runtime(Settings())
     sweep_id = submit(runtime, request)

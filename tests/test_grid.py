@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from core.errors import InvalidInput
 from core.planning.grid import (
+    MAX_VALUES_PER_AXIS,
     CellSpec,
     GridImage,
     GridSpec,
@@ -220,21 +221,26 @@ def test_descending_ranges_mirror_ascending_ones(a, b, step):
     assert strength(f"{hi}-{lo} (+{step})")[0] == float(hi)
 
 
-@given(st.text())
-def test_arbitrary_text_raises_only_invalid_input(text):
+def assert_parsed_or_refused_by_name(text, *, integer):
+    """Any text gives finite values of the axis' type, or an InvalidInput naming the axis."""
     try:
-        parse_number_axis(text, name="strength")
-    except InvalidInput:
-        pass
+        values = parse_number_axis(text, name="steps", integer=integer)
+    except InvalidInput as exc:
+        assert str(exc).startswith("steps"), exc
+        return
+    assert 1 <= len(values) <= MAX_VALUES_PER_AXIS
+    assert all(math.isfinite(v) and isinstance(v, int if integer else float) for v in values)
+
+
+@given(st.text(max_size=60))
+def test_arbitrary_text_gives_values_or_an_error_naming_the_axis(text):
+    assert_parsed_or_refused_by_name(text, integer=False)
 
 
 @given(st.text(alphabet="0123456789.-+eE,()[] \n", max_size=40))
-def test_number_like_text_raises_only_invalid_input(text):
+def test_number_like_text_gives_values_or_an_error_naming_the_axis(text):
     for integer in (False, True):
-        try:
-            parse_number_axis(text, name="steps", integer=integer)
-        except InvalidInput:
-            pass
+        assert_parsed_or_refused_by_name(text, integer=integer)
 
 
 # --- prompts ------------------------------------------------------------------------------

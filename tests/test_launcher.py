@@ -16,7 +16,7 @@ from tests.services import PROJECT_ROOT, free_port, wait_for
 from tests.test_execution import png_bytes
 
 
-def test_up_runs_the_product_and_stops_everything_it_started(tmp_path, processes):  # noqa: ANN001
+def test_up_runs_the_product_and_stops_everything_it_started(tmp_path, processes):
     port = free_port()
     env = {key: value for key, value in os.environ.items()
            if key not in ("REPLICATE_API_TOKEN", "REPLICATE_BASE_URL")}

@@ -27,7 +27,7 @@ FOUR = SweepRequest(**{**GRID.__dict__, "strength": "0.2, 0.4, 0.6, 0.8", "steps
                        "prompts": ["a portrait"]})
 
 
-def plan(runtime, request: SweepRequest):  # noqa: ANN001, ANN201
+def plan(runtime, request: SweepRequest):
     with session_scope(runtime.engine) as session:
         image = add_image(session, runtime.store, runtime.settings, png_bytes(),
                           filename="face.png", uploaded_by="tester")
@@ -35,7 +35,7 @@ def plan(runtime, request: SweepRequest):  # noqa: ANN001, ANN201
                           max_cells=100, inflight_cap=1, create_rate_per_minute=600)
 
 
-def test_a_sweep_over_its_budget_is_refused_with_the_numbers(tuner_env):  # noqa: ANN001
+def test_a_sweep_over_its_budget_is_refused_with_the_numbers(tuner_env):
     runtime = open_runtime(Settings())
     sweep_plan = plan(runtime, SweepRequest(**{**FOUR.__dict__, "budget_usd": 0.001}))
     with pytest.raises(BudgetExceeded, match=r"estimated at \$0\.0087.*budget of \$0\.0010"), \
@@ -46,7 +46,7 @@ def test_a_sweep_over_its_budget_is_refused_with_the_numbers(tuner_env):  # noqa
         assert session.scalars(select(Sweep)).all() == []  # nothing stored
 
 
-def test_real_daily_and_monthly_caps_refuse_a_submission(tuner_env):  # noqa: ANN001
+def test_real_daily_and_monthly_caps_refuse_a_submission(tuner_env):
     runtime = open_runtime(Settings())
     with session_scope(runtime.engine) as session:  # $19.999 already spent today, for real
         model = make_model(session)
@@ -71,7 +71,7 @@ def test_real_daily_and_monthly_caps_refuse_a_submission(tuner_env):  # noqa: AN
                      caps=monthly)
 
 
-def run_in_process(runtime, ids: list[int], caps: Caps, *, real: bool) -> None:  # noqa: ANN001
+def run_in_process(runtime, ids: list[int], caps: Caps, *, real: bool) -> None:
     endpoint = runtime.endpoint
     if real:  # the emulator stands in for Replicate; flagged real so real-spend caps apply
         endpoint = Endpoint(endpoint.base_url, endpoint.token, is_emulator=False)
@@ -82,14 +82,14 @@ def run_in_process(runtime, ids: list[int], caps: Caps, *, real: bool) -> None: 
     asyncio.run(ChunkRunner(ctx, ids).run())
 
 
-def cells_of(runtime, sweep_id: int) -> list[Generation]:  # noqa: ANN001
+def cells_of(runtime, sweep_id: int) -> list[Generation]:
     with session_scope(runtime.engine) as session:
         return list(session.scalars(select(Generation).where(Generation.sweep_id == sweep_id)
                                     .order_by(Generation.cell_index)))
 
 
 @pytest.mark.parametrize("cap", ["sweep", "daily"])
-def test_a_running_sweep_stops_before_crossing_a_cap(tuner_env, emulator, cap):  # noqa: ANN001
+def test_a_running_sweep_stops_before_crossing_a_cap(tuner_env, emulator, cap):
     configure(emulator, predict_time_s=4.0)  # each cell costs 4 s × $0.000725 = $0.0029
     runtime = open_runtime(Settings())
     sweep_plan = plan(runtime, FOUR)  # estimated at $0.0022 a cell
@@ -115,7 +115,7 @@ def test_a_running_sweep_stops_before_crossing_a_cap(tuner_env, emulator, cap): 
         assert "budget" in session.get(Sweep, sweep_id).halted_reason
 
 
-def test_factories_make_spend_that_counts(db_session):  # noqa: ANN001
+def test_factories_make_spend_that_counts(db_session):
     from core.planning.budget import real_spend_since
 
     model = make_model(db_session)

@@ -24,7 +24,7 @@ from tests.test_resume import states
 TWELVE = SweepRequest(**{**GRID.__dict__, "strength": "0.2, 0.4, 0.6", "steps": "20, 30"})
 
 
-def assert_all_succeeded_once(runtime, sweep_id: int, emulator, n: int) -> None:  # noqa: ANN001
+def assert_all_succeeded_once(runtime, sweep_id: int, emulator, n: int) -> None:
     assert states(runtime, sweep_id) == {"succeeded": n}
     stats = emulator_stats(emulator)
     assert stats["creates_total"] == n
@@ -32,7 +32,7 @@ def assert_all_succeeded_once(runtime, sweep_id: int, emulator, n: int) -> None:
 
 
 def test_redis_restarting_mid_sweep_loses_no_cell(tuner_env, emulator, processes,
-                                                  redis_server, tmp_path):  # noqa: ANN001
+                                                  redis_server, tmp_path):
     configure(emulator, predict_time_s=2.0)
     runtime = open_runtime(Settings())
     sweep_id = submit(runtime, TWELVE)
@@ -45,7 +45,7 @@ def test_redis_restarting_mid_sweep_loses_no_cell(tuner_env, emulator, processes
 
 
 def test_the_database_dropping_out_for_a_while_loses_no_cell(tuner_env, emulator, processes,
-                                                             monkeypatch, tmp_path):  # noqa: ANN001
+                                                             monkeypatch, tmp_path):
     configure(emulator, predict_time_s=1.0)
     with fresh_postgres_database() as direct_url:
         proxy = TcpProxy("127.0.0.1", 5432)
@@ -69,7 +69,7 @@ def test_the_database_dropping_out_for_a_while_loses_no_cell(tuner_env, emulator
             proxy.close()
 
 
-def test_sqlite_with_eight_workers_writing_at_once(tuner_env, emulator, processes, tmp_path):  # noqa: ANN001
+def test_sqlite_with_eight_workers_writing_at_once(tuner_env, emulator, processes, tmp_path):
     runtime = open_runtime(Settings())
     request = SweepRequest(**{**GRID.__dict__, "strength": "0.1-0.8 (+0.1)", "steps": "20, 25, 30"})
     sweep_id = submit(runtime, request)  # 8 × 3 × 2 = 48 cells in 3 chunks of 16
@@ -82,7 +82,7 @@ def test_sqlite_with_eight_workers_writing_at_once(tuner_env, emulator, processe
 
 
 def test_a_full_media_disk_fails_cells_with_the_reason(tuner_env, emulator, monkeypatch,
-                                                       tmp_path):  # noqa: ANN001
+                                                       tmp_path):
     media = tmp_path / "small-disk"
     media.mkdir()
     if shutil.which("mount") is None or subprocess.run(
@@ -107,7 +107,7 @@ def test_a_full_media_disk_fails_cells_with_the_reason(tuner_env, emulator, monk
 
 
 def test_a_sweep_submitted_while_redis_is_down_is_sent_when_it_is_back(
-        tuner_env, emulator, processes, redis_server, tmp_path):  # noqa: ANN001
+        tuner_env, emulator, processes, redis_server, tmp_path):
     runtime = open_runtime(Settings())
     redis_server.stop()
     with session_scope(runtime.engine) as session:
@@ -131,7 +131,7 @@ def test_a_sweep_submitted_while_redis_is_down_is_sent_when_it_is_back(
 
 
 def test_abandoned_work_is_resumed_within_60_seconds_with_default_leases(
-        tuner_env, emulator, processes, tmp_path):  # noqa: ANN001
+        tuner_env, emulator, processes, tmp_path):
     env = {**tuner_env, "CELL_LEASE_S": "30"}  # the shipped default
     configure(emulator, predict_time_s=2.0)
     runtime = open_runtime(Settings())

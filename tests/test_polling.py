@@ -40,7 +40,7 @@ def test_the_queue_time_is_estimated_apart_from_predictions_that_have_one():
 
 def test_the_chunks_own_predictions_replace_the_history_once_there_are_a_few():
     estimate = PredictTimeEstimate([PredictionTiming(1.0, None, 0.1)] * MAX_SAMPLES)
-    for n in range(OWN_SAMPLES_TO_TRUST):
+    for _ in range(OWN_SAMPLES_TO_TRUST):
         assert estimate.expected_s(None) == pytest.approx(1.0)  # one outlier is not enough
         estimate.note(PredictionTiming(9.0, None, 2.0))
     assert estimate.expected_s(None) == pytest.approx(9.0)

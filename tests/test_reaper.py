@@ -20,7 +20,7 @@ from core.runtime import open_runtime
 from tests.test_execution import GRID, submit
 
 
-def _cell_ids(runtime, sweep_id: int) -> list[int]:  # noqa: ANN001
+def _cell_ids(runtime, sweep_id: int) -> list[int]:
     with session_scope(runtime.engine) as session:
         return list(session.scalars(select(Generation.id).where(Generation.sweep_id == sweep_id)
                                     .order_by(Generation.id)))
@@ -37,14 +37,14 @@ def _start_job(redis: Redis, job_id: str, started_at: dt.datetime) -> None:
     job.save()
 
 
-def test_cells_waiting_in_the_queue_are_not_abandoned(tuner_env):  # noqa: ANN001
+def test_cells_waiting_in_the_queue_are_not_abandoned(tuner_env):
     runtime = open_runtime(Settings())
     submit(runtime, GRID)
     with session_scope(runtime.engine) as session:
         assert find_abandoned(session, runtime.redis, grace_s=30) == []
 
 
-def test_a_job_started_moments_ago_is_alive_a_stale_one_is_not(tuner_env):  # noqa: ANN001
+def test_a_job_started_moments_ago_is_alive_a_stale_one_is_not(tuner_env):
     runtime = open_runtime(Settings())
     sweep_id = submit(runtime, GRID)
     ids = _cell_ids(runtime, sweep_id)
@@ -64,7 +64,7 @@ def test_a_job_started_moments_ago_is_alive_a_stale_one_is_not(tuner_env):  # no
         assert find_abandoned(session, runtime.redis, grace_s=30) == []
 
 
-def test_cells_without_a_job_are_sent_once_redis_is_back(tuner_env):  # noqa: ANN001
+def test_cells_without_a_job_are_sent_once_redis_is_back(tuner_env):
     runtime = open_runtime(Settings())
     sweep_id = submit(runtime, GRID)
     runtime.redis.flushall()  # Redis lost the queue
@@ -76,7 +76,7 @@ def test_cells_without_a_job_are_sent_once_redis_is_back(tuner_env):  # noqa: AN
     assert len(_cell_ids(runtime, sweep_id)) == 18
 
 
-def test_a_cancel_that_missed_redis_is_flagged_by_the_reaper(tuner_env):  # noqa: ANN001
+def test_a_cancel_that_missed_redis_is_flagged_by_the_reaper(tuner_env):
     from core.planning.sweeps import cancel_sweep
 
     runtime = open_runtime(Settings())

@@ -18,13 +18,13 @@ from tests.services import wait_for
 from tests.test_execution import GRID, configure, emulator_stats, run_queue, submit
 
 
-def states(runtime, sweep_id: int) -> dict[str, int]:  # noqa: ANN001
+def states(runtime, sweep_id: int) -> dict[str, int]:
     with session_scope(runtime.engine) as session:
         return summarize(session, [sweep_id])[0].by_state
 
 
 def test_killing_a_worker_mid_sweep_resumes_with_one_prediction_per_cell(
-        tuner_env, emulator, processes, tmp_path):  # noqa: ANN001
+        tuner_env, emulator, processes, tmp_path):
     configure(emulator, predict_time_s=3.0)
     runtime = open_runtime(Settings())
     sweep_id = submit(runtime, SweepRequest(**{**GRID.__dict__, "strength": "0.2-0.7 (+0.1)"}))
@@ -43,7 +43,7 @@ def test_killing_a_worker_mid_sweep_resumes_with_one_prediction_per_cell(
     assert set(stats["creates_by_input_hash"].values()) == {1}
 
 
-def test_a_create_whose_reply_was_lost_is_adopted_not_repeated(tuner_env, emulator):  # noqa: ANN001
+def test_a_create_whose_reply_was_lost_is_adopted_not_repeated(tuner_env, emulator):
     runtime = open_runtime(Settings())
     sweep_id = submit(runtime, SweepRequest(**{**GRID.__dict__, "strength": "0.4", "steps": "20",
                                                "prompts": ["a portrait"]}))

@@ -12,7 +12,7 @@ from tests.factories import at, make_generation, make_image, make_sweep
 
 
 @pytest.fixture
-def cells(db_session):  # noqa: ANN001, ANN201, F811
+def cells(db_session):
     """Five succeeded cells completed at 09:01…09:05 (inserted out of order), one failed."""
     sweep = make_sweep(db_session)
     image = make_image(db_session)
@@ -29,7 +29,7 @@ def cells(db_session):  # noqa: ANN001, ANN201, F811
     return db_session, sweep, ids
 
 
-def test_queue_is_oldest_first_and_skips_what_i_reviewed(cells):  # noqa: ANN001
+def test_queue_is_oldest_first_and_skips_what_i_reviewed(cells):
     session, sweep, ids = cells
     queue = review.review_queue(session, "alice")
     assert [item.generation_id for item in queue] == ids
@@ -43,7 +43,7 @@ def test_queue_is_oldest_first_and_skips_what_i_reviewed(cells):  # noqa: ANN001
     assert review.review_queue(session, "alice", sweep_id=sweep.id + 999) == []
 
 
-def test_first_n_progress(cells):  # noqa: ANN001
+def test_first_n_progress(cells):
     session, sweep, ids = cells
     assert str(review.progress(session, "alice")) == "0 / 5"
     assert [i.generation_id for i in review.review_queue(session, "alice", first_n=3)] == ids[:3]
@@ -59,7 +59,7 @@ def test_first_n_progress(cells):  # noqa: ANN001
         review.progress(session, "alice", first_n=0)
 
 
-def test_next_and_previous(cells):  # noqa: ANN001
+def test_next_and_previous(cells):
     session, _, ids = cells
     assert review.next_generation_id(session, None, "alice") == ids[0]
     assert review.next_generation_id(session, ids[1], "alice") == ids[2]
@@ -73,7 +73,7 @@ def test_next_and_previous(cells):  # noqa: ANN001
         review.next_generation_id(session, 12345, "alice")
 
 
-def test_save_review_upserts_and_normalises(cells):  # noqa: ANN001
+def test_save_review_upserts_and_normalises(cells):
     session, _, ids = cells
     saved = review.save_review(session, ids[0], " alice ", rating=2,
                                tags=["Identity lost", "  Too   Strong ", "identity lost", ""],
@@ -99,13 +99,13 @@ def test_save_review_upserts_and_normalises(cells):  # noqa: ANN001
     ({"rating": 3, "seconds_spent": -1}, "Seconds spent -1"),
     ({}, "Nothing to save"),
 ])
-def test_save_review_rejects_bad_input(cells, kwargs, message):  # noqa: ANN001
+def test_save_review_rejects_bad_input(cells, kwargs, message):
     session, _, ids = cells
     with pytest.raises(InvalidInput, match=message):
         review.save_review(session, ids[0], "alice", **kwargs)
 
 
-def test_save_review_needs_a_succeeded_generation(cells):  # noqa: ANN001
+def test_save_review_needs_a_succeeded_generation(cells):
     session, sweep, _ = cells
     with pytest.raises(NotFound, match="Generation 98765"):
         review.save_review(session, 98765, "alice", rating=3)
@@ -116,7 +116,7 @@ def test_save_review_needs_a_succeeded_generation(cells):  # noqa: ANN001
         review.save_review(session, failed.id, "  ", rating=3)
 
 
-def test_ratings_by_parameter(cells):  # noqa: ANN001
+def test_ratings_by_parameter(cells):
     session, sweep, ids = cells
     # ids (oldest first): 0.3/30/P1, 0.5/30/P2, 0.3/25/P1, 0.5/25/"", 0.5/25/P2
     review.save_review(session, ids[0], "alice", rating=4)

@@ -14,11 +14,11 @@ from core.data.models import AuditEntry, GenerationState
 from tests.factories import make_generation, make_sweep
 
 
-def _actions(session) -> list[str]:  # noqa: ANN001
+def _actions(session) -> list[str]:
     return list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
 
 
-def test_create_edit_and_versions(db_session):  # noqa: ANN001, F811
+def test_create_edit_and_versions(db_session):
     created = scenarios.create_scenario(
         db_session, "projection-level-1", actor="alice", description="subtle",
         params={"strength": 0.35, "num_inference_steps": 30})
@@ -46,7 +46,7 @@ def test_create_edit_and_versions(db_session):  # noqa: ANN001, F811
     assert _actions(db_session) == ["create_scenario", "edit_scenario"]
 
 
-def test_rename_list_and_lookup(db_session):  # noqa: ANN001, F811
+def test_rename_list_and_lookup(db_session):
     scenarios.create_scenario(db_session, "b-scenario", actor="alice")
     scenarios.create_scenario(db_session, "a-scenario", actor="alice")
     renamed = scenarios.edit_scenario(db_session, "b-scenario", {"name": "c-scenario"},
@@ -65,7 +65,7 @@ def test_rename_list_and_lookup(db_session):  # noqa: ANN001, F811
 
 @pytest.mark.parametrize("name", ["Projection Level 1", "projection_level_1", "-lead", "a--b",
                                   "", "x" * 121])
-def test_bad_names_say_what_is_allowed(db_session, name):  # noqa: ANN001, F811
+def test_bad_names_say_what_is_allowed(db_session, name):
     with pytest.raises(InvalidInput, match="lowercase letters, digits and single dashes"):
         scenarios.create_scenario(db_session, name, actor="alice")
 
@@ -79,13 +79,13 @@ def test_bad_names_say_what_is_allowed(db_session, name):  # noqa: ANN001, F811
     ({"model_ref": "not a model"}, "owner/name"),
     ({"status": "production"}, "status has its own step"),
 ])
-def test_bad_edits(db_session, changes, message):  # noqa: ANN001, F811
+def test_bad_edits(db_session, changes, message):
     scenarios.create_scenario(db_session, "s1", actor="alice")
     with pytest.raises(InvalidInput, match=message):
         scenarios.edit_scenario(db_session, "s1", changes, actor="alice")
 
 
-def test_status_steps(db_session):  # noqa: ANN001, F811
+def test_status_steps(db_session):
     scenarios.create_scenario(db_session, "s1", actor="alice")
     with pytest.raises(InvalidInput, match="from draft to production: from draft it can go "
                                            "calibrated or back to draft"):
@@ -108,7 +108,7 @@ def test_status_steps(db_session):  # noqa: ANN001, F811
         scenarios.set_status(db_session, "s1", "calibrated", actor=" ")
 
 
-def test_promote_generation_creates_then_versions(db_session):  # noqa: ANN001, F811
+def test_promote_generation_creates_then_versions(db_session):
     sweep = make_sweep(db_session)
     gen = make_generation(db_session, sweep, strength=0.45, steps=28, guidance=6.5, seed=42,
                           prompt="portrait, studio light", negative_prompt="blurry, text")
@@ -131,7 +131,7 @@ def test_promote_generation_creates_then_versions(db_session):  # noqa: ANN001, 
     assert _actions(db_session) == ["promote_generation", "edit_scenario", "promote_generation"]
 
 
-def test_promote_refuses_bad_targets(db_session):  # noqa: ANN001, F811
+def test_promote_refuses_bad_targets(db_session):
     sweep = make_sweep(db_session)
     gen = make_generation(db_session, sweep)
     with pytest.raises(NotFound, match="Generation 424242"):
@@ -148,7 +148,7 @@ def test_promote_refuses_bad_targets(db_session):  # noqa: ANN001, F811
         scenarios.promote_generation(db_session, gen.id, "Level 2", actor="alice")
 
 
-def _production_pair(session) -> None:  # noqa: ANN001
+def _production_pair(session) -> None:
     scenarios.create_scenario(session, "projection-level-2", actor="a", description="stronger",
                               params={"strength": 0.5, "num_inference_steps": 25})
     scenarios.create_scenario(
@@ -161,7 +161,7 @@ def _production_pair(session) -> None:  # noqa: ANN001
         scenarios.set_status(session, name, "production", actor="a")
 
 
-def test_production_config_shape(db_session):  # noqa: ANN001, F811
+def test_production_config_shape(db_session):
     _production_pair(db_session)
     config = scenarios.production_config(db_session)
     assert list(config) == ["projection-level-1", "projection-level-2"]
@@ -177,7 +177,7 @@ def test_production_config_shape(db_session):  # noqa: ANN001, F811
         scenarios.production_config(db_session, statuses=("live",))
 
 
-def test_exports_round_trip(db_session):  # noqa: ANN001, F811
+def test_exports_round_trip(db_session):
     _production_pair(db_session)
     config = scenarios.production_config(db_session)
     assert json.loads(scenarios.export_json(db_session)) == config
@@ -194,7 +194,7 @@ def test_exports_round_trip(db_session):  # noqa: ANN001, F811
     assert namespace["scenario_config"] == config
 
 
-def test_empty_export(db_session):  # noqa: ANN001, F811
+def test_empty_export(db_session):
     assert scenarios.production_config(db_session) == {}
     assert scenarios.export_python(db_session).endswith("scenario_config = {}\n")
     assert scenarios.export_json(db_session) == "{}\n"

@@ -24,7 +24,7 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=180)
 
 
-def test_the_token_appears_nowhere(tuner_env, emulator, tmp_path, monkeypatch):  # noqa: ANN001
+def test_the_token_appears_nowhere(tuner_env, emulator, tmp_path, monkeypatch):
     env = {**tuner_env, "REPLICATE_API_TOKEN": CANARY, "PYTHONWARNINGS": "ignore"}
     monkeypatch.setenv("REPLICATE_API_TOKEN", CANARY)
     image = tmp_path / "face.png"
@@ -58,7 +58,7 @@ def test_the_token_appears_nowhere(tuner_env, emulator, tmp_path, monkeypatch): 
     assert leaks == []
 
 
-def _database_text(tmp_path) -> str:  # noqa: ANN001
+def _database_text(tmp_path) -> str:
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("tuner.db*"))
     assert b"a portrait" in raw  # the search looks where the rows are
     return raw.decode("latin-1")
@@ -83,7 +83,7 @@ def _all_text(app: AppTest) -> str:
     return "\n".join(_element_texts(app.main)) + "\n".join(_element_texts(app.sidebar))
 
 
-def _element_texts(node) -> list[str]:  # noqa: ANN001
+def _element_texts(node) -> list[str]:
     children = getattr(node, "children", None)
     if isinstance(children, dict):
         return [text for child in children.values() for text in _element_texts(child)]

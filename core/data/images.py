@@ -65,7 +65,7 @@ def validate_upload(
     try:
         image.load()  # decode everything now, so a truncated file fails here and not later
         upright = ImageOps.exif_transpose(image)
-    except Exception as exc:  # noqa: BLE001 - see _open
+    except Exception as exc:
         raise _unreadable(name) from exc
     rgb = _to_rgb(upright)
     # Always re-encode: it is the only way to be sure no metadata survives, and it gives one
@@ -103,7 +103,7 @@ def make_thumbnail(data: bytes, *, max_px: int = 400) -> tuple[bytes, str]:
         rotated = image.getexif().get(_ORIENTATION_TAG, 1) != 1
         upright = ImageOps.exif_transpose(image) if rotated else image
         upright.load()
-    except Exception as exc:  # noqa: BLE001 - see _open
+    except Exception as exc:
         raise _unreadable("The image") from exc
     rgb = _to_rgb(upright)
     # Box-reduce by a whole factor first, then bicubic (Pillow's own choice for thumbnails):
@@ -130,7 +130,7 @@ def _with_inflated_pixels(data: bytes) -> bytes | None:
     if rows_total is None:
         return None
     view = memoryview(data)  # slices of it are not copies
-    before, idat, after = [view[:len(_PNG_SIGNATURE)]], [], []
+    before, idat, after = [view[:len(_PNG_SIGNATURE)]], [], []  # type: list[memoryview], list[memoryview], list[memoryview]
     offset = len(_PNG_SIGNATURE)
     while offset + 12 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, offset)
@@ -150,7 +150,7 @@ def _with_inflated_pixels(data: bytes) -> bytes | None:
     try:
         rows = inflater.decompress(idat[0] if len(idat) == 1 else b"".join(idat),
                                    rows_total + 1)
-    except isal_zlib.error:
+    except isal_zlib.error:  # type: ignore[misc]  # isal's stubs miss it
         return None
     if len(rows) != rows_total or not inflater.eof:
         return None
@@ -217,7 +217,7 @@ def _open(data: bytes, name: str) -> ImageFile.ImageFile:
             f"{name} declares more than {crossed:.0f} megapixels, far too large to decode "
             "safely (it may be a decompression bomb). Upload an ordinary photo."
         ) from exc
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         # Pillow's parsers raise many types on hostile input (OSError, SyntaxError,
         # ValueError, struct.error, EOFError…); each one means "not a readable image".
         raise _unreadable(name) from exc
@@ -249,12 +249,19 @@ def _check_dimensions(
         )
 
 
+def _band_max(image: Image.Image) -> float:
+    """The largest value of a one-band image."""
+    low_high = image.getextrema()
+    assert isinstance(low_high, tuple) and not isinstance(low_high[0], tuple)
+    return low_high[1]
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     """8-bit RGB: 16-bit scaled down (not clipped), transparency composited on white.
     An RGB image without transparency is returned as it is, not copied."""
     if image.mode == "RGB" and "transparency" not in image.info:
         return image
-    if image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255):
+    if image.mode.startswith("I;16") or (image.mode == "I" and _band_max(image) > 255):
         # Pillow's I;16 → L conversion clips at 255, turning everything above 1/256 white.
         image = image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:

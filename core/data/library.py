@@ -54,16 +54,15 @@ def delete_image(session: Session, image_id: int, *, actor: str) -> tuple[int, s
 
     sets_changed = drop_image(session, image_id, actor=actor)
     generations = list(session.scalars(select(Generation).where(Generation.input_image_id == image_id)))
-    doomed_keys = {image.storage_key, image.thumbnail_key}
+    doomed_keys = {key for key in (image.storage_key, image.thumbnail_key) if key}
     for gen in generations:
-        doomed_keys.update({gen.output_key, gen.thumbnail_key})
+        doomed_keys.update(key for key in (gen.output_key, gen.thumbnail_key) if key)
         session.delete(gen)
     record(session, actor, "delete_image", "input_image", image_id,
            {"sha256": image.sha256, "label": image.label, "generations_deleted": len(generations),
             "test_sets_changed": sets_changed})
     session.delete(image)
     session.flush()
-    doomed_keys.discard(None)
     return len(generations), doomed_keys - _keys_in_use(session, doomed_keys)
 
 

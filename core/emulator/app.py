@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -170,10 +171,8 @@ async def _wait(emu: Emulator, pred: Prediction, seconds: float) -> bool:
         while (now := time.time()) < deadline:
             if pred.status(now) in TERMINAL:
                 return True
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(event.wait(), min(deadline, pred.ends) - now + 0.001)
-            except asyncio.TimeoutError:
-                pass
         return pred.status(time.time()) in TERMINAL
     finally:
         emu.cancel_events.pop(pred.id, None)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 PredictTimeDist = Literal["fixed", "uniform", "lognormal"]
 
@@ -50,12 +51,12 @@ class EmulatorConfig:
     """Seed for latencies, failures and missing input seeds; None is nondeterministic."""
 
     @classmethod
-    def low_credit(cls, **overrides: object) -> EmulatorConfig:
+    def low_credit(cls, **overrides: Any) -> EmulatorConfig:
         """Replicate's limit for accounts with little credit: 6 creates a minute, burst 1."""
         return dataclasses.replace(cls(rate_limit_per_minute=6, burst=1), **overrides)
 
     @classmethod
-    def fast(cls, **overrides: object) -> EmulatorConfig:
+    def fast(cls, **overrides: Any) -> EmulatorConfig:
         """Short latencies for tests and demos."""
         base = cls(
             queue_delay_s=0.05,
@@ -72,7 +73,7 @@ class EmulatorConfig:
         return max(1, self.rate_limit_per_minute or 1)
 
 
-PRESETS = {"default": EmulatorConfig, "fast": EmulatorConfig.fast, "low-credit": EmulatorConfig.low_credit}
+PRESETS: dict[str, Callable[[], EmulatorConfig]] = {"default": EmulatorConfig, "fast": EmulatorConfig.fast, "low-credit": EmulatorConfig.low_credit}
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +104,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     """Build an EmulatorConfig from the flags added by add_cli_arguments."""
     config = PRESETS[getattr(args, "preset", None) or "default"]()
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}
     pairs = {
         "queue_delay": "queue_delay_s",
         "predict_time": "predict_time_dist",

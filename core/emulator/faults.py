@@ -7,6 +7,7 @@ Faults live in an ASGI layer outside Starlette's own middleware, so that they se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import socket
@@ -109,10 +110,8 @@ async def abort_connection(send: Send) -> bool:
         return False
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
     transport.abort()
     # Let connection_lost run, so uvicorn knows the client is gone and sends no 500.
     for _ in range(2):
@@ -165,10 +164,8 @@ class FaultMiddleware:
             await asyncio.sleep(0.05)  # let the partial body reach the socket before the reset
             await abort_connection(send)
         elif fault.action == "timeout":
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(_wait_for_disconnect(receive), self.store.config.fault_hang_s)
-            except asyncio.TimeoutError:
-                pass
             await abort_connection(send)
         else:
             await abort_connection(send)

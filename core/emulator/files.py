@@ -27,7 +27,7 @@ def _problem(status: int, detail: str) -> JSONResponse:
 async def create_file(request: Request) -> Response:
     try:
         form = await request.form()
-    except Exception as exc:  # malformed multipart: report it instead of a 500
+    except Exception as exc:  # noqa: BLE001 - malformed multipart: report it instead of a 500
         return _problem(400, f"Could not parse the multipart body: {exc}")
     try:
         content = form.get("content")

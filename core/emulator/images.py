@@ -39,7 +39,7 @@ def probe(data: bytes) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.size
-    except Exception as exc:  # PIL raises several types for unreadable data
+    except Exception as exc:  # noqa: BLE001 - PIL raises several types for unreadable data
         raise ValueError(f"cannot identify image file: {exc}") from None
 
 

@@ -364,7 +364,7 @@ class ChunkRunner:
         try:
             thumb, thumb_type = make_thumbnail(data, max_px=self.ctx.thumbnail_max_px)
             width, height = image_size(data)
-        except Exception as exc:  # noqa: BLE001 - a truncated or corrupt download
+        except Exception as exc:
             raise _DownloadFailed(f"The output image could not be read ({exc}); it was "
                                   "probably truncated in transfer.") from exc
         content_type = _sniff_content_type(data)

@@ -62,7 +62,7 @@ class InflightSlots:
         self._acquire = redis.register_script(_ACQUIRE_SLOT)
 
     def try_acquire(self, holder: str) -> bool:
-        args = [holder, self._cap, time.time(), self._lease_s]
+        args: list[str | int | float] = [holder, self._cap, time.time(), self._lease_s]
         return bool(self._acquire(keys=[self._key], args=args))
 
     def renew(self, holders: list[str]) -> None:

@@ -8,10 +8,12 @@ Every worker runs this every few seconds; a Redis lock lets one at a time do it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import select
@@ -93,7 +95,5 @@ def reap(session: Session, redis: Redis, *, chunk_size: int, grace_s: float,
             dispatch(session, redis, ids, chunk_size=chunk_size)
         return len(ids)
     finally:
-        try:
+        with contextlib.suppress(RedisError):  # the lock expired meanwhile, or Redis went: harmless
             lock.release()
-        except Exception:  # noqa: BLE001 - expired meanwhile: harmless
-            pass

@@ -65,7 +65,7 @@ def _reap_forever(runtime, stop: threading.Event) -> None:  # noqa: ANN001
                 current = effective_settings(session, runtime.settings)
                 reap(session, runtime.redis, chunk_size=current.chunk_size,
                      grace_s=JOB_START_GRACE_S)
-        except Exception:  # noqa: BLE001 - Redis or the database away: try again next round
+        except Exception:
             log.warning("reaper round failed", exc_info=True)
 
 
@@ -76,7 +76,7 @@ def _supervise(concurrency: int, burst: bool) -> int:
         args.append("--burst")
     children = [subprocess.Popen(args) for _ in range(concurrency)]
 
-    def stop(signum, _frame):  # noqa: ANN001
+    def stop(signum: int, _frame: object) -> None:
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)

@@ -80,7 +80,7 @@ def agreement(session: Session, sweep_id: int | None = None,
             Sweep.scenario_id == scenario_id)
     ratings: dict[int, dict[str, int]] = {}
     for generation_id, reviewer, rating in session.execute(query):
-        ratings.setdefault(generation_id, {})[reviewer] = int(rating)
+        ratings.setdefault(generation_id, {})[reviewer] = int(rating)  # type: ignore[arg-type]  # rated rows only
     return agreement_of(ratings)
 
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from core.insight import performance
 from core.planning.budget import day_start, month_start
@@ -121,6 +121,7 @@ def cost_per_day(session: Session, start: dt.datetime, end: dt.datetime,
 
     Columns: day (date), scenario|model, endpoint, predictions, cost_usd."""
     day = time_bucket(session, Generation.completed_at, "day")
+    key: ColumnElement[str] | InstrumentedAttribute[str]
     if by == "scenario":
         key = func.coalesce(Scenario.name, NO_SCENARIO)
     elif by == "model":

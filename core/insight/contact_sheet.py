@@ -20,9 +20,10 @@ MUTED = (120, 120, 120)
 EMPTY = (230, 230, 230)
 
 Cell = Mapping[str, Any]
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def _font(size: int) -> Font:
     for name in ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"):
         try:
             return ImageFont.truetype(name, size)
@@ -42,7 +43,7 @@ def _label(axis: str | None, value: Any) -> str:
     return "" if axis is None else f"{axis} {value}"
 
 
-def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont, width: int) -> str:
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int) -> str:
     if draw.textlength(text, font=font) <= width:
         return text
     while text and draw.textlength(text + "…", font=font) > width:
@@ -55,9 +56,9 @@ def _thumbnail(data: bytes | None) -> Image.Image | None:
         return None
     try:
         with Image.open(io.BytesIO(data)) as img:
-            img = img.convert("RGB")
-            img.thumbnail((CELL_PX, CELL_PX))
-            return img
+            rgb = img.convert("RGB")
+            rgb.thumbnail((CELL_PX, CELL_PX))
+            return rgb
     except OSError:
         return None
 
@@ -100,11 +101,11 @@ def render_grid_png(cells: Sequence[Cell], x_axis: str | None, y_axis: str | Non
                       fill=INK, font=label_font)
         for i in range(len(xs)):
             cx = left + i * (CELL_PX + GAP_PX)
-            cell = placed.get((i, j))
-            image = _thumbnail(load_thumbnail(cell)) if cell is not None else None
+            at = placed.get((i, j))
+            image = _thumbnail(load_thumbnail(at)) if at is not None else None
             if image is None:
                 draw.rectangle((cx, cy, cx + CELL_PX - 1, cy + CELL_PX - 1), fill=EMPTY)
-                state = str(cell.get("state", "")) if cell is not None else "no cell"
+                state = str(at.get("state", "")) if at is not None else "no cell"
                 draw.text((cx + 10, cy + CELL_PX // 2 - 8), state or "no image", fill=MUTED,
                           font=small)
                 continue

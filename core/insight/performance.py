@@ -62,7 +62,7 @@ def latency_percentiles_per_day(session: Session, start: dt.datetime, end: dt.da
                                 components: Sequence[str] = LATENCY_COMPONENTS) -> pd.DataFrame:
     """p50 and p95 of each component per day. Columns: day, component, n, p50_s, p95_s."""
     day = time_bucket(session, Generation.completed_at, "day")
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for component in components:
         per_day = grouped_percentiles(session, _column(component), _timed(start, end), group=day)
         rows.extend((as_day(d), component, pc.n, pc[0.5], pc[0.95]) for d, pc in per_day.items())

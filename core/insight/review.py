@@ -415,7 +415,7 @@ def ratings_by_parameter(session: Session, sweep_id: int | None = None) -> pd.Da
         query = query.where(Generation.sweep_id == sweep_id)
     totals: dict[tuple[str, Any], list[int]] = {}
     for row in session.execute(query):
-        counts = [int(x) for x in row[len(columns):]]
+        counts = [int(x or 0) for x in row[len(columns):]]  # COUNT and COALESCE(SUM, 0)
         for (name, _), value in zip(RATED_PARAMETERS, row[:len(columns)]):
             if name == "prompt":
                 value = value or UNLABELLED

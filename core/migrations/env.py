@@ -12,8 +12,11 @@ target_metadata = Base.metadata
 
 def _database_url() -> str:
     """The URL given by code wins; the alembic CLI falls back to DATABASE_URL, then the ini."""
-    return (config.attributes.get("database_url") or os.environ.get("DATABASE_URL")
-            or config.get_main_option("sqlalchemy.url"))
+    url = (config.attributes.get("database_url") or os.environ.get("DATABASE_URL")
+           or config.get_main_option("sqlalchemy.url"))
+    if not url:
+        raise RuntimeError("No database URL: set DATABASE_URL (or sqlalchemy.url in alembic.ini).")
+    return str(url)
 
 
 def run_migrations_offline() -> None:

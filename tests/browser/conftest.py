@@ -20,7 +20,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 
 @pytest.fixture(scope="module")
-def product(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Iterator[str]:  # noqa: ANN001
+def product(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Iterator[str]:
     """The whole product on embedded defaults (private Redis, emulator, one worker)."""
     tmp = tmp_path_factory.mktemp("product")
     port = free_port()
@@ -59,7 +59,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:  # noqa: ANN001
+def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -72,7 +72,7 @@ def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:  # noqa: 
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
-def pytest_runtest_makereport(item, call):  # noqa: ANN001, ANN201
+def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)

@@ -16,17 +16,17 @@ from tests.test_execution import png_bytes
 pytestmark = pytest.mark.browser
 
 
-def wait_text(page, text: str | re.Pattern, timeout: float = 60_000) -> None:  # noqa: ANN001
+def wait_text(page, text: str | re.Pattern, timeout: float = 60_000) -> None:
     page.get_by_text(text).first.wait_for(timeout=timeout)
 
 
-def downloaded(page, button_name: str) -> bytes:  # noqa: ANN001
+def downloaded(page, button_name: str) -> bytes:
     with page.expect_download() as info:
         page.get_by_role("button", name=button_name).first.click()
     return open(info.value.path(), "rb").read()
 
 
-def test_a_new_user_tunes_a_scenario_end_to_end(product, page, tmp_path):  # noqa: ANN001
+def test_a_new_user_tunes_a_scenario_end_to_end(product, page, tmp_path):
     photo = tmp_path / "face.png"
     photo.write_bytes(png_bytes(size=320))
 

@@ -11,11 +11,11 @@ PLACEHOLDERS = ["pages/overview.py", "pages/review.py", "pages/monitoring.py",
                 "pages/scenarios.py", "pages/settings.py"]
 
 
-def _sidebar_text(app) -> str:  # noqa: ANN001
+def _sidebar_text(app) -> str:
     return "\n".join(m.value for m in app.sidebar.markdown)
 
 
-def test_sidebar_shows_user_emulator_spend_and_health(open_page) -> None:  # noqa: ANN001
+def test_sidebar_shows_user_emulator_spend_and_health(open_page) -> None:
     app = open_page()
     assert not app.exception
     text = _sidebar_text(app)
@@ -28,13 +28,13 @@ def test_sidebar_shows_user_emulator_spend_and_health(open_page) -> None:  # noq
 
 
 @pytest.mark.parametrize("path", PLACEHOLDERS)
-def test_every_page_in_the_navigation_renders(open_page, path: str) -> None:  # noqa: ANN001
+def test_every_page_in_the_navigation_renders(open_page, path: str) -> None:
     app = open_page(path)
     assert not app.exception
     assert app.info, f"{path} shows nothing"
 
 
-def test_redis_down_is_reported_and_pages_still_render(open_page, monkeypatch) -> None:  # noqa: ANN001
+def test_redis_down_is_reported_and_pages_still_render(open_page, monkeypatch) -> None:
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     for path in (None, "pages/new_sweep.py", "pages/runs.py", "pages/gallery.py"):
         app = open_page(path)
@@ -43,7 +43,7 @@ def test_redis_down_is_reported_and_pages_still_render(open_page, monkeypatch) -
     assert any("Start Redis" in c.value or "redis-server" in c.value for c in app.sidebar.caption)
 
 
-def test_password_auth_asks_to_sign_in(open_page, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+def test_password_auth_asks_to_sign_in(open_page, monkeypatch, tmp_path) -> None:
     users = tmp_path / "users.toml"
     add_user(users, "ada", "a long enough password")
     monkeypatch.setenv("AUTH_USERS_FILE", str(users))
@@ -61,7 +61,7 @@ def test_password_auth_asks_to_sign_in(open_page, monkeypatch, tmp_path) -> None
     assert "`ada`" in _sidebar_text(app)
 
 
-def test_a_page_url_requested_first_still_gets_the_frame(open_page, monkeypatch) -> None:  # noqa: ANN001
+def test_a_page_url_requested_first_still_gets_the_frame(open_page, monkeypatch) -> None:
     """Before st.navigation has run once in the process, Streamlit runs a pages/ file alone;
     page_setup() reruns it through streamlit_app.py (sign-in gate and sidebar included)."""
     from streamlit.runtime.pages_manager import PagesManager

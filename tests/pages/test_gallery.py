@@ -15,21 +15,21 @@ from tests.pages.conftest import run_workers, start_sweep
 PAGE = "pages/gallery.py"
 
 
-def _captions(app) -> list[str]:  # noqa: ANN001
+def _captions(app) -> list[str]:
     return [c.value for c in app.caption]
 
 
-def _bold(app) -> list[str]:  # noqa: ANN001
+def _bold(app) -> list[str]:
     return [m.value for m in app.markdown if m.value.startswith("**")]
 
 
-def test_empty_state_points_to_new_sweep(open_page) -> None:  # noqa: ANN001
+def test_empty_state_points_to_new_sweep(open_page) -> None:
     app = open_page(PAGE)
     assert not app.exception
     assert "No sweeps yet" in app.info[0].value
 
 
-def test_grid_has_strength_across_and_steps_down(open_page, finished_sweep) -> None:  # noqa: ANN001
+def test_grid_has_strength_across_and_steps_down(open_page, finished_sweep) -> None:
     app = open_page(PAGE)
     assert not app.exception
     assert app.selectbox(key="g_x").value == "strength"
@@ -41,7 +41,7 @@ def test_grid_has_strength_across_and_steps_down(open_page, finished_sweep) -> N
                         "✅ strength 0.3 · steps 30", "✅ strength 0.6 · steps 30"]
 
 
-def test_other_axes_split_into_tabs(open_page, runtime) -> None:  # noqa: ANN001
+def test_other_axes_split_into_tabs(open_page, runtime) -> None:
     start_sweep(runtime, prompts=("a portrait", "a painting"))
     run_workers(runtime)
     app = open_page(PAGE)
@@ -51,7 +51,7 @@ def test_other_axes_split_into_tabs(open_page, runtime) -> None:  # noqa: ANN001
 
 
 def test_a_cell_opens_with_its_parameters_and_can_be_promoted(open_page, runtime,
-                                                                finished_sweep) -> None:  # noqa: ANN001
+                                                                finished_sweep) -> None:
     app = open_page(PAGE)
     next(b for b in app.button if b.label == "Open").click().run()
     assert not app.exception
@@ -70,7 +70,7 @@ def test_a_cell_opens_with_its_parameters_and_can_be_promoted(open_page, runtime
     assert scenario.name == "projection-level-1" and scenario.params["strength"] == 0.3
 
 
-def test_large_sweeps_paginate_and_unfinished_cells_show_their_state(open_page, runtime) -> None:  # noqa: ANN001
+def test_large_sweeps_paginate_and_unfinished_cells_show_their_state(open_page, runtime) -> None:
     start_sweep(runtime, strength="0.1-0.9 [11]", steps="10-30 [11]")  # 121 cells, none run
     app = open_page(PAGE)
     assert not app.exception
@@ -80,14 +80,14 @@ def test_large_sweeps_paginate_and_unfinished_cells_show_their_state(open_page, 
     assert "0 of 121 images ready — filling in as the sweep runs" in _captions(app)
 
 
-def test_state_filter_hides_cells(open_page, finished_sweep) -> None:  # noqa: ANN001
+def test_state_filter_hides_cells(open_page, finished_sweep) -> None:
     app = open_page(PAGE)
     app.get("button_group")[0].set_value(["failed"]).run()
     assert "No cells match the chosen states, rating and tags." in app.info[0].value
 
 
 def test_rating_and_tag_filters_keep_only_matching_cells(open_page, runtime,
-                                                         finished_sweep) -> None:  # noqa: ANN001
+                                                         finished_sweep) -> None:
     from core.insight.review import save_review
     from dashboard import queries
 
@@ -104,7 +104,7 @@ def test_rating_and_tag_filters_keep_only_matching_cells(open_page, runtime,
     assert [c for image in app.image for c in image.captions] == ["✅ strength 0.6 · steps 20"]
 
 
-def test_grid_png_has_a_cell_per_value(page_env, runtime, finished_sweep) -> None:  # noqa: ANN001
+def test_grid_png_has_a_cell_per_value(page_env, runtime, finished_sweep) -> None:
     from dashboard import queries
 
     cells = queries.sweep_cells(finished_sweep)

@@ -14,7 +14,7 @@ from tests.factories import make_generation, make_scenario, make_sweep
 PAGE = "pages/monitoring.py"
 
 
-def _seed(runtime) -> None:  # noqa: ANN001
+def _seed(runtime) -> None:
     when = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
     with session_scope(runtime.engine) as session:
         scenario = make_scenario(session, "projection-level-1")
@@ -28,17 +28,17 @@ def _seed(runtime) -> None:  # noqa: ANN001
         make_generation(session, emulated, completed_at=when, cost_usd=0.02, latency_s=1.0)
 
 
-def _downloads(app) -> list[str]:  # noqa: ANN001
+def _downloads(app) -> list[str]:
     return [d.label for d in app.get("download_button")]
 
 
-def test_empty_state_points_to_new_sweep(open_page) -> None:  # noqa: ANN001
+def test_empty_state_points_to_new_sweep(open_page) -> None:
     app = open_page(PAGE)
     assert not app.exception
     assert "Nothing to chart yet" in app.info[0].value
 
 
-def test_every_chart_has_its_csv(open_page, runtime) -> None:  # noqa: ANN001
+def test_every_chart_has_its_csv(open_page, runtime) -> None:
     _seed(runtime)
     app = open_page(PAGE)
     assert not app.exception
@@ -63,7 +63,7 @@ def test_every_chart_has_its_csv(open_page, runtime) -> None:  # noqa: ANN001
     assert round(row["cost_per_month_usd"], 2) == round(500 * 0.032 / 3, 2)
 
 
-def test_stack_by_model_and_an_empty_range(open_page, runtime) -> None:  # noqa: ANN001
+def test_stack_by_model_and_an_empty_range(open_page, runtime) -> None:
     _seed(runtime)
     app = open_page(PAGE)
     app.get("button_group")[0].set_value("model").run()
@@ -79,7 +79,7 @@ def test_stack_by_model_and_an_empty_range(open_page, runtime) -> None:  # noqa:
     assert "CSV of cumulative real spend" in _downloads(app)  # every day has a row, even empty
 
 
-def test_a_database_error_is_a_message(open_page, runtime) -> None:  # noqa: ANN001
+def test_a_database_error_is_a_message(open_page, runtime) -> None:
     _seed(runtime)
     with session_scope(runtime.engine) as session:
         session.execute(text("ALTER TABLE scenario RENAME TO scenario_gone"))

@@ -15,11 +15,11 @@ from tests.services import free_port
 PAGE = "pages/new_sweep.py"
 
 
-def _captions(app) -> list[str]:  # noqa: ANN001
+def _captions(app) -> list[str]:
     return [c.value for c in app.caption]
 
 
-def test_empty_database_asks_for_an_image(open_page) -> None:  # noqa: ANN001
+def test_empty_database_asks_for_an_image(open_page) -> None:
     app = open_page(PAGE)
     assert not app.exception
     assert "Choose at least one input image" in app.info[0].value
@@ -27,7 +27,7 @@ def test_empty_database_asks_for_an_image(open_page) -> None:  # noqa: ANN001
     assert next(b for b in app.button if b.label == "Submit sweep").disabled
 
 
-def test_typing_an_axis_shows_the_parsed_values(open_page) -> None:  # noqa: ANN001
+def test_typing_an_axis_shows_the_parsed_values(open_page) -> None:
     app = open_page(PAGE)
     app.text_input(key="f_strength").input("0.2-0.8 [4]").run()
     assert "→ 4 values: 0.2, 0.4, 0.6, 0.8" in _captions(app)
@@ -35,7 +35,7 @@ def test_typing_an_axis_shows_the_parsed_values(open_page) -> None:  # noqa: ANN
     assert "→ 3 values: 20, 30, 40" in _captions(app)
 
 
-def test_a_bad_axis_shows_the_error_naming_the_value(open_page) -> None:  # noqa: ANN001
+def test_a_bad_axis_shows_the_error_naming_the_value(open_page) -> None:
     app = open_page(PAGE)
     app.text_input(key="f_strength").input("0.3, abc").run()
     assert any("'abc'" in e.value and "strength" in e.value for e in app.error)
@@ -43,7 +43,7 @@ def test_a_bad_axis_shows_the_error_naming_the_value(open_page) -> None:  # noqa
     assert any("25.5 is not a whole number" in e.value for e in app.error)
 
 
-def test_uploads_are_stored_and_a_bad_file_is_named(open_page, runtime) -> None:  # noqa: ANN001
+def test_uploads_are_stored_and_a_bad_file_is_named(open_page, runtime) -> None:
     app = open_page(PAGE)
     app.file_uploader(key="uploader").set_value([
         ("face.png", png_bytes(), "image/png"), ("notes.png", b"not an image", "image/png")]).run()
@@ -68,7 +68,7 @@ def test_take_uploads_stores_each_file_once() -> None:
 
     calls = []
 
-    def store(batch):  # noqa: ANN001, ANN202
+    def store(batch):
         calls.append([name for name, _ in batch])
         return [Outcome(7) if name == "a.png" else Outcome(None, "not an image") for name, _ in batch]
 
@@ -81,11 +81,11 @@ def test_take_uploads_stores_each_file_once() -> None:
                               {"name": "b.png", "image_id": None, "error": "not an image"}]
 
 
-def _pick(app, image_id: int):  # noqa: ANN001, ANN202
+def _pick(app, image_id: int):
     return next(c for c in app.checkbox if c.key.startswith(f"pick_{image_id}_"))
 
 
-def _fill(app, image_id: int, prompts: str = "a portrait") -> None:  # noqa: ANN001
+def _fill(app, image_id: int, prompts: str = "a portrait") -> None:
     _pick(app, image_id).check()
     app.text_input(key="f_strength").input("0.3, 0.6")
     app.text_input(key="f_steps").input("20, 30")
@@ -94,11 +94,11 @@ def _fill(app, image_id: int, prompts: str = "a portrait") -> None:  # noqa: ANN
     app.run()
 
 
-def _metric(app, label: str) -> str:  # noqa: ANN001
+def _metric(app, label: str) -> str:
     return next(m.value for m in app.metric if m.label == label)
 
 
-def test_submit_creates_the_sweep_and_queues_its_cells(open_page, runtime) -> None:  # noqa: ANN001
+def test_submit_creates_the_sweep_and_queues_its_cells(open_page, runtime) -> None:
     image_id = store_image(runtime)
     app = open_page(PAGE)
     _fill(app, image_id, "a portrait\na painting")
@@ -121,7 +121,7 @@ def test_submit_creates_the_sweep_and_queues_its_cells(open_page, runtime) -> No
     assert app.session_state.sweep_id == sweep.id
 
 
-def test_preview_counts_outputs_it_will_reuse(open_page, runtime, finished_sweep) -> None:  # noqa: ANN001
+def test_preview_counts_outputs_it_will_reuse(open_page, runtime, finished_sweep) -> None:
     with session_scope(runtime.engine) as session:
         image_id = session.scalar(select(InputImage.id))
     app = open_page(PAGE)
@@ -131,7 +131,7 @@ def test_preview_counts_outputs_it_will_reuse(open_page, runtime, finished_sweep
     assert _metric(app, "Reuse earlier outputs") == "0"
 
 
-def test_over_budget_is_refused_before_submit(open_page, runtime) -> None:  # noqa: ANN001
+def test_over_budget_is_refused_before_submit(open_page, runtime) -> None:
     image_id = store_image(runtime)
     app = open_page(PAGE)
     _fill(app, image_id)
@@ -140,7 +140,7 @@ def test_over_budget_is_refused_before_submit(open_page, runtime) -> None:  # no
     assert next(b for b in app.button if b.label == "Submit sweep").disabled
 
 
-def test_a_scenario_prefills_prompt_and_parameters(open_page, runtime) -> None:  # noqa: ANN001
+def test_a_scenario_prefills_prompt_and_parameters(open_page, runtime) -> None:
     with session_scope(runtime.engine) as session:
         session.add(Scenario(name="projection-level-1", prompt_template="a projection portrait",
                              negative_prompt="blurry",
@@ -153,7 +153,7 @@ def test_a_scenario_prefills_prompt_and_parameters(open_page, runtime) -> None: 
     assert app.text_input(key="f_steps").value == "28"
 
 
-def test_submit_with_redis_down_saves_the_sweep(open_page, runtime, monkeypatch) -> None:  # noqa: ANN001
+def test_submit_with_redis_down_saves_the_sweep(open_page, runtime, monkeypatch) -> None:
     image_id = store_image(runtime)
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     clear_caches()
@@ -168,7 +168,7 @@ def test_submit_with_redis_down_saves_the_sweep(open_page, runtime, monkeypatch)
                               .where(Generation.job_id.is_not(None))) == 0
 
 
-def test_the_library_choice_follows_clicks_and_survives_reruns(open_page, runtime) -> None:  # noqa: ANN001
+def test_the_library_choice_follows_clicks_and_survives_reruns(open_page, runtime) -> None:
     image_id = store_image(runtime)
     app = open_page(PAGE)
     _pick(app, image_id).check().run()

@@ -15,11 +15,11 @@ from tests.services import free_port
 PAGE = "pages/overview.py"
 
 
-def _metrics(app) -> dict[str, str]:  # noqa: ANN001
+def _metrics(app) -> dict[str, str]:
     return {m.label: m.value for m in app.metric}
 
 
-def _seed(runtime, *, real_cost: float = 0.5, failed_error: str | None = None) -> None:  # noqa: ANN001
+def _seed(runtime, *, real_cost: float = 0.5, failed_error: str | None = None) -> None:
     now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
     with session_scope(runtime.engine) as session:
         real = make_sweep(session, endpoint="replicate", name="real sweep")
@@ -31,14 +31,14 @@ def _seed(runtime, *, real_cost: float = 0.5, failed_error: str | None = None) -
                             error=failed_error)
 
 
-def test_empty_state_points_to_new_sweep(open_page) -> None:  # noqa: ANN001
+def test_empty_state_points_to_new_sweep(open_page) -> None:
     app = open_page(PAGE)
     assert not app.exception
     assert "No sweeps yet" in app.info[0].value
     assert app.get("page_link")
 
 
-def test_real_and_emulated_spend_are_apart(open_page, runtime) -> None:  # noqa: ANN001
+def test_real_and_emulated_spend_are_apart(open_page, runtime) -> None:
     _seed(runtime)
     app = open_page(PAGE)
     assert not app.exception
@@ -57,7 +57,7 @@ def test_real_and_emulated_spend_are_apart(open_page, runtime) -> None:  # noqa:
     assert not app.warning
 
 
-def test_budget_reached_and_failures_are_flagged(open_page, runtime) -> None:  # noqa: ANN001
+def test_budget_reached_and_failures_are_flagged(open_page, runtime) -> None:
     _seed(runtime, real_cost=25.0, failed_error="CUDA out of memory")
     app = open_page(PAGE)
     assert not app.exception
@@ -68,7 +68,7 @@ def test_budget_reached_and_failures_are_flagged(open_page, runtime) -> None:  #
     assert any("CUDA out of memory" in str(d.value) for d in app.dataframe)
 
 
-def test_queued_work_without_workers_is_flagged(open_page, runtime, finished_sweep) -> None:  # noqa: ANN001
+def test_queued_work_without_workers_is_flagged(open_page, runtime, finished_sweep) -> None:
     from tests.pages.conftest import start_sweep
 
     start_sweep(runtime, strength="0.4")
@@ -77,7 +77,7 @@ def test_queued_work_without_workers_is_flagged(open_page, runtime, finished_swe
     assert any("no worker is running" in w.value for w in app.warning)
 
 
-def test_redis_down_is_a_message(open_page, finished_sweep, monkeypatch) -> None:  # noqa: ANN001
+def test_redis_down_is_a_message(open_page, finished_sweep, monkeypatch) -> None:
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     clear_caches()
     app = open_page(PAGE)

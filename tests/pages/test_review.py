@@ -16,39 +16,39 @@ from tests.services import free_port
 PAGE = "pages/review.py"
 
 
-def _button(app, label: str):  # noqa: ANN001, ANN202
+def _button(app, label: str):
     return next(b for b in app.button if b.label == label)
 
 
-def _progress(app) -> str:  # noqa: ANN001
+def _progress(app) -> str:
     return next(p.proto.text for p in app.get("progress") if "reviewed by you" in p.proto.text)
 
 
-def _reviews(runtime) -> list[Review]:  # noqa: ANN001
+def _reviews(runtime) -> list[Review]:
     with session_scope(runtime.engine) as session:
         rows = list(session.scalars(select(Review).order_by(Review.id)))
         session.expunge_all()
         return rows
 
 
-def _shown(app) -> int:  # noqa: ANN001
+def _shown(app) -> int:
     return app.session_state["rv_current"]
 
 
-def test_empty_state_points_to_new_sweep(open_page) -> None:  # noqa: ANN001
+def test_empty_state_points_to_new_sweep(open_page) -> None:
     app = open_page(PAGE)
     assert not app.exception
     assert "No sweeps yet" in app.info[0].value
 
 
-def test_a_sweep_with_nothing_finished_says_so(open_page, runtime) -> None:  # noqa: ANN001
+def test_a_sweep_with_nothing_finished_says_so(open_page, runtime) -> None:
     start_sweep(runtime)  # queued, no worker
     app = open_page(PAGE)
     assert not app.exception
     assert "No finished images to review in this scope yet" in app.info[0].value
 
 
-def test_pair_and_controls(open_page, finished_sweep) -> None:  # noqa: ANN001
+def test_pair_and_controls(open_page, finished_sweep) -> None:
     app = open_page(PAGE)
     assert not app.exception
     assert _progress(app) == "**0 / 4** reviewed by you"
@@ -60,7 +60,7 @@ def test_pair_and_controls(open_page, finished_sweep) -> None:  # noqa: ANN001
                                              "1", "5"}
 
 
-def test_save_and_next_stores_the_review_and_moves_on(open_page, runtime, finished_sweep) -> None:  # noqa: ANN001
+def test_save_and_next_stores_the_review_and_moves_on(open_page, runtime, finished_sweep) -> None:
     app = open_page(PAGE)
     first = _shown(app)
     app.feedback[0].set_value(3)  # the fourth star
@@ -81,7 +81,7 @@ def test_save_and_next_stores_the_review_and_moves_on(open_page, runtime, finish
     assert summary[summary["parameter"] == "strength"]["mean_rating"].tolist() == [4.0]
 
 
-def test_number_keys_rate_and_advance_to_the_end(open_page, runtime, finished_sweep) -> None:  # noqa: ANN001
+def test_number_keys_rate_and_advance_to_the_end(open_page, runtime, finished_sweep) -> None:
     app = open_page(PAGE)
     for stars in (5, 4, 2, 1):
         _button(app, str(stars)).click().run()
@@ -93,7 +93,7 @@ def test_number_keys_rate_and_advance_to_the_end(open_page, runtime, finished_sw
     assert app.feedback[0].value == 4  # the earlier five stars, prefilled
 
 
-def test_next_and_previous(open_page, finished_sweep) -> None:  # noqa: ANN001
+def test_next_and_previous(open_page, finished_sweep) -> None:
     app = open_page(PAGE)
     first = _shown(app)
     _button(app, "Previous").click().run()
@@ -105,7 +105,7 @@ def test_next_and_previous(open_page, finished_sweep) -> None:  # noqa: ANN001
     assert _shown(app) == first
 
 
-def test_scope_of_one_sweep_and_all_generations(open_page, runtime, finished_sweep) -> None:  # noqa: ANN001
+def test_scope_of_one_sweep_and_all_generations(open_page, runtime, finished_sweep) -> None:
     app = open_page(PAGE)
     app.toggle(key="rv_first").set_value(False).run()
     assert _progress(app) == "**0 / 4** reviewed by you"
@@ -113,7 +113,7 @@ def test_scope_of_one_sweep_and_all_generations(open_page, runtime, finished_swe
     assert not app.exception and _progress(app) == "**0 / 4** reviewed by you"
 
 
-def test_nothing_to_save_is_a_message(open_page, runtime, finished_sweep) -> None:  # noqa: ANN001
+def test_nothing_to_save_is_a_message(open_page, runtime, finished_sweep) -> None:
     app = open_page(PAGE)
     first = _shown(app)
     _button(app, "Save and next").click().run()
@@ -122,7 +122,7 @@ def test_nothing_to_save_is_a_message(open_page, runtime, finished_sweep) -> Non
     assert _shown(app) == first and not _reviews(runtime)
 
 
-def test_out_of_range_rating_is_refused_by_the_handler(page_env, runtime, finished_sweep) -> None:  # noqa: ANN001
+def test_out_of_range_rating_is_refused_by_the_handler(page_env, runtime, finished_sweep) -> None:
     from dashboard import review_widgets as rw
 
     gid = rw.next_to_review(None, "tester", rw.Scope(None, 100))
@@ -131,7 +131,7 @@ def test_out_of_range_rating_is_refused_by_the_handler(page_env, runtime, finish
     assert not _reviews(runtime)
 
 
-def test_promote_the_shown_settings(open_page, runtime, finished_sweep) -> None:  # noqa: ANN001
+def test_promote_the_shown_settings(open_page, runtime, finished_sweep) -> None:
     app = open_page(PAGE)
     gid = _shown(app)
     app.text_input(key=f"rv_promote_name_{gid}").input("projection-level-1")
@@ -146,7 +146,7 @@ def test_promote_the_shown_settings(open_page, runtime, finished_sweep) -> None:
         assert scenario.params["num_inference_steps"] == shown.steps
 
 
-def test_bad_scenario_name_on_promote_is_a_message(open_page, finished_sweep) -> None:  # noqa: ANN001
+def test_bad_scenario_name_on_promote_is_a_message(open_page, finished_sweep) -> None:
     app = open_page(PAGE)
     gid = _shown(app)
     app.text_input(key=f"rv_promote_name_{gid}").input("Projection Level 1!")
@@ -155,7 +155,7 @@ def test_bad_scenario_name_on_promote_is_a_message(open_page, finished_sweep) ->
     assert "is not allowed: use lowercase letters" in app.error[0].value
 
 
-def test_redis_down_does_not_stop_reviewing(open_page, runtime, finished_sweep, monkeypatch) -> None:  # noqa: ANN001
+def test_redis_down_does_not_stop_reviewing(open_page, runtime, finished_sweep, monkeypatch) -> None:
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     clear_caches()
     app = open_page(PAGE)

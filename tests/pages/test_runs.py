@@ -13,24 +13,24 @@ from tests.services import free_port
 PAGE = "pages/runs.py"
 
 
-def _button(app, label: str):  # noqa: ANN001, ANN202
+def _button(app, label: str):
     return next(b for b in app.button if b.label.startswith(label))
 
 
-def _states(runtime, sweep_id: int) -> list[str]:  # noqa: ANN001
+def _states(runtime, sweep_id: int) -> list[str]:
     with session_scope(runtime.engine) as session:
         return [g.state.value for g in session.scalars(
             select(Generation).where(Generation.sweep_id == sweep_id))]
 
 
-def test_empty_state_points_to_new_sweep(open_page) -> None:  # noqa: ANN001
+def test_empty_state_points_to_new_sweep(open_page) -> None:
     app = open_page(PAGE)
     assert not app.exception
     assert "No sweeps yet — start one on New sweep" in app.info[0].value
     assert app.get("page_link")
 
 
-def test_a_finished_sweep_shows_progress_cost_and_who(open_page, finished_sweep) -> None:  # noqa: ANN001
+def test_a_finished_sweep_shows_progress_cost_and_who(open_page, finished_sweep) -> None:
     app = open_page(PAGE)
     assert not app.exception
     text = " ".join(m.value for m in app.markdown)
@@ -42,7 +42,7 @@ def test_a_finished_sweep_shows_progress_cost_and_who(open_page, finished_sweep)
     assert _button(app, "Cancel sweep").disabled  # nothing left to cancel
 
 
-def test_cancel_stops_queued_cells(open_page, runtime) -> None:  # noqa: ANN001
+def test_cancel_stops_queued_cells(open_page, runtime) -> None:
     sweep_id = start_sweep(runtime)  # no worker runs: every cell is still queued
     app = open_page(PAGE)
     assert "no worker is running" in app.warning[0].value
@@ -53,7 +53,7 @@ def test_cancel_stops_queued_cells(open_page, runtime) -> None:  # noqa: ANN001
     assert runtime.redis.get(keys.sweep_cancel(sweep_id)) is not None
 
 
-def test_retry_sends_failed_cells_again_and_errors_show_inline(open_page, runtime) -> None:  # noqa: ANN001
+def test_retry_sends_failed_cells_again_and_errors_show_inline(open_page, runtime) -> None:
     sweep_id = start_sweep(runtime)
     with session_scope(runtime.engine) as session:
         session.execute(update(Generation).where(Generation.sweep_id == sweep_id).values(
@@ -69,7 +69,7 @@ def test_retry_sends_failed_cells_again_and_errors_show_inline(open_page, runtim
     assert {c.state for c in cells} == {GenerationState.PENDING} and all(c.job_id for c in cells)
 
 
-def test_redis_down_is_a_message_not_a_crash(open_page, finished_sweep, monkeypatch) -> None:  # noqa: ANN001
+def test_redis_down_is_a_message_not_a_crash(open_page, finished_sweep, monkeypatch) -> None:
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     clear_caches()
     app = open_page(PAGE)

@@ -16,17 +16,17 @@ from core.scenarios.versions import create_scenario, set_status
 PAGE = "pages/scenarios.py"
 
 
-def _submit(app, label: str):  # noqa: ANN001, ANN202
+def _submit(app, label: str):
     return next(b for b in app.button if b.label == label)
 
 
-def _fill(app, **values: str) -> None:  # noqa: ANN001
+def _fill(app, **values: str) -> None:
     for label, value in values.items():
         widget = next(w for w in [*app.text_input, *app.text_area] if w.label == label)
         widget.input(value)
 
 
-def _seed(runtime, status: str = "draft") -> None:  # noqa: ANN001
+def _seed(runtime, status: str = "draft") -> None:
     with session_scope(runtime.engine) as session:
         create_scenario(session, "projection-level-1", actor="alice", description="Subtle",
                         prompt_template="a person, photo", params={"strength": 0.35,
@@ -36,7 +36,7 @@ def _seed(runtime, status: str = "draft") -> None:  # noqa: ANN001
             set_status(session, "projection-level-1", step, actor="alice")
 
 
-def test_empty_state_offers_to_create(open_page) -> None:  # noqa: ANN001
+def test_empty_state_offers_to_create(open_page) -> None:
     app = open_page(PAGE)
     assert not app.exception
     assert "No scenarios yet" in app.info[0].value
@@ -44,7 +44,7 @@ def test_empty_state_offers_to_create(open_page) -> None:  # noqa: ANN001
     assert any("No scenario is production yet" in i.value for i in app.info)
 
 
-def test_create_a_scenario(open_page, runtime) -> None:  # noqa: ANN001
+def test_create_a_scenario(open_page, runtime) -> None:
     app = open_page(PAGE)
     _fill(app, **{"Name": "projection-level-2", "Description": "Stronger",
                   "Prompt template": "a person, 3d render"})
@@ -61,7 +61,7 @@ def test_create_a_scenario(open_page, runtime) -> None:  # noqa: ANN001
         assert version.snapshot["params"] == {"strength": 0.55, "num_inference_steps": 30}
 
 
-def test_edit_makes_a_version_with_author_and_diff(open_page, runtime) -> None:  # noqa: ANN001
+def test_edit_makes_a_version_with_author_and_diff(open_page, runtime) -> None:
     _seed(runtime)
     app = open_page(PAGE)
     assert app.selectbox(key="sc_pick").value == "projection-level-1"
@@ -79,14 +79,14 @@ def test_edit_makes_a_version_with_author_and_diff(open_page, runtime) -> None: 
                                         "after": "0.4"}]
 
 
-def test_saving_unchanged_makes_no_version(open_page, runtime) -> None:  # noqa: ANN001
+def test_saving_unchanged_makes_no_version(open_page, runtime) -> None:
     _seed(runtime)
     app = open_page(PAGE)
     _submit(app, "Save as a new version").click().run()
     assert "Nothing changed, so no new version was made." in app.info[0].value
 
 
-def test_status_steps_and_export(open_page, runtime) -> None:  # noqa: ANN001
+def test_status_steps_and_export(open_page, runtime) -> None:
     _seed(runtime)
     app = open_page(PAGE)
     _submit(app, "Mark calibrated").click().run()
@@ -106,7 +106,7 @@ def test_status_steps_and_export(open_page, runtime) -> None:  # noqa: ANN001
     assert labels == {"Download scenario_config.py", "Download scenario_config.json"}
 
 
-def test_export_can_include_calibrated(open_page, runtime) -> None:  # noqa: ANN001
+def test_export_can_include_calibrated(open_page, runtime) -> None:
     _seed(runtime, status="calibrated")
     app = open_page(PAGE)
     assert not app.code
@@ -114,7 +114,7 @@ def test_export_can_include_calibrated(open_page, runtime) -> None:  # noqa: ANN
     assert "projection-level-1" in app.code[0].value
 
 
-def test_bad_name_is_a_message(open_page, runtime) -> None:  # noqa: ANN001
+def test_bad_name_is_a_message(open_page, runtime) -> None:
     app = open_page(PAGE)
     _fill(app, Name="Projection Level 1")
     _submit(app, "Create scenario").click().run()
@@ -123,7 +123,7 @@ def test_bad_name_is_a_message(open_page, runtime) -> None:  # noqa: ANN001
     assert not app.success
 
 
-def test_duplicate_name_and_bad_json_are_messages(open_page, runtime) -> None:  # noqa: ANN001
+def test_duplicate_name_and_bad_json_are_messages(open_page, runtime) -> None:
     _seed(runtime)
     app = open_page(PAGE)
     app.selectbox(key="sc_pick").set_value("➕ New scenario").run()

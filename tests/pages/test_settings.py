@@ -14,15 +14,15 @@ from tests.services import free_port
 PAGE = "pages/settings.py"
 
 
-def _button(app, label: str):  # noqa: ANN001, ANN202
+def _button(app, label: str):
     return next(b for b in app.button if b.label == label)
 
 
-def _number(app, label: str):  # noqa: ANN001, ANN202
+def _number(app, label: str):
     return next(n for n in app.number_input if n.label == label)
 
 
-def test_empty_state(open_page) -> None:  # noqa: ANN001
+def test_empty_state(open_page) -> None:
     app = open_page(PAGE)
     assert not app.exception
     infos = " ".join(i.value for i in app.info)
@@ -30,7 +30,7 @@ def test_empty_state(open_page) -> None:  # noqa: ANN001
     assert "Press Run system check" in infos
 
 
-def test_add_the_default_model_and_edit_its_pricing(open_page, runtime) -> None:  # noqa: ANN001
+def test_add_the_default_model_and_edit_its_pricing(open_page, runtime) -> None:
     app = open_page(PAGE)
     _button(app, "Add stability-ai/sdxl").click().run()
     assert "stability-ai/sdxl added." in app.success[0].value
@@ -48,7 +48,7 @@ def test_add_the_default_model_and_edit_its_pricing(open_page, runtime) -> None:
         assert entry.actor == local_user() and entry.detail["diff"]["inflight_cap"] == [None, 4]
 
 
-def test_per_image_pricing_needs_a_price(open_page, runtime) -> None:  # noqa: ANN001
+def test_per_image_pricing_needs_a_price(open_page, runtime) -> None:
     from tests.factories import make_model
 
     with session_scope(runtime.engine) as session:
@@ -60,7 +60,7 @@ def test_per_image_pricing_needs_a_price(open_page, runtime) -> None:  # noqa: A
     assert "A model priced per output image needs usd_per_image." in app.error[0].value
 
 
-def test_budgets_are_stored_and_used(open_page, runtime) -> None:  # noqa: ANN001
+def test_budgets_are_stored_and_used(open_page, runtime) -> None:
     app = open_page(PAGE)
     assert _number(app, "Daily budget (USD)").value == 20.0
     _number(app, "Daily budget (USD)").set_value(7.5)
@@ -77,7 +77,7 @@ def test_budgets_are_stored_and_used(open_page, runtime) -> None:  # noqa: ANN00
     assert any(i.value == "Nothing changed." for i in app.info)
 
 
-def test_system_check_runs_on_the_button(open_page) -> None:  # noqa: ANN001
+def test_system_check_runs_on_the_button(open_page) -> None:
     app = open_page(PAGE)
     assert not any("Configuration" in s.value for s in app.success)
     _button(app, "Run system check").click().run()
@@ -88,7 +88,7 @@ def test_system_check_runs_on_the_button(open_page) -> None:  # noqa: ANN001
     assert "**Fix:** Start workers: `python -m core worker`" in workers
 
 
-def test_delete_an_image_and_what_it_made(open_page, runtime, finished_sweep) -> None:  # noqa: ANN001
+def test_delete_an_image_and_what_it_made(open_page, runtime, finished_sweep) -> None:
     other = store_image(runtime, color=(10, 200, 30), name="other.png")
     app = open_page(PAGE)
     assert len(app.image) == 2
@@ -104,7 +104,7 @@ def test_delete_an_image_and_what_it_made(open_page, runtime, finished_sweep) ->
     assert len(app.image) == 1
 
 
-def test_redis_down_is_a_failed_check_with_its_fix(open_page, monkeypatch) -> None:  # noqa: ANN001
+def test_redis_down_is_a_failed_check_with_its_fix(open_page, monkeypatch) -> None:
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     clear_caches()
     app = open_page(PAGE)

@@ -19,14 +19,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_info, table, verdict, write_results  # noqa: E402
+from common import machine_info, table, verdict, write_results
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-from skimage import data as skdata  # noqa: E402
+import numpy as np
+from PIL import Image
+from skimage import data as skdata
 
-from core.data.images import make_thumbnail  # noqa: E402
-from core.insight.metrics import measure, prepare  # noqa: E402
+from core.data.images import make_thumbnail
+from core.insight.metrics import measure, prepare
 
 TARGET_MS = 25.0
 
@@ -37,7 +37,7 @@ def png_1024(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def cpu_ms(fn, repeat: int) -> float:  # noqa: ANN001
+def cpu_ms(fn, repeat: int) -> float:
     fn()
     samples = []
     for _ in range(repeat):

@@ -80,7 +80,7 @@ def test_empty_sweep_and_bad_requests(db_session):
     assert export_filename(12, "csv") == "sweep-12.csv"
 
 
-def test_reviews_are_in_both_exports(sweep, tmp_path):  # noqa: ANN001
+def test_reviews_are_in_both_exports(sweep, tmp_path):
     session, s = sweep
     image = make_image(session, label="face.png")
     rated = make_generation(session, s, cell_index=2, input_image_id=image.id,

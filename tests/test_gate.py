@@ -22,7 +22,7 @@ LIMITS = types.SimpleNamespace(max_cells_per_sweep=2000, inflight_cap=32,
 CAPS = Caps(sweep_usd=5.0, daily_usd=20.0, monthly_usd=300.0)
 
 
-def production_scenario(session, name: str = "projection-level-1") -> int:  # noqa: ANN001
+def production_scenario(session, name: str = "projection-level-1") -> int:
     """v1 created, v2 calibrated, v3 in production, v4 an edit of it: the candidate."""
     created = scenarios.create_scenario(
         session, name, actor="alice", prompt_template="a person, photo",
@@ -35,9 +35,9 @@ def production_scenario(session, name: str = "projection-level-1") -> int:  # no
     return created.id
 
 
-def make_gate(session, *, photos: int = 2, seeds: int = 2, reviewers: int = 1,  # noqa: ANN001
+def make_gate(session, *, photos: int = 2, seeds: int = 2, reviewers: int = 1,
               budget: float | None = None) -> int:
-    scenario_id = production_scenario(session)
+    production_scenario(session)
     images = [make_image(session) for _ in range(photos)]
     testsets.create_test_set(session, "hard-light", [i.id for i in images], actor="alice",
                              notes={images[0].id: "dark skin, low light"})
@@ -48,7 +48,7 @@ def make_gate(session, *, photos: int = 2, seeds: int = 2, reviewers: int = 1,  
                             caps=CAPS).id
 
 
-def finish_cells(session, run_id: int, *, failed: set[int] = frozenset(),  # noqa: ANN001
+def finish_cells(session, run_id: int, *, failed: set[int] = frozenset(),
                  safety: bool = False) -> None:
     """Mark the gate's cells as a worker would: outputs, cost, latency; some failed."""
     run = gate.gate_run(session, run_id)
@@ -65,9 +65,9 @@ def finish_cells(session, run_id: int, *, failed: set[int] = frozenset(),  # noq
     session.flush()
 
 
-def similarity_reader(values: dict[str, float]):  # noqa: ANN201
+def similarity_reader(values: dict[str, float]):
     """Image metrics as the metrics module would give them: by the cell's sweep."""
-    def read(session, ids):  # noqa: ANN001, ANN202
+    def read(session, ids):
         rows = session.execute(select(Generation.id, Sweep.name).join(Sweep).where(
             Generation.id.in_(list(ids))))
         return {gid: {"similarity": values["candidate" if "candidate" in name else "production"]}
@@ -75,7 +75,7 @@ def similarity_reader(values: dict[str, float]):  # noqa: ANN201
     return read
 
 
-def test_a_gate_is_two_sweeps_on_the_same_photos_and_seeds(db_session):  # noqa: ANN001
+def test_a_gate_is_two_sweeps_on_the_same_photos_and_seeds(db_session):
     run_id = make_gate(db_session, photos=2, seeds=3)
     run = gate.gate_run(db_session, run_id)
     cand, prod = (db_session.get(Sweep, run.candidate_sweep_id),
@@ -94,13 +94,13 @@ def test_a_gate_is_two_sweeps_on_the_same_photos_and_seeds(db_session):  # noqa:
     assert gate.gate_seeds(run.test_set_id, 2) == run.seeds[:2]  # more seeds keep the first
 
 
-def test_the_cost_is_capped_before_anything_is_stored(db_session):  # noqa: ANN001
+def test_the_cost_is_capped_before_anything_is_stored(db_session):
     with pytest.raises(BudgetExceeded, match="cap is \\$0.0000"):
         make_gate(db_session, budget=0.0)
     assert db_session.scalar(select(Sweep.id)) is None
 
 
-def test_bad_requests_say_what_to_fix(db_session):  # noqa: ANN001
+def test_bad_requests_say_what_to_fix(db_session):
     production_scenario(db_session)
     image = make_image(db_session)
     testsets.create_test_set(db_session, "one", [image.id], actor="alice")
@@ -114,7 +114,7 @@ def test_bad_requests_say_what_to_fix(db_session):  # noqa: ANN001
             gate.plan_gate(db_session, request, limits=LIMITS)
 
 
-def test_a_pick_lands_on_the_pair_named_and_is_mapped_blind(db_session):  # noqa: ANN001
+def test_a_pick_lands_on_the_pair_named_and_is_mapped_blind(db_session):
     run_id = make_gate(db_session)
     assert gate.next_pair(db_session, run_id, "carol") is None  # nothing succeeded yet
     finish_cells(db_session, run_id)
@@ -141,7 +141,7 @@ def test_a_pick_lands_on_the_pair_named_and_is_mapped_blind(db_session):  # noqa
         gate.judge(db_session, 999_999, "carol", "left")
 
 
-def test_each_pair_waits_for_the_reviewers_it_needs(db_session):  # noqa: ANN001
+def test_each_pair_waits_for_the_reviewers_it_needs(db_session):
     run_id = make_gate(db_session, photos=1, seeds=1, reviewers=2)
     finish_cells(db_session, run_id)
     (pair,) = gate.upcoming_pairs(db_session, run_id, "carol")
@@ -154,7 +154,7 @@ def test_each_pair_waits_for_the_reviewers_it_needs(db_session):  # noqa: ANN001
     assert gate.review_progress(db_session, run_id, "erin").complete == 1
 
 
-def judge_all(session, run_id: int, choose) -> None:  # noqa: ANN001
+def judge_all(session, run_id: int, choose) -> None:
     """Every reviewable pair judged by 'carol': choose(pair_index) → candidate/production/same."""
     run = gate.gate_run(session, run_id)
     pairs = sorted(session.scalars(gate._reviewable(run_id)))
@@ -166,7 +166,7 @@ def judge_all(session, run_id: int, choose) -> None:  # noqa: ANN001
         gate.judge(session, pair_id, "carol", pick, seconds_spent=3.0)
 
 
-def test_the_verdict_counts_pairs_ties_and_metrics_by_hand(db_session):  # noqa: ANN001
+def test_the_verdict_counts_pairs_ties_and_metrics_by_hand(db_session):
     run_id = make_gate(db_session, photos=2, seeds=3)
     finish_cells(db_session, run_id)
     # pairs in id order: photo 1 seeds ×3, photo 2 seeds ×3 → W W W, W L same
@@ -199,7 +199,7 @@ def test_the_verdict_counts_pairs_ties_and_metrics_by_hand(db_session):  # noqa:
     assert data["reviewers"]["carol"]["judgments"] == 6
 
 
-def test_a_candidate_that_loses_similarity_fails_and_the_verdict_names_it(db_session):  # noqa: ANN001
+def test_a_candidate_that_loses_similarity_fails_and_the_verdict_names_it(db_session):
     run_id = make_gate(db_session, photos=2, seeds=3)
     finish_cells(db_session, run_id)
     judge_all(db_session, run_id, lambda i: "candidate")
@@ -215,7 +215,7 @@ def test_a_candidate_that_loses_similarity_fails_and_the_verdict_names_it(db_ses
     assert passing.status == "pass" and passing.reasons == ()
 
 
-def test_failures_and_safety_filter_failures_are_counted(db_session):  # noqa: ANN001
+def test_failures_and_safety_filter_failures_are_counted(db_session):
     run_id = make_gate(db_session, photos=2, seeds=2)
     run = gate.gate_run(db_session, run_id)
     cand_cells = list(db_session.scalars(select(Generation.id).where(
@@ -229,7 +229,7 @@ def test_failures_and_safety_filter_failures_are_counted(db_session):  # noqa: A
     assert any(r.startswith("failure_rate") and "2 safety filter" in r for r in result.reasons)
 
 
-def test_incomplete_until_every_pair_has_its_reviewers(db_session):  # noqa: ANN001
+def test_incomplete_until_every_pair_has_its_reviewers(db_session):
     run_id = make_gate(db_session, photos=1, seeds=2)
     assert verdict.gate_result(db_session, run_id).status == "incomplete"
     finish_cells(db_session, run_id)
@@ -238,7 +238,7 @@ def test_incomplete_until_every_pair_has_its_reviewers(db_session):  # noqa: ANN
     assert any("2 of 2 pairs still need reviewers" in r for r in result.reasons)
 
 
-def test_bradley_terry_appears_once_three_versions_were_compared(db_session):  # noqa: ANN001
+def test_bradley_terry_appears_once_three_versions_were_compared(db_session):
     run_id = make_gate(db_session, photos=1, seeds=3)
     finish_cells(db_session, run_id)
     judge_all(db_session, run_id, lambda i: "candidate")
@@ -256,7 +256,7 @@ def test_bradley_terry_appears_once_three_versions_were_compared(db_session):  #
     assert strengths[4] > strengths[3] and strengths[3] > strengths[5]
 
 
-def test_approval_needs_a_passing_gate_or_an_audited_override(db_session):  # noqa: ANN001
+def test_approval_needs_a_passing_gate_or_an_audited_override(db_session):
     run_id = make_gate(db_session, photos=2, seeds=3)  # 6 of 6 wins: Wilson lower bound 0.61
     scenario_id = gate.gate_run(db_session, run_id).scenario_id
     check = verdict.approval_gate(db_session, scenario_id, 4)
@@ -280,7 +280,7 @@ def test_approval_needs_a_passing_gate_or_an_audited_override(db_session):  # no
         AuditEntry.action == "gate_override").offset(1)) is None  # no second override
 
 
-def test_approval_without_any_gate_run_or_production_version(db_session):  # noqa: ANN001
+def test_approval_without_any_gate_run_or_production_version(db_session):
     production_scenario(db_session)
     scenario_id = gate.scenario_row(db_session, "projection-level-1").id
     assert "has no gate run" in verdict.approval_gate(db_session, scenario_id, 4).message
@@ -288,7 +288,7 @@ def test_approval_without_any_gate_run_or_production_version(db_session):  # noq
     assert verdict.approval_gate(db_session, fresh.id, 1).passed  # nothing in production yet
 
 
-def test_deleting_a_photo_removes_its_pairs_with_it(db_session):  # noqa: ANN001
+def test_deleting_a_photo_removes_its_pairs_with_it(db_session):
     from core.data.library import delete_image
 
     run_id = make_gate(db_session, photos=2, seeds=1)

@@ -106,7 +106,7 @@ def test_bad_images_are_refused_with_what_to_fix():
 
 
 def test_every_stored_output_of_a_sweep_is_measured_and_similarity_falls_with_strength(
-        tuner_env, emulator):  # noqa: ANN001
+        tuner_env, emulator):
     runtime = open_runtime(Settings())
     grid = SweepRequest(model_ref="stability-ai/sdxl", image_ids=[], strength="0.2, 0.9",
                         steps="20", prompts=["a portrait"], seed="1, 2")
@@ -124,7 +124,7 @@ def test_every_stored_output_of_a_sweep_is_measured_and_similarity_falls_with_st
 
 
 def test_backfill_measures_what_is_missing_once_and_reports_what_it_cannot(
-        tuner_env, emulator):  # noqa: ANN001
+        tuner_env, emulator):
     runtime = open_runtime(Settings())
     grid = SweepRequest(model_ref="stability-ai/sdxl", image_ids=[], strength="0.3, 0.6",
                         steps="20", prompts=["a portrait"], seed="7")

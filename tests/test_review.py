@@ -138,7 +138,7 @@ def test_ratings_by_parameter(cells):
     assert review.ratings_by_parameter(session, sweep.id + 1).empty
 
 
-def test_several_reviewers_share_a_sweep(cells):  # noqa: ANN001
+def test_several_reviewers_share_a_sweep(cells):
     session, sweep, ids = cells
     review.set_min_ratings(session, sweep.id, 2, actor="lead")
     review.save_review(session, ids[0], "alice", rating=4, seconds_spent=2.0)
@@ -165,14 +165,14 @@ def test_several_reviewers_share_a_sweep(cells):  # noqa: ANN001
 
 
 @pytest.mark.parametrize("value", [0, 21, 2.5, True, "3"])
-def test_min_ratings_out_of_range_is_refused(cells, value):  # noqa: ANN001
+def test_min_ratings_out_of_range_is_refused(cells, value):
     session, sweep, _ = cells
     with pytest.raises(InvalidInput, match="give 1 to 20, or none"):
         review.set_min_ratings(session, sweep.id, value, actor="lead")
     assert review.min_ratings_of(session, sweep.id) is None
 
 
-def test_a_refused_review_changes_nothing_stored(cells):  # noqa: ANN001
+def test_a_refused_review_changes_nothing_stored(cells):
     session, sweep, ids = cells
     review.save_review(session, ids[0], "alice", rating=4, tags=["artifact"], note="ok")
     for kwargs, message in (({"rating": 9}, "give 1 to 5 stars"),

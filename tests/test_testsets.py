@@ -13,7 +13,7 @@ from core.scenarios import versions as scenarios
 from tests.factories import make_image
 
 
-def test_create_edit_and_read_back_every_version(db_session):  # noqa: ANN001
+def test_create_edit_and_read_back_every_version(db_session):
     a, b, c = (make_image(db_session, label=f"{n}.jpg") for n in "abc")
     scenarios.create_scenario(db_session, "projection-level-1", actor="alice")
     created = testsets.create_test_set(
@@ -38,7 +38,7 @@ def test_create_edit_and_read_back_every_version(db_session):  # noqa: ANN001
     assert actions == ["create_test_set", "edit_test_set"]
 
 
-def test_shared_sets_are_listed_with_each_scenario(db_session):  # noqa: ANN001
+def test_shared_sets_are_listed_with_each_scenario(db_session):
     image = make_image(db_session)
     own = scenarios.create_scenario(db_session, "one", actor="alice")
     scenarios.create_scenario(db_session, "two", actor="alice")
@@ -49,7 +49,7 @@ def test_shared_sets_are_listed_with_each_scenario(db_session):  # noqa: ANN001
     assert len(testsets.list_test_sets(db_session)) == 3
 
 
-def test_bad_input_is_refused_and_nothing_changes(db_session):  # noqa: ANN001
+def test_bad_input_is_refused_and_nothing_changes(db_session):
     image = make_image(db_session)
     testsets.create_test_set(db_session, "one", [image.id], actor="alice")
     for call, message in (
@@ -75,7 +75,7 @@ def test_bad_input_is_refused_and_nothing_changes(db_session):  # noqa: ANN001
     assert testsets.get_test_set(db_session, "one").version == 1
 
 
-def test_deleting_a_photo_takes_it_out_of_its_sets_with_an_audit_entry(db_session):  # noqa: ANN001
+def test_deleting_a_photo_takes_it_out_of_its_sets_with_an_audit_entry(db_session):
     keep, doomed = make_image(db_session), make_image(db_session)
     first = testsets.create_test_set(db_session, "first", [keep.id, doomed.id], actor="alice")
     second = testsets.create_test_set(db_session, "second", [doomed.id, keep.id], actor="alice")

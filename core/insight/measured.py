@@ -40,7 +40,7 @@ def record_output(engine: Engine, store: MediaStore, generation_id: int, image_k
         with session_scope(engine) as session:
             save(session, generation_id, metrics)
         return metrics
-    except Exception:  # noqa: BLE001 - metrics are a by-product; backfill measures it later
+    except Exception:
         log.warning("could not measure the output of generation %s", generation_id,
                     exc_info=True)
         return None
@@ -91,7 +91,7 @@ def backfill(engine: Engine, store: MediaStore, *, sweep_id: int | None = None,
             if row is None:
                 raise InvalidInput("the generation or its input image is gone")
             output_key, input_key, sha256 = row
-            reference = _REFERENCES.get(sha256, lambda: store.get(input_key))
+            reference = _REFERENCES.get(sha256, lambda: store.get(input_key))  # noqa: B023 - called at once
             metrics = measure(reference, store.get(output_key))
             with session_scope(engine) as session:
                 save(session, generation_id, metrics)

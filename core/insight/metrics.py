@@ -156,7 +156,7 @@ def _rgb_array(image: ImageLike, name: str) -> np.ndarray:
             pil = Image.open(io.BytesIO(image))
             pil.draft("RGB", (NORMALISED_PX, NORMALISED_PX))  # JPEG: decode at a reduced scale
             pil.load()
-        except Exception as exc:  # noqa: BLE001 - Pillow raises many types on bad data
+        except Exception as exc:
             raise InvalidInput(f"{name} is not a readable image ({exc}).") from exc
         image = pil
     if not isinstance(image, Image.Image):

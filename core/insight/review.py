@@ -295,12 +295,12 @@ def reviewer_progress(session: Session, *, sweep_id: int | None = None,
         by.setdefault(reviewer, []).append((rating, seconds, at))
     result = []
     for reviewer, items in by.items():
-        seconds = sorted(s for _, s, _ in items if s is not None)
+        durations = sorted(s for _, s, _ in items if s is not None)
         median = None
-        if seconds:
-            middle = len(seconds) // 2
-            median = (seconds[middle] if len(seconds) % 2
-                      else (seconds[middle - 1] + seconds[middle]) / 2)
+        if durations:
+            middle = len(durations) // 2
+            median = (durations[middle] if len(durations) % 2
+                      else (durations[middle - 1] + durations[middle]) / 2)
         result.append(ReviewerProgress(reviewer, len(items), sum(r is not None for r, _, _ in items),
                                        median, max(at for _, _, at in items)))
     return sorted(result, key=lambda p: (-p.reviewed, p.reviewer))

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from core.data.audit import record
 from core.data.models import (Endpoint, GateJudgment, GatePair, GateRun, Generation,
                               GenerationState, InputImage, Scenario, ScenarioStatus,
-                              ScenarioVersion, Sweep, TestSet, utcnow)
+                              ScenarioVersion, Sweep, utcnow)
 from core.errors import BudgetExceeded, InvalidInput, NotFound
 from core.planning.budget import Caps
 from core.planning.catalog import SDXL_REF

@@ -157,7 +157,7 @@ def create_test_set(session: Session, name: str, image_ids: Sequence[int], *, ac
     return _info(session, test_set)
 
 
-def update_test_set(session: Session, test_set: int | str, *, actor: str,
+def update_test_set(session: Session, test_set: int | str, *, actor: str,  # noqa: C901
                     add: Sequence[int] = (), remove: Sequence[int] = (),
                     notes: Mapping[int, str] | None = None, description: str | None = None,
                     note: str = "") -> TestSetInfo:

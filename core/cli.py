@@ -327,7 +327,7 @@ def cmd_gate_run(args: argparse.Namespace) -> int:
 
         with session_scope(runtime.engine) as session:
             run = gate_run(session, started.gate_run_id)
-            sweeps = [run.candidate_sweep_id, run.production_sweep_id]
+            sweeps = [s for s in (run.candidate_sweep_id, run.production_sweep_id) if s is not None]
         for sweep_id in sweeps:
             _wait_for(runtime, sweep_id, quiet=args.json)
     if args.json:

@@ -39,11 +39,11 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
-def creates(emulator) -> int:  # noqa: ANN001
+def creates(emulator) -> int:
     return httpx.get(f"{emulator.base_url}/_emulator/stats").json()["creates_total"]
 
 
-def test_a_much_stronger_candidate_fails_the_gate_on_similarity(tuner_env, emulator, tmp_path):  # noqa: ANN001
+def test_a_much_stronger_candidate_fails_the_gate_on_similarity(tuner_env, emulator, tmp_path):
     runtime = open_runtime(Settings())
     with session_scope(runtime.engine) as session:
         ids = [add_image(session, runtime.store, runtime.settings, photo(n), filename=f"p{n}.png",
@@ -106,7 +106,7 @@ def test_a_much_stronger_candidate_fails_the_gate_on_similarity(tuner_env, emula
         assert gate_result(session, again["gate_run_id"]).metrics["similarity"].delta.n == 4
 
 
-def test_bad_gate_requests_print_one_clear_line(tuner_env):  # noqa: ANN001
+def test_bad_gate_requests_print_one_clear_line(tuner_env):
     ran = cli(tuner_env, "gate", "run", "nope", "--candidate", "2", "--set", "x")
     assert ran.returncode == 2 and ran.stderr.strip() == "error: Scenario 'nope' does not exist."
     missing = cli(tuner_env, "gate", "report", "999")

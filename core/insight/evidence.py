@@ -9,6 +9,7 @@ comparisons and pages all start here, so every figure comes from the same rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -83,7 +84,7 @@ def load_ratings(session: Session, cells: pd.DataFrame) -> pd.DataFrame:
     if cells.empty:
         return pd.DataFrame([], columns=RATING_COLUMNS)
     ids = [int(i) for i in cells["id"]]
-    found = []
+    found: list[Any] = []
     for start in range(0, len(ids), 900):  # stay under SQLite's bound-parameter limit
         found.extend(session.execute(
             select(Review.generation_id, Review.reviewer, Review.rating)
@@ -108,5 +109,5 @@ def setting_of(row: pd.Series | dict, axes: Sequence[str]) -> dict[str, object]:
 def _plain(value: object) -> object:
     """numpy scalars → Python numbers, for JSON and for equality with typed values."""
     if hasattr(value, "item"):
-        return value.item()  # type: ignore[union-attr]
+        return value.item()
     return value

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from core.errors import InvalidInput
-from core.insight.evidence import SETTING_AXES, setting_of, swept_axes
+from core.insight.evidence import setting_of, swept_axes
 from core.insight.stats import Interval, mean_interval, ratings_needed
 
 OBJECTIVES = ("rating", "similarity", "identity", "sharpness")

@@ -58,7 +58,7 @@ def mean_interval(values: Sequence[float], images: Sequence[Hashable] | None = N
     if not np.all(np.isfinite(x)):
         raise InvalidInput("Values must be finite numbers.")
     n = len(x)
-    groups = list(range(n)) if images is None else list(images)
+    groups: list[Hashable] = list(range(n)) if images is None else list(images)
     n_images = len(set(groups))
     if n == 0:
         return Interval(0, 0, None, None, None, "none")

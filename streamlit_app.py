@@ -17,6 +17,7 @@ PAGES = [
     st.Page("pages/review.py", title="Review", icon="⭐"),
     st.Page("pages/monitoring.py", title="Monitoring", icon="📈"),
     st.Page("pages/scenarios.py", title="Scenarios", icon="🎯"),
+    st.Page("pages/gate.py", title="Gate", icon="🚦"),
     st.Page("pages/settings.py", title="Settings", icon="⚙️"),
 ]
 frame.run_pages(PAGES)

@@ -16,7 +16,7 @@ from tests.pages.conftest import png_bytes
 PAGE = "pages/gate.py"
 
 
-def seed(runtime, *, with_set: bool = True) -> list[int]:  # noqa: ANN001
+def seed(runtime, *, with_set: bool = True) -> list[int]:
     with session_scope(runtime.engine) as session:
         ids = [add_image(session, runtime.store, runtime.settings, png_bytes(color),
                          filename=f"p{n}.png", uploaded_by="alice").id
@@ -34,20 +34,20 @@ def seed(runtime, *, with_set: bool = True) -> list[int]:  # noqa: ANN001
     return ids
 
 
-def section(app, name: str):  # noqa: ANN001, ANN202
+def section(app, name: str):
     app.segmented_control(key="gate_section").set_value(name).run()
     assert not app.exception, app.exception
     return app
 
 
-def test_empty_page_says_what_to_do(open_page) -> None:  # noqa: ANN001
+def test_empty_page_says_what_to_do(open_page) -> None:
     app = open_page(PAGE)
     assert not app.exception
     assert "No scenarios yet" in app.info[0].value
     assert "No gate runs yet" in section(app, "Verdict").info[0].value
 
 
-def test_start_a_gate_with_its_estimate_then_read_the_verdict(open_page, runtime) -> None:  # noqa: ANN001
+def test_start_a_gate_with_its_estimate_then_read_the_verdict(open_page, runtime) -> None:
     seed(runtime)
     app = open_page(PAGE)
     assert not app.exception, app.exception
@@ -72,7 +72,7 @@ def test_start_a_gate_with_its_estimate_then_read_the_verdict(open_page, runtime
     assert app.get("download_button")  # the HTML report
 
 
-def test_a_test_set_made_on_the_page_is_versioned(open_page, runtime) -> None:  # noqa: ANN001
+def test_a_test_set_made_on_the_page_is_versioned(open_page, runtime) -> None:
     ids = seed(runtime, with_set=False)
     app = section(open_page(PAGE), "Test sets")
     app.text_input[0].input("hard-light")
@@ -85,7 +85,7 @@ def test_a_test_set_made_on_the_page_is_versioned(open_page, runtime) -> None:  
         assert saved.name == "hard-light" and saved.created_by == local_user()
 
 
-def test_pass_rules_are_saved_and_audited(open_page, runtime) -> None:  # noqa: ANN001
+def test_pass_rules_are_saved_and_audited(open_page, runtime) -> None:
     seed(runtime)
     app = section(open_page(PAGE), "Pass rules")
     app.number_input[0].set_value(0.4)

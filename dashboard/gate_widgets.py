@@ -20,6 +20,7 @@ from core.scenarios.gate_report import render_html
 from core.scenarios.versions import get_scenario, list_scenarios
 from dashboard import format as fmt
 from dashboard import queries
+from dashboard.actions import _fetcher as schema_fetcher  # the one schema fetcher pages use
 from dashboard.resources import media, runtime
 
 STATUS_BADGES = {"pass": ":green-badge[PASS]", "fail": ":red-badge[FAIL]",
@@ -93,11 +94,12 @@ def estimate(request: core_gate.GateRequest) -> core_gate.GatePlan:
     rt = runtime()
     with session_scope(rt.engine) as session:
         return core_gate.plan_gate(session, request,
-                                   limits=effective_settings(session, rt.settings))
+                                   limits=effective_settings(session, rt.settings),
+                                   fetch_schema=schema_fetcher())
 
 
 def start(request: core_gate.GateRequest, *, user: str) -> core_gate.StartedGate:
-    started = core_gate.start_gate(runtime(), request, actor=user)
+    started = core_gate.start_gate(runtime(), request, actor=user, fetch_schema=schema_fetcher())
     _changed()
     queries.sweep_summaries.clear()
     return started

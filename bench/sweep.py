@@ -5,7 +5,7 @@
 Each run gets a private redis-server, a temp SQLite database and media directory, the
 emulator (fixed latency L, no throttling of its own) and real worker processes
 (``python -m core worker``), and submits one sweep the way the dashboard does
-(plan_sweep → create_sweep → dispatch). Measured per run:
+(core.planning.submit.submit_sweep). Measured per run:
 
 - wall time, submit → the last cell's completed_at; floor = max(cells ÷ create rate,
   ⌈cells ÷ in-flight cap⌉ × L); efficiency = floor ÷ wall;
@@ -48,7 +48,8 @@ from core.data.db import session_scope
 from core.data.library import add_image
 from core.data.models import FINAL_STATES, Generation, GenerationState
 from core.runtime import open_runtime
-from core.planning.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
+from core.planning.submit import submit_sweep
+from core.planning.sweeps import SweepRequest
 
 CREATE_RATE_PER_MINUTE = 600  # Replicate's limit, and the product's default
 BASELINE_CELLS = 50
@@ -127,19 +128,15 @@ def grid_for(cells: int) -> SweepRequest:
                         seed=f"1-{seeds}" if seeds > 1 else "1")
 
 
-def submit(runtime, request: SweepRequest, image_id: int, chunk_size: int) -> int:
-    settings = runtime.settings
+def submit(runtime, request: SweepRequest, image_id: int, chunk_size: int) -> int:  # noqa: ANN001
+    """Through the product's one submit path, with this run's chunk size as the setting."""
     request = dataclasses.replace(request, image_ids=[image_id], fresh_run=True)
-    with session_scope(runtime.engine) as session:
-        swept = plan_sweep(session, request, max_cells=settings.max_cells_per_sweep,
-                           inflight_cap=settings.inflight_cap,
-                           create_rate_per_minute=settings.create_rate_per_minute)
-        sweep_id = create_sweep(session, swept, created_by="bench",
-                                endpoint=runtime.endpoint_kind, caps=runtime.caps(session)).id
-    with session_scope(runtime.engine) as session:
-        dispatch(session, runtime.redis, pending_cell_ids(session, sweep_id),
-                 chunk_size=chunk_size)
-    return sweep_id
+    sized = dataclasses.replace(runtime, settings=runtime.settings.model_copy(
+        update={"chunk_size": chunk_size}))
+    submitted = submit_sweep(sized, request, actor="bench")
+    if not submitted.queued:
+        raise SystemExit(submitted.message())
+    return submitted.sweep_id
 
 
 def count_states(runtime, sweep_id: int) -> dict[str, int]:

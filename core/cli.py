@@ -47,11 +47,11 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_migrate(_args: argparse.Namespace) -> int:
+def cmd_migrate(args: argparse.Namespace) -> int:
     from core.data.db import upgrade
 
     upgrade(_settings().database_url)
-    print("Database is at the latest schema.")
+    emit(args, {"migrated": True}, "Database is at the latest schema.")
     return 0
 
 
@@ -60,7 +60,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     results = run_all(_settings())
     if args.json:
-        print(json.dumps([r.__dict__ for r in results], indent=2))
+        print(json.dumps([r.__dict__ for r in results], indent=2, default=str))
     else:
         for r in results:
             print(f"{'✓' if r.ok else '✗'} {r.name}: {r.detail}")
@@ -69,52 +69,46 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def emit(args: argparse.Namespace, data: Any, text: str | None = None) -> None:
+    """One result: JSON on stdout with ``--json``, else ``text`` (default: the JSON)."""
+    if getattr(args, "json", False) or text is None:
+        print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    else:
+        print(text)
+
+
 def cmd_sweep_run(args: argparse.Namespace) -> int:
     from core.auth import local_user
-    from core.planning.catalog import replicate_schema_fetcher
     from core.data.db import session_scope
     from core.data.library import add_image
-    from core.engine.replicate_api import build_client
+    from core.planning.submit import submit_sweep
+    from core.planning.sweeps import SweepRequest
     from core.runtime import open_runtime
-    from core.planning.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
 
     runtime = open_runtime(_settings())
-    settings, user = runtime.settings, local_user()
-    fetcher = replicate_schema_fetcher(build_client(runtime.endpoint))
+    user = local_user()
     with session_scope(runtime.engine) as session:
-        image_ids = []
-        for path in args.image:
-            data = _read_file(path)
-            image_ids.append(add_image(session, runtime.store, settings, data,
-                                       filename=Path(path).name, uploaded_by=user).id)
-        request = SweepRequest(
-            model_ref=args.model, image_ids=image_ids, strength=args.strength, steps=args.steps,
-            guidance=args.guidance, seed=args.seed, prompts=args.prompt,
-            prompt_sr=args.prompt_sr or "", negative_prompt=args.negative_prompt or "",
-            scenario_id=_scenario_id(session, args.scenario), budget_usd=args.budget,
-            fresh_run=args.fresh, name=args.name or "")
-        plan = plan_sweep(session, request, max_cells=settings.max_cells_per_sweep,
-                          inflight_cap=settings.inflight_cap,
-                          create_rate_per_minute=settings.create_rate_per_minute,
-                          fetch_schema=fetcher)
-        sweep = create_sweep(session, plan, created_by=user, endpoint=runtime.endpoint_kind,
-                             caps=runtime.caps(session))
-        sweep_id = sweep.id
-    with session_scope(runtime.engine) as session:
-        ids = pending_cell_ids(session, sweep_id)
-        try:
-            if ids:
-                dispatch(session, runtime.redis, ids, chunk_size=settings.chunk_size)
-        except (RedisConnectionError, RedisTimeoutError):
-            print(f"Redis does not answer: sweep {sweep_id} is saved and its cells will be sent "
-                  "when Redis is back (a worker's reaper does it).", file=sys.stderr)
-            return 3
+        image_ids = [add_image(session, runtime.store, runtime.settings, _read_file(path),
+                               filename=Path(path).name, uploaded_by=user).id
+                     for path in args.image]
+        scenario_id = _scenario_id(session, args.scenario)
+    request = SweepRequest(
+        model_ref=args.model, image_ids=image_ids, strength=args.strength, steps=args.steps,
+        guidance=args.guidance, seed=args.seed, prompts=args.prompt,
+        prompt_sr=args.prompt_sr or "", negative_prompt=args.negative_prompt or "",
+        scenario_id=scenario_id, budget_usd=args.budget, fresh_run=args.fresh,
+        name=args.name or "")
+    submitted = submit_sweep(runtime, request, actor=user)
+    if not submitted.queued:
+        print(submitted.message(), file=sys.stderr)
+        if args.json:
+            emit(args, submitted.as_dict())
+        return 3
     if not args.json:
-        print(f"Sweep {sweep_id}: {len(plan.cells)} cells ({len(plan.cells) - len(ids)} reused), "
-              f"estimated {plan.estimated_cost_usd:.4f} USD on {runtime.endpoint.name}.")
+        print(submitted.message() + f" ({runtime.endpoint.name})")
     if args.wait:
-        _wait_for(runtime, sweep_id, quiet=args.json)
-    return _print_status(runtime, sweep_id, as_json=args.json, with_cells=args.wait)
+        _wait_for(runtime, submitted.sweep_id, quiet=args.json)
+    return _print_status(runtime, submitted.sweep_id, as_json=args.json, with_cells=args.wait)
 
 
 def _scenario_id(session, name: str | None) -> int | None:  # noqa: ANN001
@@ -139,6 +133,7 @@ def _read_file(path: str) -> bytes:
 
 
 def _wait_for(runtime, sweep_id: int, *, quiet: bool) -> None:  # noqa: ANN001
+    """Until every cell has ended; with no worker running, run one here until then."""
     from core.data.db import session_scope
     from core.planning.sweeps import summarize
     from core.engine.worker import live_workers
@@ -152,13 +147,20 @@ def _wait_for(runtime, sweep_id: int, *, quiet: bool) -> None:  # noqa: ANN001
     last = None
     while True:
         with session_scope(runtime.engine) as session:
-            summary = summarize(session, [sweep_id])[0]
-        if not quiet and summary.done != last:
-            print(f"  {summary.done}/{summary.total} done ({summary.by_state})", file=sys.stderr)
-            last = summary.done
-        if summary.done >= summary.total:
+            counts = summarize(session, [sweep_id])[0].counts
+        if not quiet and counts != last:
+            print(f"  {counts.describe()}", file=sys.stderr)
+            last = counts
+        if counts.finished:
             return
         time.sleep(1)  # progress display cadence; the condition is re-checked each round
+
+
+def sweep_status_record(summary) -> dict[str, Any]:  # noqa: ANN001 - a SweepSummary
+    """A sweep's status as the CLI's JSON gives it (the exports use the same fields)."""
+    return {"sweep_id": summary.id, "status": summary.status, "endpoint": summary.endpoint,
+            "total_cost_usd": summary.cost_usd, "cell_counts": summary.counts.as_dict(),
+            "by_state": summary.by_state, "halted_reason": summary.halted_reason}
 
 
 def _print_status(runtime, sweep_id: int, *, as_json: bool, with_cells: bool) -> int:  # noqa: ANN001
@@ -172,15 +174,13 @@ def _print_status(runtime, sweep_id: int, *, as_json: bool, with_cells: bool) ->
         summary = summaries[0]
         cells = [cell_record(g) for g in cells_of(session, sweep_id)] if with_cells else None
     if as_json:
-        out: dict[str, Any] = {"sweep_id": sweep_id, "status": summary.status,
-                               "endpoint": summary.endpoint, "total_cost_usd": summary.cost_usd,
-                               "by_state": summary.by_state}
+        out = sweep_status_record(summary)
         if cells is not None:
             out["cells"] = cells
         print(json.dumps(out, indent=2, default=str))
     else:
-        print(f"Sweep {sweep_id} [{summary.status}] {summary.done}/{summary.total} done, "
-              f"cost {summary.cost_usd:.4f} USD ({summary.endpoint}); {summary.by_state}")
+        print(f"Sweep {sweep_id} [{summary.status}] {summary.counts.describe()}; "
+              f"cost {summary.cost_usd:.4f} USD ({summary.endpoint})")
         if summary.halted_reason:
             print(f"  halted: {summary.halted_reason}")
     return 0
@@ -192,32 +192,67 @@ def cmd_sweep_status(args: argparse.Namespace) -> int:
     return _print_status(open_runtime(_settings()), args.id, as_json=args.json, with_cells=args.json)
 
 
-def cmd_sweep_cancel(args: argparse.Namespace) -> int:
-    from core.auth import local_user
+def cmd_sweep_list(args: argparse.Namespace) -> int:
     from core.data.db import session_scope
+    from core.planning.sweeps import summarize
     from core.runtime import open_runtime
-    from core.planning.sweeps import cancel_sweep
+
+    with session_scope(open_runtime(_settings()).engine) as session:
+        summaries = summarize(session, limit=args.limit)
+    lines = [f"#{s.id:<5} {s.status:<22} {s.counts.describe()}  {s.name}" for s in summaries]
+    emit(args, [{**sweep_status_record(s), "name": s.name, "created_by": s.created_by,
+                 "created_at": s.created_at} for s in summaries],
+         "\n".join(lines) or "No sweeps yet.")
+    return 0
+
+
+def cmd_sweep_cancel(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from core.auth import local_user
+    from core.planning.submit import cancel
+    from core.runtime import open_runtime
+
+    outcome = cancel(open_runtime(_settings()), args.id, actor=local_user())
+    emit(args, {**dataclasses.asdict(outcome), "message": outcome.message()}, outcome.message())
+    return 0
+
+
+def _requeue(args: argparse.Namespace, kind: str) -> int:
+    from core.auth import local_user
+    from core.planning.submit import requeue
+    from core.runtime import open_runtime
 
     runtime = open_runtime(_settings())
-    with session_scope(runtime.engine) as session:
-        n = cancel_sweep(session, runtime.redis, args.id, actor=local_user())
-    print(f"Sweep {args.id} canceled: {n} queued cell(s) will not start; running ones are being canceled.")
+    done = requeue(runtime, args.id, kind, actor=local_user(),  # type: ignore[arg-type]
+                   budget_usd=getattr(args, "budget", None))
+    if not done.queued:
+        print(done.message(), file=sys.stderr)
+        if args.json:
+            emit(args, done.as_dict())
+        return 3
+    if not args.json:
+        print(done.message())
+    if args.wait:
+        _wait_for(runtime, args.id, quiet=args.json)
+        return _print_status(runtime, args.id, as_json=args.json, with_cells=False)
+    if args.json:
+        emit(args, done.as_dict())
+    else:
+        from core.engine.worker import live_workers
+
+        if not live_workers(runtime.redis):
+            print("No worker is running: start `python -m core worker` (or add --wait to run "
+                  "them here).", file=sys.stderr)
     return 0
 
 
 def cmd_sweep_retry(args: argparse.Namespace) -> int:
-    from core.auth import local_user
-    from core.data.db import session_scope
-    from core.runtime import open_runtime
-    from core.planning.sweeps import dispatch, retry_failed
+    return _requeue(args, "failed")
 
-    runtime = open_runtime(_settings())
-    with session_scope(runtime.engine) as session:
-        ids = retry_failed(session, args.id, actor=local_user())
-        if ids:
-            dispatch(session, runtime.redis, ids, chunk_size=runtime.settings.chunk_size)
-    print(f"Sweep {args.id}: {len(ids)} failed or canceled cell(s) queued again.")
-    return 0
+
+def cmd_sweep_resume(args: argparse.Namespace) -> int:
+    return _requeue(args, "canceled")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -229,7 +264,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     with session_scope(runtime.engine) as session:
         data = export_sweep(session, args.id, args.format, runtime.store)
     Path(args.out).write_bytes(data)
-    print(f"Wrote sweep {args.id} as {args.format} to {args.out}.")
+    emit(args, {"sweep_id": args.id, "format": args.format, "out": args.out, "bytes": len(data)},
+         f"Wrote sweep {args.id} as {args.format} to {args.out}.")
     return 0
 
 
@@ -292,7 +328,8 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     settings = Settings()
     path = Path(settings.auth_users_file or "var/users.toml")
     add_user(path, args.name, getpass.getpass(f"Password for {args.name}: "))
-    print(f"User {args.name} saved in {path}; set AUTH_USERS_FILE={path} to require sign-in.")
+    emit(args, {"user": args.name, "file": str(path)},
+         f"User {args.name} saved in {path}; set AUTH_USERS_FILE={path} to require sign-in.")
     return 0
 
 
@@ -440,8 +477,44 @@ def cmd_gate_rules(args: argparse.Namespace) -> int:
             print(f"{key} = {'off' if value is None else value}")
     return 0
 
+def cmd_settings_show(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from core.data.db import session_scope
+    from core.data.settings_store import describe_settings
+    from core.runtime import open_runtime
+
+    runtime = open_runtime(_settings())
+    with session_scope(runtime.engine) as session:
+        rows = describe_settings(session, runtime.settings)
+    width = max(len(r.name) for r in rows)
+    lines = [f"{r.name:<{width}}  {r.value!s:<28} {r.source}"
+             + (f" by {r.updated_by} (environment: {r.environment_value})" if r.source == "stored"
+                else "") + ("" if r.editable else "  [environment only]") for r in rows]
+    emit(args, [dataclasses.asdict(r) for r in rows], "\n".join(lines))
+    return 0
+
+
+def cmd_settings_set(args: argparse.Namespace) -> int:
+    from core.auth import local_user
+    from core.data.db import session_scope
+    from core.data.settings_store import set_setting
+    from core.runtime import open_runtime
+
+    runtime = open_runtime(_settings())
+    with session_scope(runtime.engine) as session:
+        value = set_setting(session, runtime.settings, args.name, args.value, actor=local_user())
+    emit(args, {"name": args.name.lower(), "value": value, "source": "stored"},
+         f"{args.name.lower()} = {value} (stored; overrides the environment).")
+    return 0
+
+
+Command = tuple[str, Any, str]  # name, handler, help
+
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command and subcommand; each leaf gets ``--json`` (added at the end), so a new
+    subcommand is one ``add_parser`` + ``set_defaults(func=...)`` in its group."""
     from core.emulator import add_cli_arguments
 
     parser = argparse.ArgumentParser(prog="python -m core", description="Scenario Tuner")
@@ -463,9 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.set_defaults(func=cmd_emulator)
 
     sub.add_parser("migrate", help="Apply database migrations.").set_defaults(func=cmd_migrate)
-    check = sub.add_parser("check", help="Check configuration, Redis, database, storage, Replicate.")
-    check.add_argument("--json", action="store_true")
-    check.set_defaults(func=cmd_check)
+    sub.add_parser("check", help="Check configuration, Redis, database, storage, Replicate.") \
+        .set_defaults(func=cmd_check)
 
     sweep = sub.add_parser("sweep", help="Run and manage sweeps.").add_subparsers(
         dest="sweep_command", required=True)
@@ -484,16 +556,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name")
     run.add_argument("--fresh", action="store_true", help="Run again even where an identical output exists.")
     run.add_argument("--wait", action="store_true")
-    run.add_argument("--json", action="store_true")
     run.set_defaults(func=cmd_sweep_run)
-    status = sweep.add_parser("status", help="Show a sweep's progress.")
-    status.add_argument("id", type=int)
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(func=cmd_sweep_status)
-    for name, func, text in (("cancel", cmd_sweep_cancel, "Cancel a sweep."),
-                             ("retry", cmd_sweep_retry, "Queue a sweep's failed cells again.")):
+    listing = sweep.add_parser("list", help="The newest sweeps with their status.")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.set_defaults(func=cmd_sweep_list)
+    by_id: list[Command] = [
+        ("status", cmd_sweep_status, "Show a sweep's progress."),
+        ("cancel", cmd_sweep_cancel, "Cancel a sweep (a finished one is left as it is)."),
+        ("retry", cmd_sweep_retry, "Run a sweep's failed cells again (failed ones only)."),
+        ("resume", cmd_sweep_resume, "Run a sweep's canceled cells after all.")]
+    for name, func, text in by_id:
         p = sweep.add_parser(name, help=text)
         p.add_argument("id", type=int)
+        if name in ("retry", "resume"):
+            p.add_argument("--wait", action="store_true",
+                           help="Wait until they have ended (runs a worker here if none runs).")
+        if name == "resume":
+            p.add_argument("--budget", type=float, help="A new budget for this sweep in USD.")
         p.set_defaults(func=func)
 
     export = sub.add_parser("export", help="Export a sweep as CSV or JSON.")
@@ -564,25 +643,77 @@ def build_parser() -> argparse.ArgumentParser:
     glist.add_argument("--json", action="store_true")
     glist.set_defaults(func=cmd_gate_set_list)
 
+    settings = sub.add_parser("settings", help="Read and change the stored settings "
+                              "(the Settings page's).").add_subparsers(
+        dest="settings_command", required=True)
+    settings.add_parser("show", help="Every setting, its value and where it comes from.") \
+        .set_defaults(func=cmd_settings_show)
+    change = settings.add_parser("set", help="Store a setting (e.g. max_cells_per_sweep 500).")
+    change.add_argument("name", help="As in the README's configuration table, lower case.")
+    change.add_argument("value")
+    change.set_defaults(func=cmd_settings_set)
+
     users = sub.add_parser("users", help="Manage dashboard users.").add_subparsers(
         dest="users_command", required=True)
     add = users.add_parser("add", help="Add or reset a user (asks for the password).")
     add.add_argument("name")
     add.set_defaults(func=cmd_users_add)
+    _add_json_everywhere(parser)
     return parser
 
 
+def _add_json_everywhere(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public walk
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for child in action.choices.values():
+                _add_json_everywhere(child)
+            return
+    if "--json" not in parser._option_string_actions:  # noqa: SLF001
+        parser.add_argument("--json", action="store_true",
+                            help="Machine-readable output (JSON; services log JSON lines).")
+
+
+class _JsonLogFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"level": record.levelname.lower(), "logger": record.name,
+                           "message": record.getMessage(), "time": record.created})
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_JsonLogFormatter() if args.json else
+                         logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handler below
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except TunerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _error(args, str(exc))
     except (RedisConnectionError, RedisTimeoutError):
-        print("error: Redis does not answer: start it (`python -m core up` does) or set "
-              "REDIS_URL to one that answers.", file=sys.stderr)
-        return 2
+        return _error(args, "Redis does not answer: start it (`python -m core up` does) or set "
+                            "REDIS_URL to one that answers.")
     except KeyboardInterrupt:
         return 130
+
+
+def _error(args: argparse.Namespace, message: str) -> int:
+    """One clear line on stderr (a JSON object with ``--json``), exit status 2."""
+    if args.json:
+        print(json.dumps({"error": message}), file=sys.stderr)
+    else:
+        print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader (``head``) went away: stop quietly, as `yes | head` does. stdout is pointed
+    at /dev/null so the interpreter's final flush does not complain either."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE, what a shell reports for a writer killed by a closed pipe

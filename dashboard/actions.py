@@ -7,21 +7,15 @@ import dataclasses
 import random
 from collections.abc import Iterable
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from core.planning.catalog import replicate_schema_fetcher
 from core.data.db import session_scope
 from core.errors import InvalidInput, TunerError
 from core.data.library import add_image
+from core.planning import submit as submission
+from core.planning.submit import Requeued, Submitted
+from core.planning.sweeps import CancelOutcome, SweepPlan, SweepRequest
 from core.scenarios.versions import promote_generation
-from core.data.settings_store import effective_settings
-from core.planning.sweeps import (SweepPlan, SweepRequest, cancel_sweep, create_sweep, dispatch,
-                         pending_cell_ids, plan_sweep, retry_failed)
 from dashboard import queries
 from dashboard.resources import runtime
-
-REDIS_AWAY = (RedisConnectionError, RedisTimeoutError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,93 +42,39 @@ def store_uploads(files: Iterable[tuple[str, bytes]], *, user: str) -> list[Uplo
     return outcomes
 
 
-def _fetcher():  # noqa: ANN202 - the schema fetcher, built only when a model is unknown here
-    def fetch(model_name: str, version_id: str | None):  # noqa: ANN202
-        from core.engine.replicate_api import build_client
-
-        return replicate_schema_fetcher(build_client(runtime().endpoint))(model_name, version_id)
-
-    return fetch
-
-
 def plan(request: SweepRequest, *, seed_salt: int) -> SweepPlan:
     """The grid priced and checked; random seeds are drawn from ``seed_salt`` so the
     preview and the submission agree."""
-    rt = runtime()
-    with session_scope(rt.engine) as session:
-        current = effective_settings(session, rt.settings)
-        return plan_sweep(session, request, max_cells=current.max_cells_per_sweep,
-                          inflight_cap=current.inflight_cap,
-                          create_rate_per_minute=current.create_rate_per_minute,
-                          fetch_schema=_fetcher(), rng=random.Random(seed_salt))
-
-
-@dataclasses.dataclass(frozen=True)
-class Submitted:
-    sweep_id: int
-    cells: int
-    reused: int
-    dispatched: bool
+    return submission.plan(runtime(), request, rng=random.Random(seed_salt))
 
 
 def submit(request: SweepRequest, *, user: str, seed_salt: int) -> Submitted:
-    """Create the sweep and queue its cells. When Redis is down the sweep is still saved;
-    the workers' reaper sends its cells once Redis answers."""
-    rt = runtime()
-    endpoint = rt.endpoint_kind  # raises ConfigurationError before anything is stored
-    with session_scope(rt.engine) as session:
-        current = effective_settings(session, rt.settings)
-        sweep_plan = plan_sweep(session, request, max_cells=current.max_cells_per_sweep,
-                                inflight_cap=current.inflight_cap,
-                                create_rate_per_minute=current.create_rate_per_minute,
-                                fetch_schema=_fetcher(), rng=random.Random(seed_salt))
-        sweep = create_sweep(session, sweep_plan, created_by=user, endpoint=endpoint,
-                             caps=rt.caps(session))
-        sweep_id, chunk_size = sweep.id, current.chunk_size
-    dispatched = _dispatch_pending(sweep_id, chunk_size)
+    """Create the sweep and queue its cells (core.planning.submit, as the CLI does)."""
+    outcome = submission.submit_sweep(runtime(), request, actor=user,
+                                      rng=random.Random(seed_salt))
     _sweeps_changed()
-    return Submitted(sweep_id, len(sweep_plan.cells), len(sweep_plan.cells) - sweep_plan.to_run,
-                     dispatched)
+    return outcome
 
 
-def _dispatch_pending(sweep_id: int, chunk_size: int | None = None) -> bool:
-    rt = runtime()
-    try:
-        with session_scope(rt.engine) as session:
-            size = chunk_size or effective_settings(session, rt.settings).chunk_size
-            ids = pending_cell_ids(session, sweep_id)
-            if ids:
-                dispatch(session, rt.redis, ids, chunk_size=size)
-        return True
-    except REDIS_AWAY:
-        return False
-
-
-def cancel(sweep_id: int, *, user: str) -> tuple[int, bool]:
-    """(queued cells canceled, whether workers were told to cancel in-flight predictions)."""
-    rt = runtime()
-    try:
-        with session_scope(rt.engine) as session:
-            n = cancel_sweep(session, rt.redis, sweep_id, actor=user)
-        told = True
-    except REDIS_AWAY:
-        with session_scope(rt.engine) as session:
-            n = cancel_sweep(session, None, sweep_id, actor=user)
-        told = False
+def cancel(sweep_id: int, *, user: str) -> CancelOutcome:
+    outcome = submission.cancel(runtime(), sweep_id, actor=user)
     _sweeps_changed()
-    return n, told
+    return outcome
 
 
-def retry(sweep_id: int, *, user: str) -> tuple[int, bool]:
-    """(cells put back, whether they were queued now)."""
-    rt = runtime()
-    with session_scope(rt.engine) as session:
-        ids = retry_failed(session, sweep_id, actor=user)
-    if not ids:
-        raise InvalidInput("No failed or canceled cells to retry in this sweep.")
-    dispatched = _dispatch_pending(sweep_id)
+def retry(sweep_id: int, *, user: str) -> Requeued:
+    """Failed cells only; raises InvalidInput saying why when there are none."""
+    outcome = submission.requeue(runtime(), sweep_id, "failed", actor=user)
     _sweeps_changed()
-    return len(ids), dispatched
+    return outcome
+
+
+def resume(sweep_id: int, *, user: str, budget_usd: float | None = None) -> Requeued:
+    """Canceled cells (by a person or a budget) run after all."""
+    outcome = submission.requeue(runtime(), sweep_id, "canceled", actor=user,
+                                 budget_usd=budget_usd)
+    _sweeps_changed()
+    return outcome
 
 
 def promote(generation_id: int, scenario_name: str, *, user: str) -> str:

@@ -10,9 +10,9 @@ STATE_ICONS = {
     "pending": "⏳", "submitting": "📤", "submitted": "🔄",
     "succeeded": "✅", "failed": "❌", "canceled": "⛔",
 }
-STATUS_ICONS = {
+STATUS_ICONS = {  # the values of core.insight.progress.SweepStatus
     "running": "🔄", "canceling": "⏳", "succeeded": "✅",
-    "finished with failures": "⚠️", "canceled": "⛔",
+    "finished with failures": "⚠️", "canceled": "⛔", "empty": "•",
 }
 
 usd = format_usd

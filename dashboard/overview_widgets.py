@@ -141,8 +141,9 @@ def recent_sweeps(summaries: list[SweepSummary]) -> None:
     for s in summaries:
         share = s.done / s.total if s.total else 1.0
         left, right = st.columns([3, 1])
-        left.progress(share, text=f"#{s.id} {s.name} — {fmt.status(s.status)} · {s.done}/{s.total} "
-                                  f"cells · by {s.created_by} · {fmt.ago(s.created_at)}")
+        left.progress(share, text=f"#{s.id} {s.name} — {fmt.status(s.status)} · "
+                                  f"{s.counts.describe()} · by {s.created_by} · "
+                                  f"{fmt.ago(s.created_at)}")
         right.markdown(f"{fmt.endpoint_badge(s.endpoint)} {fmt.usd(s.cost_usd)}")
 
 

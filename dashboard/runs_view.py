@@ -37,6 +37,8 @@ def sweeps_or_stop(empty_message: str, *, limit: int = 50) -> list[SweepSummary]
 def sweeps_table(summaries: list[SweepSummary]) -> None:
     rows = [{"sweep": s.id, "name": s.name, "status": fmt.status(s.status),
              "progress": s.done / s.total if s.total else 1.0, "done": f"{s.done}/{s.total}",
+             "succeeded": s.counts.succeeded, "failed": s.counts.failed,
+             "canceled": s.counts.canceled, "pending": s.counts.pending,
              "cost so far": fmt.usd(s.cost_usd), "started by": s.created_by,
              "endpoint": s.endpoint.upper(), "created": s.created_at}
             for s in summaries]
@@ -59,14 +61,18 @@ def choose_sweep(summaries: list[SweepSummary], label: str = "Sweep") -> int:
 
 
 def state_counts(summary: SweepSummary) -> None:
-    chips = "  ".join(f"{fmt.state(state)} **{n}**" for state, n in sorted(summary.by_state.items()))
-    st.markdown(chips or "No cells.")
+    """Succeeded, failed, canceled and pending side by side: never one merged "done"."""
+    c = summary.counts
+    chips = [(fmt.state("succeeded"), c.succeeded), (fmt.state("failed"), c.failed),
+             (fmt.state("canceled"), c.canceled), (fmt.state("pending"), c.queued),
+             ("🔄 in flight", c.in_flight)]
+    st.markdown("  ".join(f"{label} **{n}**" for label, n in chips) if c.total else "No cells.")
 
 
 def header(summary: SweepSummary, progress: SweepProgress) -> None:
     st.markdown(f"### #{summary.id} {summary.name} {fmt.endpoint_badge(summary.endpoint)}")
     st.progress(summary.done / summary.total if summary.total else 1.0,
-                text=f"{fmt.status(summary.status)} — {summary.done} of {summary.total} cells done")
+                text=f"{fmt.status(summary.status)} — {summary.counts.describe()}")
     a, b, c, d = st.columns(4)
     a.metric("In flight", progress.in_flight)
     b.metric("Retried cells", progress.retried, help="Cells that needed more than one attempt.")
@@ -106,13 +112,23 @@ def queue_health(status: dict) -> None:
 
 
 def controls(summary: SweepSummary, on_cancel: Callable[[], None],
-             on_retry: Callable[[], None]) -> None:
-    left, right, _ = st.columns([1, 1, 3])
-    unfinished = summary.done < summary.total
-    if left.button("Cancel sweep", disabled=not unfinished or summary.canceled,
-                   key=f"cancel_{summary.id}"):
+             on_retry: Callable[[], None], on_resume: Callable[[float | None], None]) -> None:
+    """Cancel (only while cells are unfinished), retry the failed cells, resume the
+    canceled ones (with a new budget when a budget stopped them)."""
+    c = summary.counts
+    left, middle, right, budget_box = st.columns([1, 1, 1, 1])
+    if left.button("Cancel sweep", disabled=c.finished or summary.canceled,
+                   key=f"cancel_{summary.id}",
+                   help="Every cell has ended: nothing to cancel." if c.finished else None):
         on_cancel()
-    retryable = summary.by_state.get("failed", 0) + summary.by_state.get("canceled", 0)
-    if right.button(f"Retry failed cells ({retryable})", disabled=not retryable,
-                    key=f"retry_{summary.id}"):
+    if middle.button(f"Retry failed cells ({c.failed})", disabled=not c.failed,
+                     key=f"retry_{summary.id}", help="Runs the failed cells again, only those."):
         on_retry()
+    budget = None
+    if c.canceled and summary.halted_reason:
+        budget = budget_box.number_input("New sweep budget (USD)", min_value=0.0, value=None,
+                                         key=f"resume_budget_{summary.id}")
+    if right.button(f"Resume canceled cells ({c.canceled})", disabled=not c.canceled,
+                    key=f"resume_{summary.id}",
+                    help="Runs the cells that were canceled before they ran."):
+        on_resume(budget)

@@ -79,10 +79,5 @@ if st.button("Submit sweep", type="primary", disabled=plan is None):
         done = actions.submit(request, user=user, seed_salt=st.session_state.seed_salt)
         st.session_state.seed_salt = random.randrange(2**31)
         st.session_state.sweep_id = done.sweep_id
-        note = f"Sweep {done.sweep_id} submitted: {done.cells} cells, {done.reused} reused."
-        if done.dispatched:
-            st.session_state.flash.append(("success", note))
-        else:
-            st.session_state.flash.append(("warning", note + " Redis is down, so its cells are "
-                                           "saved and will be sent when Redis is back."))
+        st.session_state.flash.append(("success" if done.queued else "warning", done.message()))
         st.switch_page("pages/runs.py")

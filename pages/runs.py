@@ -12,23 +12,24 @@ runs_view.show_flash()
 summaries = runs_view.sweeps_or_stop("No sweeps yet — start one on New sweep.")
 
 sweep_id = runs_view.choose_sweep(summaries)
-chosen = next(s for s in summaries if s.id == sweep_id)
-was_running = chosen.done < chosen.total
 
 
 def cancel() -> None:
     with shown_errors("cancelling the sweep"):
-        n, told = actions.cancel(sweep_id, user=user)
-        st.success(f"Canceled {n} queued cell(s)." + (
-            " In-flight predictions are being cancelled." if told else
-            " Redis is down, so in-flight predictions finish on their own."))
+        outcome = actions.cancel(sweep_id, user=user)
+        (st.info if outcome.already_finished else st.success)(outcome.message())
 
 
 def retry() -> None:
     with shown_errors("retrying failed cells"):
-        n, queued = actions.retry(sweep_id, user=user)
-        st.success(f"{n} cell(s) sent again." if queued else
-                   f"{n} cell(s) reset; Redis is down, they are sent when it is back.")
+        outcome = actions.retry(sweep_id, user=user)
+        (st.success if outcome.queued else st.warning)(outcome.message())
+
+
+def resume(budget: float | None) -> None:
+    with shown_errors("resuming canceled cells"):
+        outcome = actions.resume(sweep_id, user=user, budget_usd=budget)
+        (st.success if outcome.queued else st.warning)(outcome.message())
 
 
 @st.fragment(run_every=2)
@@ -41,12 +42,16 @@ def live_panel() -> None:
         progress = queries.live_progress(sweep_id)
         runs_view.header(summary, progress)
         runs_view.state_counts(summary)
-        runs_view.controls(summary, cancel, retry)
+        runs_view.controls(summary, cancel, retry, resume)
         runs_view.issues(progress)
         runs_view.queue_health(resources.queue_status())
-        if was_running and summary.done >= summary.total:
-            queries.sweep_summaries.clear()
-            st.rerun(scope="app")  # finished: refresh the table of sweeps too
+
+
+@st.fragment(run_every=2)
+def all_sweeps() -> None:
+    """Refreshed with the panel above, from the same counts."""
+    with shown_errors("refreshing the sweeps"):
+        runs_view.sweeps_table(queries.sweep_summaries())
 
 
 with st.container(border=True):
@@ -54,4 +59,4 @@ with st.container(border=True):
 st.page_link("pages/gallery.py", label="See this sweep in the gallery", icon="🖼️")
 
 st.subheader("All sweeps")
-runs_view.sweeps_table(summaries)
+all_sweeps()

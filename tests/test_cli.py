@@ -36,17 +36,102 @@ def test_redis_down_at_submission_keeps_the_sweep(tuner_env, tmp_path):
     env = {**tuner_env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
     result = run(["sweep", "run", "--image", str(image), "--strength", "0.3", "--steps", "20",
                   "--prompt", "a portrait"], env)
-    assert result.returncode == 3 and "is saved" in result.stderr
+    assert result.returncode == 3 and "saved" in result.stderr and "queued when Redis is back" in result.stderr
     status = run(["sweep", "status", "1", "--json"], env)
     assert json.loads(status.stdout)["by_state"] == {"pending": 1}
     cancel = run(["sweep", "cancel", "1"], env)  # works on the database alone
     assert cancel.returncode == 0, cancel.stderr
     status = run(["sweep", "status", "1", "--json"], env)
     assert json.loads(status.stdout)["by_state"] == {"canceled": 1}
-    retry = run(["sweep", "retry", "1"], env)
-    assert retry.returncode == 2 and "Redis does not answer" in retry.stderr
+    retry = run(["sweep", "retry", "1"], env)  # failed cells only: there are none
+    assert retry.returncode == 2 and "no failed cells" in retry.stderr and "resume" in retry.stderr
+    resume = run(["sweep", "resume", "1", "--json"], env)
+    assert resume.returncode == 3 and "queued when Redis is back" in resume.stderr
+    assert json.loads(resume.stdout)["cells"] == 1
+    status = run(["sweep", "status", "1", "--json"], env)
+    assert json.loads(status.stdout)["cell_counts"]["pending"] == 1  # saved, waiting for Redis
 
 
 def test_unknown_sweep_is_a_message(tuner_env):
     result = run(["sweep", "status", "999"], tuner_env)
     assert result.returncode == 2 and "Sweep 999 does not exist" in result.stderr
+
+
+def portrait(tmp_path) -> str:  # noqa: ANN001
+    image = tmp_path / "face.png"
+    image.write_bytes(png_bytes())
+    return str(image)
+
+
+def test_sweep_run_obeys_the_limits_saved_like_the_settings_page(tuner_env, tmp_path):  # noqa: ANN001
+    saved = run(["settings", "set", "max_cells_per_sweep", "2", "--json"], tuner_env)
+    assert saved.returncode == 0, saved.stderr
+    assert json.loads(saved.stdout) == {"name": "max_cells_per_sweep", "value": 2,
+                                        "source": "stored"}
+    result = run(["sweep", "run", "--image", portrait(tmp_path), "--strength", "0.3, 0.5, 0.7",
+                  "--steps", "20, 30", "--prompt", "a portrait"], tuner_env)
+    assert result.returncode == 2 and "6" in result.stderr and "2" in result.stderr
+    assert "Traceback" not in result.stderr
+    shown = json.loads(run(["settings", "show", "--json"], tuner_env).stdout)
+    row = next(r for r in shown if r["name"] == "max_cells_per_sweep")
+    assert (row["value"], row["source"], row["environment_value"]) == (2, "stored", 2000)
+    assert next(r for r in shown if r["name"] == "database_url")["editable"] is False
+
+
+def test_settings_set_validates_as_the_page_does_and_is_audited(tuner_env):  # noqa: ANN001
+    bad = run(["settings", "set", "max_cells_per_sweep", "0"], tuner_env)
+    assert bad.returncode == 2 and "max_cells_per_sweep" in bad.stderr
+    assert "greater than or equal to 1" in bad.stderr
+    env_only = run(["settings", "set", "database_url", "sqlite:///x.db"], tuner_env)
+    assert env_only.returncode == 2 and "environment only" in env_only.stderr
+    assert run(["settings", "set", "DAILY_BUDGET_USD", "12.5"], tuner_env).returncode == 0
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(tuner_env["DATABASE_URL"])
+    with engine.connect() as conn:
+        actions = conn.execute(text("SELECT action, detail FROM audit_entry")).all()
+    engine.dispose()
+    assert [a for a, _ in actions] == ["edit_settings"]
+    assert json.loads(actions[0][1]) == {"daily_budget_usd": 12.5}
+
+
+def test_output_piped_into_head_ends_quietly(tuner_env, tmp_path):  # noqa: ANN001
+    made = run(["sweep", "run", "--image", portrait(tmp_path), "--strength", "0.1-0.9 [10]",
+                "--steps", "20-49 [30]", "--prompt", "a portrait", "--json"], tuner_env)
+    assert made.returncode == 0, made.stderr  # 300 pending cells: far more than a pipe holds
+    reader = subprocess.Popen([sys.executable, "-m", "core", "sweep", "status", "1", "--json"],
+                              env=tuner_env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    assert reader.stdout.readline().strip() == "{"
+    reader.stdout.close()  # what `head -1` does after its line
+    stderr = reader.stderr.read()
+    reader.wait(timeout=60)
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+    assert reader.returncode == 141
+
+
+def test_every_command_takes_json():  # noqa: ANN001
+    from core.cli import build_parser
+
+    def leaves(parser, path=()):  # noqa: ANN001, ANN202
+        subs = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+        if not subs:
+            yield path, parser
+        for action in subs:
+            for name, child in action.choices.items():
+                yield from leaves(child, (*path, name))
+
+    found = dict(leaves(build_parser()))
+    assert {("sweep", "resume"), ("settings", "set"), ("settings", "show"), ("up",)} <= set(found)
+    assert [p for p, parser in found.items() if "--json" not in parser._option_string_actions] == []
+
+
+def test_cancel_on_a_finished_sweep_says_nothing_changed(tuner_env, tmp_path):  # noqa: ANN001
+    made = run(["sweep", "run", "--image", portrait(tmp_path), "--strength", "0.3", "--steps",
+                "20", "--prompt", "a portrait", "--wait", "--json"], tuner_env)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["status"] == "succeeded"
+    cancel = run(["sweep", "cancel", "1", "--json"], tuner_env)
+    assert json.loads(cancel.stdout)["already_finished"] is True
+    status = json.loads(run(["sweep", "status", "1", "--json"], tuner_env).stdout)
+    assert status["status"] == "succeeded" and status["cell_counts"]["done"] == 1

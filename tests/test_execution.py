@@ -21,9 +21,10 @@ from core.data.db import session_scope
 from core.data.library import add_image
 from core.data.models import Generation, GenerationState
 from core.runtime import open_runtime
-from core.planning.sweeps import (SweepRequest, cancel_sweep, create_sweep, dispatch, pending_cell_ids,
-                         plan_sweep, retry_failed, summarize)
+from core.planning.submit import requeue, submit_sweep
+from core.planning.sweeps import SweepRequest, cancel_sweep, pending_cell_ids, summarize
 from core.engine.worker import live_workers
+from core.errors import InvalidInput
 from tests.services import wait_for
 
 
@@ -34,22 +35,13 @@ def png_bytes(seed: int = 1, size: int = 256) -> bytes:
     return buffer.getvalue()
 
 
-def submit(runtime, request: SweepRequest, *, image: bytes | None = None) -> int:
-    settings = runtime.settings
+def submit(runtime, request: SweepRequest, *, image: bytes | None = None) -> int:  # noqa: ANN001
+    """Upload a test image and submit through the one submit path the page and CLI use."""
     with session_scope(runtime.engine) as session:
-        image_id = add_image(session, runtime.store, settings, image or png_bytes(),
+        image_id = add_image(session, runtime.store, runtime.settings, image or png_bytes(),
                              filename="face.png", uploaded_by="tester").id
-        request = SweepRequest(**{**request.__dict__, "image_ids": [image_id]})
-        plan = plan_sweep(session, request, max_cells=settings.max_cells_per_sweep,
-                          inflight_cap=settings.inflight_cap,
-                          create_rate_per_minute=settings.create_rate_per_minute)
-        sweep = create_sweep(session, plan, created_by="tester", endpoint=runtime.endpoint_kind,
-                             caps=runtime.caps(session))
-        sweep_id = sweep.id
-    with session_scope(runtime.engine) as session:
-        dispatch(session, runtime.redis, pending_cell_ids(session, sweep_id),
-                 chunk_size=settings.chunk_size)
-    return sweep_id
+    request = SweepRequest(**{**request.__dict__, "image_ids": [image_id]})
+    return submit_sweep(runtime, request, actor="tester").sweep_id
 
 
 def run_queue(redis_url: str) -> None:
@@ -150,9 +142,7 @@ def test_failed_cells_keep_replicates_error_and_can_be_retried(tuner_env, emulat
         assert all(c.error and c.cost_usd > 0 for c in failed)  # failed time is billed
         paid = sum(c.cost_usd for c in failed)
     configure(emulator, failure_rate=0.0)
-    with session_scope(runtime.engine) as session:
-        ids = retry_failed(session, sweep_id, actor="tester")
-        dispatch(session, runtime.redis, ids, chunk_size=16)
+    assert requeue(runtime, sweep_id, "failed", actor="tester").queued
     run_queue(runtime.settings.redis_url)
     summary = summarize_one(runtime, sweep_id)
     assert summary.by_state == {"succeeded": 3}
@@ -246,3 +236,21 @@ def test_two_worker_processes_share_the_inflight_cap_and_use_all_of_it(tuner_env
 
     wait_for(finished, 60, "all 12 cells to succeed", interval=0.02)
     assert peak == 3
+
+
+def test_resumed_canceled_cells_run_to_the_end(tuner_env, emulator):  # noqa: ANN001
+    # The cancel flag stays on Redis for a week: a resume that left it would show the cells
+    # pending for a moment and canceled again.
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, SweepRequest(**{**GRID.__dict__, "steps": "20"}))  # 6 cells
+    with session_scope(runtime.engine) as session:
+        assert cancel_sweep(session, runtime.redis, sweep_id, actor="tester").queued_canceled == 6
+    run_queue(runtime.settings.redis_url)
+    assert summarize_one(runtime, sweep_id).status == "canceled"
+    with pytest.raises(InvalidInput, match="resume"):
+        requeue(runtime, sweep_id, "failed", actor="tester")
+    resumed = requeue(runtime, sweep_id, "canceled", actor="tester")
+    assert (resumed.cells, resumed.queued) == (6, True)
+    run_queue(runtime.settings.redis_url)
+    summary = summarize_one(runtime, sweep_id)
+    assert summary.by_state == {"succeeded": 6} and summary.status == "succeeded"

@@ -19,7 +19,8 @@ from core.data.models import Endpoint as EndpointKind
 from core.data.models import Generation, GenerationState, Sweep
 from core.engine.replicate_api import Endpoint
 from core.runtime import open_runtime
-from core.planning.sweeps import SweepRequest, create_sweep, plan_sweep
+from core.planning import submit as submission
+from core.planning.sweeps import SweepRequest, create_sweep
 from tests.factories import at, make_generation, make_model, make_sweep
 from tests.test_execution import GRID, configure, png_bytes
 
@@ -29,10 +30,9 @@ FOUR = SweepRequest(**{**GRID.__dict__, "strength": "0.2, 0.4, 0.6, 0.8", "steps
 
 def plan(runtime, request: SweepRequest):
     with session_scope(runtime.engine) as session:
-        image = add_image(session, runtime.store, runtime.settings, png_bytes(),
-                          filename="face.png", uploaded_by="tester")
-        return plan_sweep(session, SweepRequest(**{**request.__dict__, "image_ids": [image.id]}),
-                          max_cells=100, inflight_cap=1, create_rate_per_minute=600)
+        image_id = add_image(session, runtime.store, runtime.settings, png_bytes(),
+                             filename="face.png", uploaded_by="tester").id
+    return submission.plan(runtime, SweepRequest(**{**request.__dict__, "image_ids": [image_id]}))
 
 
 def test_a_sweep_over_its_budget_is_refused_with_the_numbers(tuner_env):

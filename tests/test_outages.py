@@ -9,13 +9,13 @@ import subprocess
 import time
 
 import pytest
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.config import Settings
 from core.data.db import session_scope
 from core.data.models import GenerationState
 from core.runtime import open_runtime
-from core.planning.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
+from core.planning.submit import submit_sweep
+from core.planning.sweeps import SweepRequest, dispatch
 from tests.services import TcpProxy, fresh_postgres_database, wait_for
 from tests.test_execution import GRID, configure, emulator_stats, png_bytes, submit
 from tests.test_faults import cells
@@ -113,15 +113,13 @@ def test_a_sweep_submitted_while_redis_is_down_is_sent_when_it_is_back(
     with session_scope(runtime.engine) as session:
         from core.data.library import add_image
 
-        image = add_image(session, runtime.store, runtime.settings, png_bytes(),
-                          filename="face.png", uploaded_by="tester")
-        request = SweepRequest(**{**TWELVE.__dict__, "image_ids": [image.id]})
-        plan = plan_sweep(session, request, max_cells=100, inflight_cap=8,
-                          create_rate_per_minute=600)
-        sweep_id = create_sweep(session, plan, created_by="tester",
-                                endpoint=runtime.endpoint_kind, caps=runtime.caps(session)).id
-    with pytest.raises(RedisConnectionError), session_scope(runtime.engine) as session:
-        dispatch(session, runtime.redis, pending_cell_ids(session, sweep_id), chunk_size=16)
+        image_id = add_image(session, runtime.store, runtime.settings, png_bytes(),
+                             filename="face.png", uploaded_by="tester").id
+    submitted = submit_sweep(runtime, SweepRequest(**{**TWELVE.__dict__, "image_ids": [image_id]}),
+                             actor="tester")
+    assert not submitted.queued and "queued when Redis is back" in submitted.message()
+    sweep_id = submitted.sweep_id
+    assert all(c.job_id is None for c in cells(runtime, sweep_id))
     assert states(runtime, sweep_id) == {"pending": 12}  # kept, nothing lost
     redis_server.start()
     processes.python(["core", "worker"], tuner_env, tmp_path / "worker.log")

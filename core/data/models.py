@@ -134,6 +134,8 @@ class Scenario(Base):
     status: Mapped[ScenarioStatus] = mapped_column(_enum(ScenarioStatus),
                                                    default=ScenarioStatus.DRAFT)
     version: Mapped[int] = mapped_column(default=1)
+    # The approved version production reads; later versions are candidates until approved.
+    production_version: Mapped[int | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(120), default="")
@@ -155,6 +157,10 @@ class ScenarioVersion(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     changed_by: Mapped[str] = mapped_column(String(120))
     changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    approved_by: Mapped[str | None] = mapped_column(String(120))
+    approved_at: Mapped[dt.datetime | None]
+    approval_reason: Mapped[str | None] = mapped_column(Text)
+    override_reason: Mapped[str | None] = mapped_column(Text)  # approved despite a failed gate
 
     scenario: Mapped[Scenario] = relationship(back_populates="versions")
 
@@ -272,6 +278,25 @@ class Generation(Base):
     input_image: Mapped[InputImage | None] = relationship()
     reviews: Mapped[list[Review]] = relationship(
         back_populates="generation", cascade="all, delete-orphan")
+
+
+class FailedAttempt(Base):
+    """A failed attempt of a cell, kept when the cell is retried (the cell's own row then
+    moves on), so failure rates and reasons count every failure. Its parameters are the
+    cell's; its cost is already in the cell's ``cost_usd``."""
+
+    __tablename__ = "failed_attempt"
+    __table_args__ = (Index("ix_failed_attempt_failed_at", "failed_at", "endpoint"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generation.id", ondelete="CASCADE"), index=True)
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweep.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(default=1)
+    error: Mapped[str] = mapped_column(Text, default="")
+    prediction_id: Mapped[str | None] = mapped_column(String(64))
+    endpoint: Mapped[Endpoint] = mapped_column(_enum(Endpoint))
+    failed_at: Mapped[dt.datetime]
 
 
 class Review(Base):

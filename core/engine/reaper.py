@@ -79,6 +79,24 @@ def _raise_cancel_flags(session: Session, redis: Redis) -> None:
                                         Generation.state.in_(UNFINISHED)).exists()))
     for sweep_id in canceled:
         redis.set(keys.sweep_cancel(sweep_id), "reaper", ex=CANCEL_FLAG_TTL_S, nx=True)
+    _lower_stale_cancel_flags(session, redis)
+
+
+def _lower_stale_cancel_flags(session: Session, redis: Redis) -> None:
+    """A sweep resumed or retried while Redis was down still has its old flag there: drop
+    it before the reaper sends the cells, or they would be canceled again at once."""
+    flagged = {}
+    for key in redis.scan_iter(match=keys.sweep_cancel("*"), count=500):
+        sweep_id = (key.decode() if isinstance(key, bytes) else key).split(":")[-2]
+        if sweep_id.isdigit():
+            flagged[int(sweep_id)] = key
+    if not flagged:
+        return
+    still = set(session.scalars(select(Sweep.id).where(Sweep.id.in_(list(flagged)),
+                                                       Sweep.cancel_requested_at.is_not(None))))
+    stale = [key for sweep_id, key in flagged.items() if sweep_id not in still]
+    if stale:
+        redis.delete(*stale)
 
 
 def reap(session: Session, redis: Redis, *, chunk_size: int, grace_s: float,

@@ -99,7 +99,8 @@ def sweep_header(session: Session, sweep: Sweep) -> dict[str, Any]:
         "created_by": sweep.created_by, "created_at": sweep.created_at.isoformat(),
         "budget_usd": sweep.budget_usd, "estimated_cost_usd": sweep.estimated_cost_usd,
         "cost_usd": summary.cost_usd, "status": summary.status, "cells": summary.total,
-        "cells_by_state": summary.by_state, "halted_reason": sweep.halted_reason,
+        "cells_by_state": summary.by_state, "cell_counts": summary.counts.as_dict(),
+        "halted_reason": sweep.halted_reason,
         "min_ratings": sweep.min_ratings,
         "agreement": dataclasses.asdict(agreement(session, sweep_id=sweep.id)),
     }

@@ -1,10 +1,16 @@
-"""Live state of sweeps and the queue, for the Runs panel: what is in flight, what retried,
-what failed and why, and which cells look stuck."""
+"""Live state of sweeps and the queue: the one rule that says what a sweep's cells add up to
+(``CellCounts`` → ``SweepStatus``), and, for the Runs panel, what is in flight, what retried,
+what failed and why, and which cells look stuck.
+
+Every page, the CLI and the exports read a sweep's status from ``CellCounts.status``; nothing
+else derives one."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
+from collections.abc import Mapping
 
 from redis import Redis
 from sqlalchemy import func, select
@@ -14,6 +20,79 @@ from core.data import keys
 from core.data.models import Generation, GenerationState
 
 IN_FLIGHT = (GenerationState.SUBMITTING, GenerationState.SUBMITTED)
+
+
+class SweepStatus(str, enum.Enum):
+    """What a sweep's cells add up to; derived, never stored."""
+
+    EMPTY = "empty"  # no cells at all
+    RUNNING = "running"  # some cells unfinished, no cancel asked
+    CANCELING = "canceling"  # cancel asked, in-flight cells still being stopped
+    SUCCEEDED = "succeeded"  # every cell succeeded
+    FAILED = "finished with failures"  # every cell ran; some failed
+    CANCELED = "canceled"  # every cell ended; some never ran (canceled or budget-halted)
+
+
+@dataclasses.dataclass(frozen=True)
+class CellCounts:
+    """A sweep's cells by what happened to them; ``done`` is cells that ran to an end
+    (succeeded or failed): a canceled cell never counts as done."""
+
+    succeeded: int = 0
+    failed: int = 0
+    canceled: int = 0
+    queued: int = 0  # pending: waiting for a worker
+    in_flight: int = 0  # submitting or submitted
+
+    @classmethod
+    def from_states(cls, by_state: Mapping[str, int]) -> CellCounts:
+        get = {GenerationState(k).value: int(v) for k, v in by_state.items()}.get
+        return cls(succeeded=get("succeeded", 0), failed=get("failed", 0),
+                   canceled=get("canceled", 0), queued=get("pending", 0),
+                   in_flight=get("submitting", 0) + get("submitted", 0))
+
+    @property
+    def total(self) -> int:
+        return self.succeeded + self.failed + self.canceled + self.queued + self.in_flight
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed
+
+    @property
+    def pending(self) -> int:
+        """Cells that have not ended yet (queued or in flight)."""
+        return self.queued + self.in_flight
+
+    @property
+    def finished(self) -> bool:
+        return self.pending == 0
+
+    def status(self, *, cancel_requested: bool = False) -> SweepStatus:
+        if self.total == 0:
+            return SweepStatus.EMPTY
+        if self.pending:
+            return SweepStatus.CANCELING if cancel_requested else SweepStatus.RUNNING
+        if self.canceled:
+            return SweepStatus.CANCELED
+        if self.failed:
+            return SweepStatus.FAILED
+        return SweepStatus.SUCCEEDED
+
+    def describe(self) -> str:
+        """``88 of 504 cells done (80 succeeded, 8 failed) · 416 canceled · 0 pending``."""
+        text = (f"{self.done} of {self.total} cells done ({self.succeeded} succeeded, "
+                f"{self.failed} failed)")
+        if self.canceled:
+            text += f" · {self.canceled} canceled"
+        if self.pending:
+            text += f" · {self.pending} pending"
+        return text
+
+    def as_dict(self) -> dict[str, int]:
+        return {"succeeded": self.succeeded, "failed": self.failed, "canceled": self.canceled,
+                "pending": self.pending, "in_flight": self.in_flight, "done": self.done,
+                "total": self.total}
 
 
 @dataclasses.dataclass(frozen=True)

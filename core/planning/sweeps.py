@@ -23,9 +23,10 @@ from core.data import keys
 from core.data.audit import record
 from core.planning.budget import Caps, check_submission
 from core.planning.catalog import ensure_model
-from core.errors import InvalidInput, NotFound
-from core.data.models import (FINAL_STATES, Endpoint, Generation, GenerationState, InputImage,
-                         ModelSpec, Scenario, Sweep, utcnow)
+from core.errors import BudgetExceeded, InvalidInput, NotFound
+from core.data.models import (Endpoint, FailedAttempt, Generation, GenerationState, InputImage,
+                              ModelSpec, Scenario, Sweep, utcnow)
+from core.insight.progress import CellCounts
 from core.planning.pricing import Pricing, PredictTimeModel, estimate_sweep
 
 
@@ -232,13 +233,43 @@ def pending_cell_ids(session: Session, sweep_id: int) -> list[int]:
         .order_by(Generation.cell_index)))
 
 
-def cancel_sweep(session: Session, redis: Redis | None, sweep_id: int, *, actor: str) -> int:
-    """Queued cells never start; in-flight predictions are cancelled by their workers."""
+@dataclasses.dataclass(frozen=True)
+class CancelOutcome:
+    """What a cancel did: queued cells that will never start, in-flight cells their workers
+    stop, or nothing at all because every cell had already ended."""
+
+    sweep_id: int
+    queued_canceled: int
+    in_flight: int
+    already_finished: bool
+    workers_told: bool
+
+    def message(self) -> str:
+        if self.already_finished:
+            return (f"Sweep {self.sweep_id} had already finished: nothing to cancel, "
+                    "nothing changed.")
+        text = f"Sweep {self.sweep_id} canceled: {self.queued_canceled} queued cell(s) will not start"
+        if self.in_flight:
+            text += (f"; {self.in_flight} in-flight prediction(s) are being canceled" if
+                     self.workers_told else f"; Redis is down, so {self.in_flight} in-flight "
+                     "prediction(s) are canceled when it is back")
+        return text + "."
+
+
+def cancel_sweep(session: Session, redis: Redis | None, sweep_id: int, *,
+                 actor: str) -> CancelOutcome:
+    """Queued cells never start; in-flight predictions are cancelled by their workers.
+    A sweep whose cells have all ended is left exactly as it is."""
     sweep = _sweep(session, sweep_id)
+    counts = cell_counts(session, sweep_id)
+    if counts.finished:
+        return CancelOutcome(sweep_id, 0, 0, already_finished=True, workers_told=False)
     sweep.cancel_requested_at = sweep.cancel_requested_at or utcnow()
+    told = False
     if redis is not None:
         try:  # the fast path to running cells; the reaper re-raises the flag if this fails
             redis.set(keys.sweep_cancel(sweep_id), actor, ex=CANCEL_FLAG_TTL_S)
+            told = True
         except (RedisConnectionError, RedisTimeoutError):
             log.warning("Redis unavailable: sweep %s canceled in the database only", sweep_id)
     result = session.execute(update(Generation).where(
@@ -246,29 +277,134 @@ def cancel_sweep(session: Session, redis: Redis | None, sweep_id: int, *, actor:
     ).values(state=GenerationState.CANCELED, completed_at=utcnow(),
              error=f"Canceled by {actor} before it started.")
         .execution_options(synchronize_session=False))
-    record(session, actor, "cancel_sweep", "sweep", sweep_id, {"queued_cells_canceled": result.rowcount})
-    return result.rowcount
+    record(session, actor, "cancel_sweep", "sweep", sweep_id,
+           {"queued_cells_canceled": result.rowcount, "in_flight": counts.in_flight})
+    return CancelOutcome(sweep_id, result.rowcount, counts.in_flight, already_finished=False,
+                         workers_told=told)
 
 
-def retry_failed(session: Session, sweep_id: int, *, actor: str) -> list[int]:
-    """Put the failed (and budget-halted) cells back to pending; returns their ids to dispatch."""
+_RESET = dict(state=GenerationState.PENDING, prediction_id=None, replicate_status=None,
+              error=None, job_id=None, enqueued_at=None, claimed_at=None, submitting_at=None,
+              submitted_at=None, started_at=None, completed_at=None, replicate_created_at=None,
+              replicate_completed_at=None, predict_time_s=None, queue_s=None,
+              replicate_queue_s=None, overhead_s=None, latency_s=None)
+
+
+def retry_failed(session: Session, redis: Redis | None, sweep_id: int, *, actor: str,
+                 caps: Caps | None = None) -> list[int]:
+    """Put the failed cells (only those) back to pending; returns their ids to dispatch.
+    Each failed attempt is kept in ``failed_attempt`` first, so failure rates still count it.
+    Raises InvalidInput saying why when there is nothing to retry or it cannot run now."""
     sweep = _sweep(session, sweep_id)
-    ids = list(session.scalars(select(Generation.id).where(
-        Generation.sweep_id == sweep_id,
-        Generation.state.in_([GenerationState.FAILED, GenerationState.CANCELED]))))
+    ids = _cells_in(session, sweep_id, GenerationState.FAILED)
     if not ids:
-        return []
-    sweep.cancel_requested_at = None
-    sweep.halted_reason = None
-    session.execute(update(Generation).where(Generation.id.in_(ids)).values(
-        state=GenerationState.PENDING, prediction_id=None, replicate_status=None, error=None,
-        job_id=None, enqueued_at=None, claimed_at=None, submitting_at=None, submitted_at=None,
-        started_at=None, completed_at=None, replicate_created_at=None,
-        replicate_completed_at=None, predict_time_s=None, queue_s=None,
-        replicate_queue_s=None, overhead_s=None, latency_s=None,
-    ).execution_options(synchronize_session=False))
+        raise InvalidInput(f"Sweep {sweep_id} has no failed cells to retry"
+                           + _other_hint(session, sweep_id))
+    _ready_to_requeue(session, redis, sweep, len(ids), caps)
+    keep_failed_attempts(session, ids)
+    session.execute(update(Generation).where(Generation.id.in_(ids)).values(**_RESET)
+                    .execution_options(synchronize_session=False))
     record(session, actor, "retry_failed", "sweep", sweep_id, {"cells": len(ids)})
     return ids
+
+
+def resume_canceled(session: Session, redis: Redis | None, sweep_id: int, *, actor: str,
+                    caps: Caps | None = None, budget_usd: float | None = None) -> list[int]:
+    """Put the canceled cells (canceled by a person or halted by a budget) back to pending;
+    returns their ids to dispatch. ``budget_usd`` replaces the sweep's own cap first."""
+    sweep = _sweep(session, sweep_id)
+    ids = _cells_in(session, sweep_id, GenerationState.CANCELED)
+    if not ids:
+        raise InvalidInput(f"Sweep {sweep_id} has no canceled cells to resume"
+                           + _other_hint(session, sweep_id))
+    if budget_usd is not None:
+        if budget_usd < 0:
+            raise InvalidInput(f"A budget of {budget_usd} USD is negative: give 0 or more.")
+        sweep.budget_usd = budget_usd
+    _ready_to_requeue(session, redis, sweep, len(ids), caps)
+    sweep.halted_reason = None
+    session.execute(update(Generation).where(Generation.id.in_(ids)).values(**_RESET)
+                    .execution_options(synchronize_session=False))
+    record(session, actor, "resume_canceled", "sweep", sweep_id,
+           {"cells": len(ids), "budget_usd": sweep.budget_usd})
+    return ids
+
+
+def _cells_in(session: Session, sweep_id: int, state: GenerationState) -> list[int]:
+    return list(session.scalars(select(Generation.id).where(
+        Generation.sweep_id == sweep_id, Generation.state == state)
+        .order_by(Generation.cell_index)))
+
+
+def _other_hint(session: Session, sweep_id: int) -> str:
+    counts = cell_counts(session, sweep_id)
+    if counts.canceled:
+        return f" ({counts.canceled} canceled: resume them with `sweep resume {sweep_id}`)."
+    if counts.failed:
+        return f" ({counts.failed} failed: retry them with `sweep retry {sweep_id}`)."
+    return f" ({counts.describe()})."
+
+
+def _ready_to_requeue(session: Session, redis: Redis | None, sweep: Sweep, n_cells: int,
+                      caps: Caps | None) -> None:
+    """Refuse, saying why, what would be canceled again at once; else lift the sweep's cancel
+    (in the database and on Redis) so the cells put back really run."""
+    counts = cell_counts(session, sweep.id)
+    if sweep.cancel_requested_at is not None and counts.pending:
+        raise InvalidInput(f"Sweep {sweep.id} is still canceling ({counts.in_flight} cell(s) "
+                           "being stopped): try again once they have ended.")
+    per_cell = (sweep.estimated_cost_usd or 0.0) / max(counts.total, 1)
+    if caps is not None:
+        from core.planning.budget import sweep_spend
+
+        if sweep.budget_usd is not None:
+            spent = sweep_spend(session, sweep.id)
+            if spent + n_cells * per_cell > sweep.budget_usd:
+                from core.planning.pricing import format_usd
+
+                raise BudgetExceeded(
+                    f"Sweep {sweep.id} has spent {format_usd(spent)} of its budget "
+                    f"{format_usd(sweep.budget_usd)}; {n_cells} more cell(s) need about "
+                    f"{format_usd(n_cells * per_cell)}: raise the sweep's budget "
+                    "(`sweep resume ID --budget USD`, or the budget box on Runs).")
+        check_submission(session, dataclasses.replace(caps, sweep_usd=None), n_cells * per_cell,
+                         is_real=sweep.endpoint == Endpoint.REPLICATE, now=utcnow())
+    if sweep.cancel_requested_at is not None:
+        sweep.cancel_requested_at = None
+        if redis is not None:
+            try:
+                redis.delete(keys.sweep_cancel(sweep.id))
+            except (RedisConnectionError, RedisTimeoutError):
+                pass  # the reaper lowers a flag whose sweep is no longer canceled
+
+
+def keep_failed_attempts(session: Session, generation_ids: Sequence[int]) -> int:
+    """Copy the failed attempts of these cells into ``failed_attempt`` before they are run
+    again, so failure rates and reasons still count them."""
+    if not generation_ids:
+        return 0
+    rows = session.execute(select(
+        Generation.id, Generation.sweep_id, Generation.error, Generation.prediction_id,
+        Generation.completed_at, Generation.endpoint, Generation.attempts)
+        .where(Generation.id.in_(list(generation_ids)),
+               Generation.state == GenerationState.FAILED)).all()
+    if rows:
+        session.execute(FailedAttempt.__table__.insert(), [
+            dict(generation_id=gid, sweep_id=sid, error=error or "", prediction_id=pred,
+                 failed_at=completed or utcnow(), endpoint=endpoint, attempt=attempts)
+            for gid, sid, error, pred, completed, endpoint, attempts in rows])
+    return len(rows)
+
+
+def dispatch_pending(session: Session, redis: Redis, sweep_id: int, *, chunk_size: int) -> int:
+    """Queue every pending cell of a sweep that no job holds yet; the number queued.
+    Raises redis.ConnectionError when Redis is down (the reaper sends them later)."""
+    ids = list(session.scalars(select(Generation.id).where(
+        Generation.sweep_id == sweep_id, Generation.state == GenerationState.PENDING,
+        Generation.job_id.is_(None)).order_by(Generation.cell_index)))
+    if ids:
+        dispatch(session, redis, ids, chunk_size=chunk_size)
+    return len(ids)
 
 
 def succeeded_generation(session: Session, generation_id: int, purpose: str) -> Generation:
@@ -306,19 +442,28 @@ class SweepSummary:
     halted_reason: str | None
 
     @property
+    def counts(self) -> CellCounts:
+        return CellCounts.from_states(self.by_state)
+
+    @property
     def done(self) -> int:
-        return sum(n for s, n in self.by_state.items() if GenerationState(s) in FINAL_STATES)
+        """Cells that ran to an end (succeeded or failed); canceled cells are not done."""
+        return self.counts.done
 
     @property
     def status(self) -> str:
-        """Derived from the cells: running while any is unfinished."""
-        if self.done < self.total:
-            return "canceling" if self.canceled else "running"
-        if self.by_state.get("failed"):
-            return "finished with failures"
-        if self.canceled or self.halted_reason:
-            return "canceled"
-        return "succeeded"
+        """The one rule (``CellCounts.status``), as its lowercase value."""
+        return self.counts.status(cancel_requested=self.canceled).value
+
+    @property
+    def finished(self) -> bool:
+        return self.counts.finished
+
+
+def cell_counts(session: Session, sweep_id: int) -> CellCounts:
+    rows = session.execute(select(Generation.state, func.count())
+                           .where(Generation.sweep_id == sweep_id).group_by(Generation.state))
+    return CellCounts.from_states({GenerationState(state).value: n for state, n in rows})
 
 
 def summarize(session: Session, sweep_ids: Sequence[int] | None = None,

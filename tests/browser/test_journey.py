@@ -43,7 +43,7 @@ def test_a_new_user_tunes_a_scenario_end_to_end(product, page, tmp_path):
     prompts.fill("a portrait, studio light")
     prompts.press("Control+Enter")
     page.get_by_role("button", name="Submit sweep").click()
-    wait_text(page, re.compile(r"Sweep \d+ submitted: 4 cells"))
+    wait_text(page, re.compile(r"Sweep \d+ saved: 4 cell\(s\)"))
 
     # Gallery: the grid fills in by itself, no reload.
     page.get_by_role("link", name="Gallery").first.click()

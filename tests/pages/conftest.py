@@ -21,7 +21,8 @@ from core.config import get_settings
 from core.data.db import session_scope
 from core.data.library import add_image
 from core.runtime import Runtime, open_runtime
-from core.planning.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
+from core.planning.submit import submit_sweep
+from core.planning.sweeps import SweepRequest
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
@@ -94,18 +95,9 @@ def start_sweep(runtime: Runtime, *, strength: str = "0.3, 0.6", steps: str = "2
                 prompts: tuple[str, ...] = ("a portrait",), seed: str = "42") -> int:
     """A sweep created and dispatched the way the page does it (no worker runs it yet)."""
     image_id = store_image(runtime)
-    settings = runtime.settings
     request = SweepRequest(model_ref="stability-ai/sdxl", image_ids=[image_id],
                            strength=strength, steps=steps, prompts=list(prompts), seed=seed)
-    with session_scope(runtime.engine) as session:
-        plan = plan_sweep(session, request, max_cells=settings.max_cells_per_sweep, inflight_cap=8,
-                          create_rate_per_minute=600)
-        sweep_id = create_sweep(session, plan, created_by="tester",
-                                endpoint=runtime.endpoint_kind, caps=runtime.caps(session)).id
-    with session_scope(runtime.engine) as session:
-        dispatch(session, runtime.redis, pending_cell_ids(session, sweep_id),
-                 chunk_size=settings.chunk_size)
-    return sweep_id
+    return submit_sweep(runtime, request, actor="tester").sweep_id
 
 
 def run_workers(runtime: Runtime) -> None:

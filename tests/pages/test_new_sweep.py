@@ -111,7 +111,7 @@ def test_submit_creates_the_sweep_and_queues_its_cells(open_page, runtime) -> No
 
     assert not app.exception
     assert app.title[0].value == "Runs"  # switched to the run
-    assert "Sweep 1 submitted: 8 cells, 0 reused." in app.success[0].value
+    assert "Sweep 1 saved: 8 cell(s), estimated" in app.success[0].value
     with session_scope(runtime.engine) as session:
         sweep = session.scalar(select(Sweep))
         cells = list(session.scalars(select(Generation).where(Generation.sweep_id == sweep.id)))
@@ -161,7 +161,7 @@ def test_submit_with_redis_down_saves_the_sweep(open_page, runtime, monkeypatch)
     _fill(app, image_id)
     next(b for b in app.button if b.label == "Submit sweep").click().run()
     assert not app.exception
-    assert "will be sent when Redis is back" in app.warning[0].value
+    assert "queued when Redis is back" in app.warning[0].value
     with session_scope(runtime.engine) as session:
         assert session.scalar(select(func.count()).select_from(Generation)) == 4
         assert session.scalar(select(func.count()).select_from(Generation)

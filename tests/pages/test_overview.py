@@ -50,7 +50,7 @@ def test_real_and_emulated_spend_are_apart(open_page, runtime) -> None:
     assert metrics["Live workers"] == "0"
     texts = [p.proto.text for p in app.get("progress")]
     assert any(f"{usd(0.5)} of {usd(20)} budget today" in t for t in texts)
-    assert any("real sweep" in t and "1/1 cells" in t for t in texts)
+    assert any("real sweep" in t and "1 of 1 cells done (1 succeeded, 0 failed)" in t for t in texts)
     # no worker runs in tests: that is the one thing needing attention, with its fix
     assert [e.value for e in app.error] == [
         "**Workers**: no worker is registered. Start workers: `python -m core worker` (or `up`)."]

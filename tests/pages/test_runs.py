@@ -48,7 +48,7 @@ def test_cancel_stops_queued_cells(open_page, runtime) -> None:
     assert "no worker is running" in app.warning[0].value
     _button(app, "Cancel sweep").click().run()
     assert not app.exception
-    assert "Canceled 4 queued cell(s)." in app.success[0].value
+    assert "4 queued cell(s) will not start" in app.success[0].value
     assert _states(runtime, sweep_id) == ["canceled"] * 4
     assert runtime.redis.get(keys.sweep_cancel(sweep_id)) is not None
 
@@ -63,7 +63,7 @@ def test_retry_sends_failed_cells_again_and_errors_show_inline(open_page, runtim
     retry = _button(app, "Retry failed cells (4)")
     retry.click().run()
     assert not app.exception
-    assert "4 cell(s) sent again." in app.success[0].value
+    assert "4 failed cell(s) retried; queued." in app.success[0].value
     with session_scope(runtime.engine) as session:
         cells = list(session.scalars(select(Generation).where(Generation.sweep_id == sweep_id)))
     assert {c.state for c in cells} == {GenerationState.PENDING} and all(c.job_id for c in cells)
@@ -76,3 +76,23 @@ def test_redis_down_is_a_message_not_a_crash(open_page, finished_sweep, monkeypa
     assert not app.exception
     assert any("Redis is down" in e.value for e in app.error)
     assert f"#{finished_sweep}" in " ".join(m.value for m in app.markdown)
+
+
+def test_a_canceled_sweep_reads_as_canceled_and_resumes_on_its_own_button(open_page, runtime) -> None:  # noqa: ANN001
+    sweep_id = start_sweep(runtime)
+    with session_scope(runtime.engine) as session:  # one cell ran, one failed, two canceled
+        cells = list(session.scalars(select(Generation).where(Generation.sweep_id == sweep_id)
+                                     .order_by(Generation.cell_index)))
+        for cell, state in zip(cells, ("succeeded", "failed", "canceled", "canceled")):
+            cell.state = GenerationState(state)
+    app = open_page(PAGE)
+    assert not app.exception
+    bar = app.get("progress")[0]
+    assert "canceled — 2 of 4 cells done (1 succeeded, 1 failed) · 2 canceled" in bar.proto.text
+    table = app.dataframe[-1].value
+    assert list(table.loc[0, ["succeeded", "failed", "canceled", "pending"]]) == [1, 1, 2, 0]
+    assert _button(app, "Cancel sweep").disabled
+    _button(app, "Resume canceled cells (2)").click().run()
+    assert not app.exception
+    assert "2 canceled cell(s) resumed; queued." in app.success[0].value
+    assert sorted(_states(runtime, sweep_id)) == ["failed", "pending", "pending", "succeeded"]

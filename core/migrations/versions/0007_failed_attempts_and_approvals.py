@@ -1,7 +1,7 @@
 """failed attempts and approved scenario versions
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02 02:37:41.085756
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import core.data.models
 
 
-revision = '0003'
-down_revision = '0002'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

@@ -128,7 +128,7 @@ def grid_for(cells: int) -> SweepRequest:
                         seed=f"1-{seeds}" if seeds > 1 else "1")
 
 
-def submit(runtime, request: SweepRequest, image_id: int, chunk_size: int) -> int:  # noqa: ANN001
+def submit(runtime, request: SweepRequest, image_id: int, chunk_size: int) -> int:
     """Through the product's one submit path, with this run's chunk size as the setting."""
     request = dataclasses.replace(request, image_ids=[image_id], fresh_run=True)
     sized = dataclasses.replace(runtime, settings=runtime.settings.model_copy(

@@ -663,12 +663,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_json_everywhere(parser: argparse.ArgumentParser) -> None:
-    for action in parser._actions:  # noqa: SLF001 - argparse has no public walk
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
                 _add_json_everywhere(child)
             return
-    if "--json" not in parser._option_string_actions:  # noqa: SLF001
+    if "--json" not in parser._option_string_actions:
         parser.add_argument("--json", action="store_true",
                             help="Machine-readable output (JSON; services log JSON lines).")
 

@@ -57,13 +57,13 @@ def test_unknown_sweep_is_a_message(tuner_env):
     assert result.returncode == 2 and "Sweep 999 does not exist" in result.stderr
 
 
-def portrait(tmp_path) -> str:  # noqa: ANN001
+def portrait(tmp_path) -> str:
     image = tmp_path / "face.png"
     image.write_bytes(png_bytes())
     return str(image)
 
 
-def test_sweep_run_obeys_the_limits_saved_like_the_settings_page(tuner_env, tmp_path):  # noqa: ANN001
+def test_sweep_run_obeys_the_limits_saved_like_the_settings_page(tuner_env, tmp_path):
     saved = run(["settings", "set", "max_cells_per_sweep", "2", "--json"], tuner_env)
     assert saved.returncode == 0, saved.stderr
     assert json.loads(saved.stdout) == {"name": "max_cells_per_sweep", "value": 2,
@@ -78,7 +78,7 @@ def test_sweep_run_obeys_the_limits_saved_like_the_settings_page(tuner_env, tmp_
     assert next(r for r in shown if r["name"] == "database_url")["editable"] is False
 
 
-def test_settings_set_validates_as_the_page_does_and_is_audited(tuner_env):  # noqa: ANN001
+def test_settings_set_validates_as_the_page_does_and_is_audited(tuner_env):
     bad = run(["settings", "set", "max_cells_per_sweep", "0"], tuner_env)
     assert bad.returncode == 2 and "max_cells_per_sweep" in bad.stderr
     assert "greater than or equal to 1" in bad.stderr
@@ -95,7 +95,7 @@ def test_settings_set_validates_as_the_page_does_and_is_audited(tuner_env):  # n
     assert json.loads(actions[0][1]) == {"daily_budget_usd": 12.5}
 
 
-def test_output_piped_into_head_ends_quietly(tuner_env, tmp_path):  # noqa: ANN001
+def test_output_piped_into_head_ends_quietly(tuner_env, tmp_path):
     made = run(["sweep", "run", "--image", portrait(tmp_path), "--strength", "0.1-0.9 [10]",
                 "--steps", "20-49 [30]", "--prompt", "a portrait", "--json"], tuner_env)
     assert made.returncode == 0, made.stderr  # 300 pending cells: far more than a pipe holds
@@ -110,10 +110,10 @@ def test_output_piped_into_head_ends_quietly(tuner_env, tmp_path):  # noqa: ANN0
     assert reader.returncode == 141
 
 
-def test_every_command_takes_json():  # noqa: ANN001
+def test_every_command_takes_json():
     from core.cli import build_parser
 
-    def leaves(parser, path=()):  # noqa: ANN001, ANN202
+    def leaves(parser, path=()):
         subs = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
         if not subs:
             yield path, parser
@@ -126,7 +126,7 @@ def test_every_command_takes_json():  # noqa: ANN001
     assert [p for p, parser in found.items() if "--json" not in parser._option_string_actions] == []
 
 
-def test_cancel_on_a_finished_sweep_says_nothing_changed(tuner_env, tmp_path):  # noqa: ANN001
+def test_cancel_on_a_finished_sweep_says_nothing_changed(tuner_env, tmp_path):
     made = run(["sweep", "run", "--image", portrait(tmp_path), "--strength", "0.3", "--steps",
                 "20", "--prompt", "a portrait", "--wait", "--json"], tuner_env)
     assert made.returncode == 0, made.stderr

@@ -35,7 +35,7 @@ def png_bytes(seed: int = 1, size: int = 256) -> bytes:
     return buffer.getvalue()
 
 
-def submit(runtime, request: SweepRequest, *, image: bytes | None = None) -> int:  # noqa: ANN001
+def submit(runtime, request: SweepRequest, *, image: bytes | None = None) -> int:
     """Upload a test image and submit through the one submit path the page and CLI use."""
     with session_scope(runtime.engine) as session:
         image_id = add_image(session, runtime.store, runtime.settings, image or png_bytes(),
@@ -238,7 +238,7 @@ def test_two_worker_processes_share_the_inflight_cap_and_use_all_of_it(tuner_env
     assert peak == 3
 
 
-def test_resumed_canceled_cells_run_to_the_end(tuner_env, emulator):  # noqa: ANN001
+def test_resumed_canceled_cells_run_to_the_end(tuner_env, emulator):
     # The cancel flag stays on Redis for a week: a resume that left it would show the cells
     # pending for a moment and canceled again.
     runtime = open_runtime(Settings())

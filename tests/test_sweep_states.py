@@ -22,7 +22,7 @@ S, F, C, P = (GenerationState.SUCCEEDED, GenerationState.FAILED, GenerationState
 CAPS = Caps(sweep_usd=None, daily_usd=20, monthly_usd=300)
 
 
-def sweep_with(session, *states: GenerationState, **fields):  # noqa: ANN001, ANN201
+def sweep_with(session, *states: GenerationState, **fields):
     sweep = make_sweep(session, **fields)
     for state in states:
         make_generation(session, sweep, state=state,
@@ -40,11 +40,11 @@ def sweep_with(session, *states: GenerationState, **fields):  # noqa: ANN001, AN
     (CellCounts(succeeded=88, canceled=416), True, SweepStatus.CANCELED),
     (CellCounts(succeeded=80, failed=8, canceled=416), True, SweepStatus.CANCELED),
 ])
-def test_one_rule_derives_the_status_from_the_counts(counts, cancel, status):  # noqa: ANN001
+def test_one_rule_derives_the_status_from_the_counts(counts, cancel, status):
     assert counts.status(cancel_requested=cancel) is status
 
 
-def test_done_never_counts_canceled_cells(db_session):  # noqa: ANN001
+def test_done_never_counts_canceled_cells(db_session):
     sweep = sweep_with(db_session, S, S, F, C, C, C, P, cancel_requested_at=utcnow())
     summary = summarize(db_session, [sweep.id])[0]
     c = summary.counts
@@ -54,7 +54,7 @@ def test_done_never_counts_canceled_cells(db_session):  # noqa: ANN001
         "3 of 7 cells done (2 succeeded, 1 failed) · 3 canceled · 1 pending")
 
 
-def test_cancel_on_a_finished_sweep_changes_nothing_and_says_so(db_session):  # noqa: ANN001
+def test_cancel_on_a_finished_sweep_changes_nothing_and_says_so(db_session):
     sweep = sweep_with(db_session, S)
     outcome = cancel_sweep(db_session, None, sweep.id, actor="ann")
     assert outcome.already_finished and "nothing changed" in outcome.message()
@@ -63,7 +63,7 @@ def test_cancel_on_a_finished_sweep_changes_nothing_and_says_so(db_session):  # 
     assert db_session.scalar(select(func.count()).select_from(AuditEntry)) == 0
 
 
-def test_cancel_stops_queued_cells_only(db_session):  # noqa: ANN001
+def test_cancel_stops_queued_cells_only(db_session):
     sweep = sweep_with(db_session, S, P, P)
     outcome = cancel_sweep(db_session, None, sweep.id, actor="ann")
     assert (outcome.queued_canceled, outcome.already_finished) == (2, False)
@@ -72,7 +72,7 @@ def test_cancel_stops_queued_cells_only(db_session):  # noqa: ANN001
     assert summarize(db_session, [sweep.id])[0].status == "canceled"
 
 
-def test_retry_runs_failed_cells_only_and_keeps_their_failures(db_session):  # noqa: ANN001
+def test_retry_runs_failed_cells_only_and_keeps_their_failures(db_session):
     sweep = sweep_with(db_session, S, F, F, C, C, cancel_requested_at=utcnow())
     ids = retry_failed(db_session, None, sweep.id, actor="ann", caps=CAPS)
     assert len(ids) == 2
@@ -84,13 +84,13 @@ def test_retry_runs_failed_cells_only_and_keeps_their_failures(db_session):  # n
     assert sweep.cancel_requested_at is None  # else the retried cells are canceled at once
 
 
-def test_retry_with_no_failed_cells_says_why_and_points_to_resume(db_session):  # noqa: ANN001
+def test_retry_with_no_failed_cells_says_why_and_points_to_resume(db_session):
     sweep = sweep_with(db_session, S, C)
     with pytest.raises(InvalidInput, match=r"no failed cells.*1 canceled: resume them"):
         retry_failed(db_session, None, sweep.id, actor="ann", caps=CAPS)
 
 
-def test_resume_puts_canceled_cells_back_and_lowers_the_flag(db_session, redis_url):  # noqa: ANN001
+def test_resume_puts_canceled_cells_back_and_lowers_the_flag(db_session, redis_url):
     redis = Redis.from_url(redis_url)
     sweep = sweep_with(db_session, S, C, C, F, cancel_requested_at=utcnow())
     redis.set(keys.sweep_cancel(sweep.id), "ann")
@@ -100,13 +100,13 @@ def test_resume_puts_canceled_cells_back_and_lowers_the_flag(db_session, redis_u
     assert (counts.queued, counts.failed, counts.canceled) == (2, 1, 0)  # failed stay failed
 
 
-def test_resume_refuses_while_the_cancel_is_still_running(db_session):  # noqa: ANN001
+def test_resume_refuses_while_the_cancel_is_still_running(db_session):
     sweep = sweep_with(db_session, C, GenerationState.SUBMITTED, cancel_requested_at=utcnow())
     with pytest.raises(InvalidInput, match="still canceling"):
         resume_canceled(db_session, None, sweep.id, actor="ann", caps=CAPS)
 
 
-def test_resume_after_a_budget_halt_needs_a_budget_that_fits(db_session):  # noqa: ANN001
+def test_resume_after_a_budget_halt_needs_a_budget_that_fits(db_session):
     sweep = make_sweep(db_session, budget_usd=0.01, estimated_cost_usd=0.04,
                        halted_reason="Sweep budget $0.0100 reached")
     for state in (S, S, C, C):
@@ -117,7 +117,7 @@ def test_resume_after_a_budget_halt_needs_a_budget_that_fits(db_session):  # noq
     assert len(ids) == 2 and sweep.halted_reason is None and sweep.budget_usd == 0.05
 
 
-def test_the_reaper_lowers_a_flag_left_by_a_resume_while_redis_was_down(db_session, redis_url):  # noqa: ANN001
+def test_the_reaper_lowers_a_flag_left_by_a_resume_while_redis_was_down(db_session, redis_url):
     from core.engine.reaper import _lower_stale_cancel_flags
 
     redis = Redis.from_url(redis_url)
@@ -131,7 +131,7 @@ def test_the_reaper_lowers_a_flag_left_by_a_resume_while_redis_was_down(db_sessi
     assert redis.exists(keys.sweep_cancel(still.id))
 
 
-def test_export_and_cli_record_use_the_same_counts(db_session):  # noqa: ANN001
+def test_export_and_cli_record_use_the_same_counts(db_session):
     from core.cli import sweep_status_record
     from core.insight.export import sweep_header
 

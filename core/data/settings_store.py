@@ -66,7 +66,7 @@ def describe_settings(session: Session, base: Settings) -> list[SettingRow]:
     stored = {row.key: row for row in session.scalars(select(AppSetting)) if row.key in EDITABLE}
     current = effective_settings(session, base)
     rows = []
-    for name, field in Settings.model_fields.items():
+    for name in Settings.model_fields:
         env_value = _shown(name, getattr(base, name))
         if name in stored:
             row = stored[name]

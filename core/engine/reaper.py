@@ -86,7 +86,8 @@ def _lower_stale_cancel_flags(session: Session, redis: Redis) -> None:
     """A sweep resumed or retried while Redis was down still has its old flag there: drop
     it before the reaper sends the cells, or they would be canceled again at once."""
     flagged = {}
-    for key in redis.scan_iter(match=keys.sweep_cancel("*"), count=500):
+    pattern = keys.sweep_cancel(0).replace(":0:", ":*:")
+    for key in redis.scan_iter(match=pattern, count=500):
         sweep_id = (key.decode() if isinstance(key, bytes) else key).split(":")[-2]
         if sweep_id.isdigit():
             flagged[int(sweep_id)] = key

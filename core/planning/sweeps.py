@@ -5,6 +5,7 @@ The page and the CLI both go through ``plan_sweep`` → ``create_sweep`` → ``d
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import random
@@ -371,11 +372,9 @@ def _ready_to_requeue(session: Session, redis: Redis | None, sweep: Sweep, n_cel
                          is_real=sweep.endpoint == Endpoint.REPLICATE, now=utcnow())
     if sweep.cancel_requested_at is not None:
         sweep.cancel_requested_at = None
-        if redis is not None:
-            try:
+        if redis is not None:  # else the reaper lowers the flag once Redis answers
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
                 redis.delete(keys.sweep_cancel(sweep.id))
-            except (RedisConnectionError, RedisTimeoutError):
-                pass  # the reaper lowers a flag whose sweep is no longer canceled
 
 
 def keep_failed_attempts(session: Session, generation_ids: Sequence[int]) -> int:

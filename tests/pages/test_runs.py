@@ -78,7 +78,7 @@ def test_redis_down_is_a_message_not_a_crash(open_page, finished_sweep, monkeypa
     assert f"#{finished_sweep}" in " ".join(m.value for m in app.markdown)
 
 
-def test_a_canceled_sweep_reads_as_canceled_and_resumes_on_its_own_button(open_page, runtime) -> None:  # noqa: ANN001
+def test_a_canceled_sweep_reads_as_canceled_and_resumes_on_its_own_button(open_page, runtime) -> None:
     sweep_id = start_sweep(runtime)
     with session_scope(runtime.engine) as session:  # one cell ran, one failed, two canceled
         cells = list(session.scalars(select(Generation).where(Generation.sweep_id == sweep_id)

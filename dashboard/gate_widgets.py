@@ -64,6 +64,23 @@ def gate_runs(scenario_id: int | None = None) -> list[dict[str, Any]]:
                 for r in core_gate.list_gate_runs(session, scenario_id)]
 
 
+@st.cache_data(ttl=10, show_spinner=False)
+def recent_verdicts(limit: int = 10) -> list[dict[str, Any]]:
+    """The latest gate runs with their status and headline numbers, newest first."""
+    with session_scope(runtime().engine) as session:
+        rows = []
+        for run in core_gate.list_gate_runs(session, limit=limit):
+            res = core_verdict.gate_result(session, run.id)
+            wr = res.preference.win_rate
+            rows.append({"run": run.id, "scenario": res.scenario_name,
+                         "versions": f"v{res.candidate_version} vs v{res.production_version}",
+                         "status": res.status, "win rate (95% CI)": _pct(wr),
+                         "ties": res.preference.ties,
+                         "pairs judged": f"{res.pairs_complete}/{res.pairs_reviewable}",
+                         "by": res.created_by, "started": res.created_at})
+        return rows
+
+
 def result(gate_run_id: int) -> core_verdict.GateResult:
     with session_scope(runtime().engine) as session:
         return core_verdict.gate_result(session, gate_run_id)

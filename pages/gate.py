@@ -111,6 +111,10 @@ elif section == "Blind review":
             st.rerun()
 
 elif section == "Verdict":
+    with shown_errors("listing gate runs"):
+        recent = gw.recent_verdicts()
+        if recent:
+            st.dataframe(recent, hide_index=True, width="stretch")
     run_id = pick_run("gate_verdict_run")
     if run_id is not None:
         res = None

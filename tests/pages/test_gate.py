@@ -65,7 +65,9 @@ def test_start_a_gate_with_its_estimate_then_read_the_verdict(open_page, runtime
 
     section(app, "Verdict")
     assert any("INCOMPLETE" in m.value for m in app.markdown)
-    rules = app.dataframe[0].value
+    recent = app.dataframe[0].value
+    assert recent["status"].tolist() == ["incomplete"] and recent["run"].tolist() == [1]
+    rules = next(d.value for d in app.dataframe if "rule" in d.value.columns)
     assert set(rules["rule"]) >= {"win_rate", "failure_rate"}
     assert any("did not pass (incomplete)" in w.value and "override" in w.value
                for w in app.warning)

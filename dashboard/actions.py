@@ -42,6 +42,11 @@ def store_uploads(files: Iterable[tuple[str, bytes]], *, user: str) -> list[Uplo
     return outcomes
 
 
+def schema_fetcher():  # noqa: ANN201 - core.planning.submit's fetcher for this runtime
+    """Asks Replicate (or the emulator) for a model's schema when it is unknown here."""
+    return submission.schema_fetcher(runtime())
+
+
 def plan(request: SweepRequest, *, seed_salt: int) -> SweepPlan:
     """The grid priced and checked; random seeds are drawn from ``seed_salt`` so the
     preview and the submission agree."""

@@ -20,7 +20,7 @@ from core.scenarios.gate_report import render_html
 from core.scenarios.versions import get_scenario, list_scenarios
 from dashboard import format as fmt
 from dashboard import queries
-from dashboard.actions import _fetcher as schema_fetcher  # the one schema fetcher pages use
+from dashboard.actions import schema_fetcher  # the one schema fetcher pages use
 from dashboard.resources import media, runtime
 
 STATUS_BADGES = {"pass": ":green-badge[PASS]", "fail": ":red-badge[FAIL]",

@@ -63,10 +63,10 @@ def _plan(session: Any, runtime: Runtime, request: SweepRequest, *, rng: random.
                       inflight_cap=current.inflight_cap,
                       create_rate_per_minute=current.create_rate_per_minute,
                       fetch_schema=fetch_schema if fetch_schema is not None
-                      else _schema_fetcher(runtime), rng=rng)
+                      else schema_fetcher(runtime), rng=rng)
 
 
-def _schema_fetcher(runtime: Runtime) -> Any:
+def schema_fetcher(runtime: Runtime) -> Any:
     """Asks Replicate (or the emulator) for a schema only when a model is unknown here."""
     def fetch(model_name: str, version_id: str | None) -> Any:
         from core.engine.replicate_api import build_client

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -85,10 +84,6 @@ def model_refs() -> list[str]:
     with session_scope(runtime().engine) as session:
         refs = [m.ref for m in list_models(session)]
     return [SDXL_REF, *[r for r in refs if r != SDXL_REF]]
-
-
-def summaries_as_dicts(summaries: list[SweepSummary]) -> list[dict[str, Any]]:
-    return [{**dataclasses.asdict(s), "status": s.status, "done": s.done} for s in summaries]
 
 
 def export_sweep(sweep_id: int, kind: str) -> bytes:

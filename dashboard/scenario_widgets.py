@@ -13,13 +13,17 @@ import streamlit as st
 from core.scenarios import versions as core_scenarios
 from core.data.db import session_scope
 from core.errors import InvalidInput
-from core.scenarios.versions import ScenarioInfo, VersionInfo
+from core.data.models import ScenarioStatus
+from core.scenarios.versions import NEXT_STATUS, ScenarioInfo, VersionInfo
 from dashboard import format as fmt
 from dashboard.resources import runtime
 
-STATUSES = ("draft", "calibrated", "production")
-STATUS_BADGES = {"draft": ":gray-badge[draft]", "calibrated": ":blue-badge[calibrated]",
-                 "production": ":green-badge[production]"}
+STATUSES = tuple(status.value for status in ScenarioStatus)  # draft → calibrated → production
+_BADGE_COLOURS = {ScenarioStatus.DRAFT: "gray", ScenarioStatus.CALIBRATED: "blue",
+                  ScenarioStatus.PRODUCTION: "green"}
+_MOVE_LABELS = {ScenarioStatus.CALIBRATED: "Mark calibrated",
+                ScenarioStatus.PRODUCTION: "Move to production",
+                ScenarioStatus.DRAFT: "Back to draft"}
 # the production service's parameter names, in the editor's order, with their number input
 NUMBER_PARAMS = {
     "strength": dict(min_value=0.0, max_value=1.0, step=0.05, format="%.2f",
@@ -132,15 +136,17 @@ def editor(current: ScenarioInfo | None, key: str) -> tuple[dict[str, Any], str]
 
 def status_steps(current: ScenarioInfo, on_status: Callable[[str], None]) -> None:
     """draft → calibrated → production, the current step in bold, and the allowed moves."""
-    steps = " → ".join(f"**{STATUS_BADGES[s]}**" if s == current.status else s for s in STATUSES)
+    status = ScenarioStatus(current.status)
+    steps = " → ".join(f"**:{_BADGE_COLOURS[s]}-badge[{s.value}]**" if s == status else s.value
+                       for s in ScenarioStatus)
     st.markdown(f"Status: {steps}")
-    moves = {"draft": [("calibrated", "Mark calibrated")],
-             "calibrated": [("production", "Move to production"), ("draft", "Back to draft")],
-             "production": [("draft", "Back to draft")]}[current.status]
-    for column, (target, label) in zip(st.columns(len(moves) + 2), moves):
-        if column.button(label, key=f"sc_status_{current.name}_{target}",
-                         type="primary" if target != "draft" else "secondary"):
-            on_status(target)
+    # the moves core allows: one step up, or back to draft from anywhere
+    moves = [target for target in (NEXT_STATUS.get(status), ScenarioStatus.DRAFT)
+             if target is not None and target != status]
+    for column, target in zip(st.columns(len(moves) + 2), moves):
+        if column.button(_MOVE_LABELS[target], key=f"sc_status_{current.name}_{target.value}",
+                         type="primary" if target != ScenarioStatus.DRAFT else "secondary"):
+            on_status(target.value)
 
 
 def _show(value: Any) -> str:

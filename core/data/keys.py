@@ -24,4 +24,3 @@ def file_url(base_url: str, image_sha256: str) -> str:
 
 
 REAPER_LOCK = f"{PREFIX}:reaper-lock"
-WORKER_HEARTBEAT_PREFIX = f"{PREFIX}:worker:"

@@ -508,7 +508,3 @@ def cell_record(gen: Generation) -> dict[str, Any]:
         "attempts": gen.attempts, "endpoint": gen.endpoint.value,
         "reused_from": gen.reused_from_id,
     }
-
-
-def model_of(session: Session, sweep: Sweep) -> ModelSpec:
-    return session.get(ModelSpec, sweep.model_id)

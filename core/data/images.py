@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import struct
 from dataclasses import dataclass
 
-from isal import isal_zlib
 from PIL import Image, ImageFile, ImageOps
 
 from core.errors import InvalidInput
@@ -25,9 +23,6 @@ JPEG_QUALITY = 95
 THUMBNAIL_QUALITY = 80
 _ORIENTATION_TAG = 0x0112
 _SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_MAX_STORED_BLOCK = 0xFFFF
-_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type → samples per pixel
 
 
 @dataclass(frozen=True)
@@ -94,7 +89,7 @@ def validate_upload(
 
 def make_thumbnail(data: bytes, *, max_px: int = 400) -> tuple[bytes, str]:
     """A JPEG no larger than ``max_px`` on either side, upright and on white; (bytes, type)."""
-    image = _open(_with_inflated_pixels(data) or data, "The image")
+    image = _open(data, "The image")
     try:
         if image.format in ("JPEG", "MPO"):
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: most of the speed for large JPEGs.
@@ -114,79 +109,6 @@ def make_thumbnail(data: bytes, *, max_px: int = 400) -> tuple[bytes, str]:
     # re-encodes every WebP on every run (a third of the Gallery's time at 1,000 cells).
     rgb.save(out, "JPEG", quality=THUMBNAIL_QUALITY, optimize=False)
     return out.getvalue(), "image/jpeg"
-
-
-def _with_inflated_pixels(data: bytes) -> bytes | None:
-    """The same PNG with its pixel data stored uncompressed, or None if ``data`` is not a
-    well-formed still PNG.
-
-    Inflating is most of the cost of decoding a 1024² output (~11 of 15 ms with Pillow's
-    zlib); ISA-L inflates the same stream in a third of that time, and Pillow then reads the
-    stored blocks at memory speed. The filtered rows are kept as they are, so Pillow still
-    does all the PNG decoding: the pixels are identical. A corrupt, truncated or interlaced
-    stream, or one that inflates to more than its header's rows (a decompression bomb),
-    returns None, and Pillow's own decode (which stops at the last row) deals with it."""
-    rows_total = _png_filtered_size(data)
-    if rows_total is None:
-        return None
-    view = memoryview(data)  # slices of it are not copies
-    before, idat, after = [view[:len(_PNG_SIGNATURE)]], [], []  # type: list[memoryview], list[memoryview], list[memoryview]
-    offset = len(_PNG_SIGNATURE)
-    while offset + 12 <= len(data):
-        length, kind = struct.unpack_from(">I4s", data, offset)
-        end = offset + 12 + length
-        if end > len(data) or kind in (b"acTL", b"fdAT"):  # truncated, or animated
-            return None
-        if kind == b"IDAT":
-            if after:  # IDAT chunks must be consecutive
-                return None
-            idat.append(view[offset + 8:end - 4])
-        else:
-            (after if idat else before).append(view[offset:end])
-        offset = end
-    if not idat or not after or offset != len(data):
-        return None
-    inflater = isal_zlib.decompressobj()
-    try:
-        rows = inflater.decompress(idat[0] if len(idat) == 1 else b"".join(idat),
-                                   rows_total + 1)
-    except isal_zlib.error:  # type: ignore[misc]  # isal's stubs miss it
-        return None
-    if len(rows) != rows_total or not inflater.eof:
-        return None
-    stream = _stored_zlib_stream(memoryview(rows))
-    crc = isal_zlib.crc32(b"IDAT")
-    for part in stream:
-        crc = isal_zlib.crc32(part, crc)
-    length = sum(len(part) for part in stream)
-    return b"".join([*before, struct.pack(">I4s", length, b"IDAT"), *stream,
-                     struct.pack(">I", crc), *after])
-
-
-def _png_filtered_size(data: bytes) -> int | None:
-    """Bytes of a non-interlaced PNG's filtered rows (each with its filter byte), from the
-    IHDR chunk that must come first; None for anything else."""
-    if not data.startswith(_PNG_SIGNATURE + b"\x00\x00\x00\x0dIHDR") or len(data) < 33:
-        return None
-    width, height, depth, color_type, _, _, interlace = struct.unpack_from(">IIBBBBB", data, 16)
-    channels = _PNG_CHANNELS.get(color_type)
-    if channels is None or interlace or depth not in (1, 2, 4, 8, 16) or not width * height:
-        return None
-    return height * (1 + (width * channels * depth + 7) // 8)
-
-
-def _stored_zlib_stream(data: memoryview) -> list[bytes | memoryview]:
-    """``data`` as a zlib stream of stored (uncompressed) deflate blocks (RFC 1950, RFC 1951
-    3.2.4), in parts to be joined once: what zlib.compress(data, 0) makes, without its copies
-    and its slower Adler-32."""
-    parts: list[bytes | memoryview] = [b"\x78\x01"]
-    for start in range(0, len(data), _MAX_STORED_BLOCK) or [0]:
-        block = data[start:start + _MAX_STORED_BLOCK]
-        final = start + _MAX_STORED_BLOCK >= len(data)
-        parts.append(struct.pack("<BHH", final, len(block), 0xFFFF ^ len(block)))
-        parts.append(block)
-    parts.append(struct.pack(">I", isal_zlib.adler32(data)))
-    return parts
 
 
 def image_size(data: bytes) -> tuple[int, int]:

@@ -339,8 +339,6 @@ def _json_out(value: Any) -> None:
 
 def cmd_gate_run(args: argparse.Namespace) -> int:
     from core.auth import local_user
-    from core.engine.replicate_api import build_client
-    from core.planning.catalog import replicate_schema_fetcher
     from core.runtime import open_runtime
     from core.scenarios.gate import GateRequest, start_gate
 
@@ -348,8 +346,7 @@ def cmd_gate_run(args: argparse.Namespace) -> int:
     request = GateRequest(args.scenario, args.candidate, args.set, seeds=args.seeds,
                           reviewers_per_pair=args.reviewers, budget_usd=args.budget,
                           fresh_run=args.fresh, production_version=args.production)
-    started = start_gate(runtime, request, actor=local_user(),
-                         fetch_schema=replicate_schema_fetcher(build_client(runtime.endpoint)))
+    started = start_gate(runtime, request, actor=local_user())
     if not started.dispatched:
         print(f"Redis does not answer: gate run {started.gate_run_id} is saved and its cells "
               "will be sent when Redis is back (a worker's reaper does it).", file=sys.stderr)

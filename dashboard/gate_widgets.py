@@ -11,7 +11,6 @@ import pandas as pd
 import streamlit as st
 
 from core.data.db import session_scope
-from core.data.settings_store import effective_settings
 from core.insight.pairwise import Interval
 from core.scenarios import gate as core_gate
 from core.scenarios import testsets as core_sets
@@ -20,7 +19,6 @@ from core.scenarios.gate_report import render_html
 from core.scenarios.versions import get_scenario, list_scenarios
 from dashboard import format as fmt
 from dashboard import queries
-from dashboard.actions import schema_fetcher  # the one schema fetcher pages use
 from dashboard.resources import media, runtime
 
 STATUS_BADGES = {"pass": ":green-badge[PASS]", "fail": ":red-badge[FAIL]",
@@ -108,15 +106,11 @@ def _changed() -> None:
 
 
 def estimate(request: core_gate.GateRequest) -> core_gate.GatePlan:
-    rt = runtime()
-    with session_scope(rt.engine) as session:
-        return core_gate.plan_gate(session, request,
-                                   limits=effective_settings(session, rt.settings),
-                                   fetch_schema=schema_fetcher())
+    return core_gate.estimate_gate(runtime(), request)
 
 
 def start(request: core_gate.GateRequest, *, user: str) -> core_gate.StartedGate:
-    started = core_gate.start_gate(runtime(), request, actor=user, fetch_schema=schema_fetcher())
+    started = core_gate.start_gate(runtime(), request, actor=user)
     _changed()
     queries.sweep_summaries.clear()
     return started

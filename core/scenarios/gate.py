@@ -263,35 +263,37 @@ class StartedGate:
     dispatched: bool  # False: Redis is away; the workers' reaper sends the cells when it is back
 
 
-def start_gate(runtime: Any, request: GateRequest, *, actor: str,
-               fetch_schema: Any = None) -> StartedGate:
-    """Plan, cap-check and store a gate in one transaction, then queue its cells: the one way
-    the page and the CLI start a gate. ``runtime`` is a ``core.runtime.Runtime``."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
+def estimate_gate(runtime: Any, request: GateRequest, *, fetch_schema: Any = None) -> GatePlan:
+    """The gate planned and priced under the effective settings; nothing is stored."""
     from core.data.db import session_scope
     from core.data.settings_store import effective_settings
-    from core.planning.sweeps import dispatch, pending_cell_ids
+    from core.planning.submit import schema_fetcher
 
-    endpoint = runtime.endpoint_kind
+    with session_scope(runtime.engine) as session:
+        return plan_gate(session, request, limits=effective_settings(session, runtime.settings),
+                         fetch_schema=fetch_schema or schema_fetcher(runtime))
+
+
+def start_gate(runtime: Any, request: GateRequest, *, actor: str,
+               fetch_schema: Any = None) -> StartedGate:
+    """Plan, cap-check and store a gate in one transaction, then queue its cells through the
+    one submit path's ``queue_pending``: the one way the page and the CLI start a gate.
+    ``runtime`` is a ``core.runtime.Runtime``."""
+    from core.data.db import session_scope
+    from core.data.settings_store import effective_settings
+    from core.planning.submit import queue_pending, schema_fetcher
+
+    endpoint = runtime.endpoint_kind  # raises ConfigurationError before anything is stored
     with session_scope(runtime.engine) as session:
         current = effective_settings(session, runtime.settings)
-        plan = plan_gate(session, request, limits=current, fetch_schema=fetch_schema)
+        plan = plan_gate(session, request, limits=current,
+                         fetch_schema=fetch_schema or schema_fetcher(runtime))
         run = create_gate(session, plan, actor=actor, endpoint=endpoint,
                           caps=runtime.caps(session))
         run_id, sweep_ids, chunk_size = (run.id, (run.candidate_sweep_id, run.production_sweep_id),
                                          current.chunk_size)
-    try:
-        with session_scope(runtime.engine) as session:
-            for sweep_id in sweep_ids:
-                ids = pending_cell_ids(session, sweep_id)
-                if ids:
-                    dispatch(session, runtime.redis, ids, chunk_size=chunk_size)
-        dispatched = True
-    except (RedisConnectionError, RedisTimeoutError):
-        dispatched = False
-    return StartedGate(run_id, plan.cells, plan.reused, plan.estimated_cost_usd, dispatched)
+    queued = [queue_pending(runtime, sweep_id, chunk_size=chunk_size) for sweep_id in sweep_ids]
+    return StartedGate(run_id, plan.cells, plan.reused, plan.estimated_cost_usd, all(queued))
 
 
 def gate_run(session: Session, gate_run_id: int) -> GateRun:

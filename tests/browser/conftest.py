@@ -4,6 +4,8 @@ test-artifacts/."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,24 +21,44 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="module")
-def product(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Iterator[str]:
+@dataclasses.dataclass(frozen=True)
+class Product:
+    """A running product: its URL and the environment it runs with (for the CLI and the
+    database a test checks)."""
+
+    url: str
+    env: dict[str, str]
+
+
+@contextlib.contextmanager
+def running_product(tmp: Path, redis_url: str) -> Iterator[Product]:
     """The whole product on embedded defaults (private Redis, emulator, one worker)."""
-    tmp = tmp_path_factory.mktemp("product")
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("REPLICATE_API_TOKEN", "REPLICATE_BASE_URL", "AUTH_USERS_FILE")}
     env.update({"DATABASE_URL": f"sqlite:///{tmp / 'tuner.db'}", "MEDIA_URL": f"file://{tmp / 'media'}",
-                "REDIS_URL": redis_server.url, "TUNER_RUN_DIR": str(tmp / "run"),
+                "REDIS_URL": redis_url, "TUNER_RUN_DIR": str(tmp / "run"),
                 "POLL_INTERVAL_S": "0.2"})
     group = ProcessGroup()
     group.python(["core", "up", "--port", str(port), "--workers", "1"], env, tmp / "up.log")
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _answers(f"{url}/_stcore/health"), 90, "the dashboard to answer")
-        yield url
+        yield Product(url, env)
     finally:
         group.stop_all()
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Iterator[Product]:
+    with running_product(tmp_path_factory.mktemp("product"), redis_server.url) as product:
+        yield product
+
+
+@pytest.fixture(scope="module")
+def product(running: Product) -> str:
+    """The running product's URL."""
+    return running.url
 
 
 def _answers(url: str) -> bool:

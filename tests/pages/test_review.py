@@ -1,15 +1,18 @@
-"""Review: empty states, the pair with its controls, save-and-advance with progress and the
-stored row, quick keys, next/previous, errors as messages, the summary, promote."""
+"""Review: empty states; what the panel is sent (the pair, what comes next, why, progress);
+actions applied to the generation they name, once each, refusals as messages; next/previous;
+several reviewers and their agreement; promote. The panel itself (keys, preloading) runs in
+a browser: tests/browser/test_review_keys.py."""
 
 from __future__ import annotations
 
-import pytest
+import json
+
 from sqlalchemy import select
 
 from core.auth import local_user
 from core.data.db import session_scope
-from core.errors import InvalidInput
-from core.data.models import Generation, Review, Scenario
+from core.data.models import Generation, Review, Scenario, Sweep
+from core.insight.review import save_review
 from tests.pages.conftest import clear_caches, start_sweep
 from tests.services import free_port
 
@@ -20,8 +23,9 @@ def _button(app, label: str):
     return next(b for b in app.button if b.label == label)
 
 
-def _progress(app) -> str:
-    return next(p.proto.text for p in app.get("progress") if "reviewed by you" in p.proto.text)
+def _panel(app) -> dict:
+    [element] = app.get("bidi_component")
+    return json.loads(element.proto.json)
 
 
 def _reviews(runtime) -> list[Review]:
@@ -31,8 +35,17 @@ def _reviews(runtime) -> list[Review]:
         return rows
 
 
-def _shown(app) -> int:
-    return app.session_state["rv_current"]
+def _ids(runtime, sweep_id: int) -> list[int]:
+    """The sweep's generations, oldest finished first (the queue's order)."""
+    with session_scope(runtime.engine) as session:
+        return list(session.scalars(select(Generation.id).where(Generation.sweep_id == sweep_id)
+                                    .order_by(Generation.completed_at, Generation.id)))
+
+
+def _save(gid: int, seq: int, **fields):
+    from dashboard.review_widgets import PanelAction
+
+    return PanelAction(seq=seq, kind="save", generation_id=gid, **fields)
 
 
 def test_empty_state_points_to_new_sweep(open_page) -> None:
@@ -48,92 +61,132 @@ def test_a_sweep_with_nothing_finished_says_so(open_page, runtime) -> None:
     assert "No finished images to review in this scope yet" in app.info[0].value
 
 
-def test_pair_and_controls(open_page, finished_sweep) -> None:
+def test_the_panel_gets_the_pair_what_comes_next_and_why(open_page, runtime, finished_sweep) -> None:
     app = open_page(PAGE)
     assert not app.exception
-    assert _progress(app) == "**0 / 4** reviewed by you"
-    captions = [c for image in app.image for c in image.captions]
-    assert captions[0].startswith("Input image #") and captions[1].startswith("Output")
-    assert "strength **0." in " ".join(m.value for m in app.markdown)
-    assert len(app.feedback) == 2
-    assert {b.label for b in app.button} >= {"Previous", "Save and next", "Next",
-                                             "1", "5"}
+    data = _panel(app)
+    ids = _ids(runtime, finished_sweep)
+    assert [item["id"] for item in data["items"]] == ids
+    first = data["items"][0]
+    assert first["input_label"] == "face.png" and first["sweep_id"] == finished_sweep
+    assert first["input_url"].endswith(".png") and first["output_url"].endswith(".png")
+    assert first["input_url"] != first["output_url"]
+    assert first["why"].startswith("Next because it is the oldest generation in this scope "
+                                   "that still lacks your review")
+    assert "strength 0." in first["meta"] and first["review"] is None
+    assert data["progress"] == "0 / 4 reviewed by you" and "too strong" in data["tags"]
 
 
-def test_save_and_next_stores_the_review_and_moves_on(open_page, runtime, finished_sweep) -> None:
-    app = open_page(PAGE)
-    first = _shown(app)
-    app.feedback[0].set_value(3)  # the fourth star
-    app.feedback[1].set_value(0)  # thumbs down
-    app.multiselect[0].set_value(["too strong", "Halo  Effect"])
-    app.text_area[0].input("Face drifts at the edges")
-    _button(app, "Save and next").click().run()
-    assert not app.exception
-    assert f"Saved your review of generation {first}." in app.success[0].value
-    assert _progress(app) == "**1 / 4** reviewed by you"
-    assert _shown(app) != first
-    [review] = _reviews(runtime)
-    assert (review.generation_id, review.reviewer, review.rating, review.thumbs) == (
-        first, local_user(), 4, -1)
-    assert review.tags == ["too strong", "halo effect"] and review.note == "Face drifts at the edges"
-    assert review.seconds_spent is not None and review.seconds_spent >= 0
-    summary = app.dataframe[-1].value
-    assert summary[summary["parameter"] == "strength"]["mean_rating"].tolist() == [4.0]
-
-
-def test_number_keys_rate_and_advance_to_the_end(open_page, runtime, finished_sweep) -> None:
-    app = open_page(PAGE)
-    for stars in (5, 4, 2, 1):
-        _button(app, str(stars)).click().run()
-        assert not app.exception
-    assert [r.rating for r in _reviews(runtime)] == [5, 4, 2, 1]
-    assert "You have reviewed all 4 generations in this scope." in app.success[-1].value
-    _button(app, "Go through them again from the oldest").click().run()
-    assert "You reviewed this on" in " ".join(c.value for c in app.caption)
-    assert app.feedback[0].value == 4  # the earlier five stars, prefilled
-
-
-def test_next_and_previous(open_page, finished_sweep) -> None:
-    app = open_page(PAGE)
-    first = _shown(app)
-    _button(app, "Previous").click().run()
-    assert "That is the first generation in this scope." in app.info[0].value
-    _button(app, "Next").click().run()
-    second = _shown(app)
-    assert second != first
-    _button(app, "Previous").click().run()
-    assert _shown(app) == first
-
-
-def test_scope_of_one_sweep_and_all_generations(open_page, runtime, finished_sweep) -> None:
-    app = open_page(PAGE)
-    app.toggle(key="rv_first").set_value(False).run()
-    assert _progress(app) == "**0 / 4** reviewed by you"
-    app.selectbox(key="rv_sweep").set_value(finished_sweep).run()
-    assert not app.exception and _progress(app) == "**0 / 4** reviewed by you"
-
-
-def test_nothing_to_save_is_a_message(open_page, runtime, finished_sweep) -> None:
-    app = open_page(PAGE)
-    first = _shown(app)
-    _button(app, "Save and next").click().run()
-    assert not app.exception
-    assert "Nothing to save: give a rating, a thumb, a tag or a note." in app.error[0].value
-    assert _shown(app) == first and not _reviews(runtime)
-
-
-def test_out_of_range_rating_is_refused_by_the_handler(page_env, runtime, finished_sweep) -> None:
+def test_actions_land_on_the_generation_they_name_once_each(page_env, runtime, finished_sweep) -> None:
     from dashboard import review_widgets as rw
 
-    gid = rw.next_to_review(None, "tester", rw.Scope(None, 100))
-    with pytest.raises(InvalidInput, match="Rating 7 is not allowed: give 1 to 5 stars"):
-        rw.save(gid, "tester", rating=7, thumbs=None, tags=[], note="", seconds_spent=1.0)
-    assert not _reviews(runtime)
+    ids = _ids(runtime, finished_sweep)
+    scope, applied = rw.Scope(None, 100), {}
+    # taken on ids[2] then ids[0]: each lands where it was taken, whatever the server shows
+    actions = [_save(ids[2], 1, rating=4, tags=["Too strong"], note="halo", seconds=1.5),
+               _save(ids[0], 2, rating=2, thumbs=-1)]
+    outcomes, focus, _ = rw.apply_actions("tab-a", actions, applied, "tester", scope)
+    assert [o.kind for o in outcomes] == ["success", "success"] and focus is None
+    assert applied == {"tab-a": 2}
+    # the panel sends unacknowledged actions again: applied once only
+    again, _, _ = rw.apply_actions("tab-a", [*actions, _save(ids[1], 3, rating=5)], applied,
+                                   "tester", scope)
+    assert [o.text for o in again] == [f"Saved your review of generation {ids[1]} (5 ★)."]
+    stored = {(r.generation_id, r.rating, tuple(r.tags), r.note, r.seconds_spent)
+              for r in _reviews(runtime)}
+    assert stored == {(ids[2], 4, ("too strong",), "halo", 1.5), (ids[0], 2, (), "", None),
+                      (ids[1], 5, (), "", None)}
+
+
+def test_refused_actions_say_why_and_change_nothing(page_env, runtime, finished_sweep) -> None:
+    from dashboard import review_widgets as rw
+
+    ids = _ids(runtime, finished_sweep)
+    rw.save(ids[0], "tester", rating=3, thumbs=None, tags=["artifact"], note="", seconds_spent=2)
+    outcomes, _, _ = rw.apply_actions("tab", [
+        _save(ids[0], 1, rating=7),
+        _save(ids[0], 2, rating=2, note="x" * 5001),
+        _save(999_999, 3, rating=4),
+        _save(None, 4, rating=4)], {}, "tester", rw.Scope(None, 100))
+    texts = [o.text for o in outcomes]
+    assert all(o.kind == "error" for o in outcomes)
+    assert texts[0] == (f"Your review of generation {ids[0]} was not saved: Rating 7 is not "
+                        "allowed: give 1 to 5 stars, or none.")
+    assert "shorten it to 5000 or fewer" in texts[1]
+    assert "Generation 999999 does not exist (it may have been deleted" in texts[2]
+    assert "without the generation it was given on" in texts[3]
+    [kept] = _reviews(runtime)
+    assert (kept.generation_id, kept.rating, kept.tags) == (ids[0], 3, ["artifact"])
+
+
+def test_refusals_are_shown_on_the_page(open_page, runtime, finished_sweep) -> None:
+    app = open_page(PAGE)
+    app.session_state["rv_refused"] = ["Your review of generation 1 was not saved: because."]
+    app.run()
+    assert "Your review of generation 1 was not saved: because." in app.error[0].value
+
+
+def test_next_and_previous_move_the_focus(page_env, runtime, finished_sweep) -> None:
+    from dashboard import review_widgets as rw
+    from dashboard.review_widgets import PanelAction
+
+    ids = _ids(runtime, finished_sweep)
+    scope = rw.Scope(None, 100)
+    outcomes, focus, why = rw.apply_actions(
+        "t", [PanelAction(1, "next", ids[0]), PanelAction(2, "next", ids[1])], {}, "tester", scope)
+    assert (focus, why, outcomes) == (ids[2], "You moved on to it with Next.", [])
+    outcomes, focus, _ = rw.apply_actions("t", [PanelAction(1, "prev", ids[0])], {}, "tester",
+                                          scope)
+    assert focus is None and outcomes[0].text == "That is the first generation in this scope."
+
+
+def test_a_focused_generation_is_shown_first(open_page, runtime, finished_sweep) -> None:
+    ids = _ids(runtime, finished_sweep)
+    app = open_page(PAGE)
+    view = _panel(app)["view"]
+    app.session_state["rv_focus"] = ids[3]
+    app.session_state["rv_focus_why"] = "You went back to it with Previous."
+    app.session_state["rv_view"] = view + 1
+    app.run()
+    data = _panel(app)
+    assert data["items"][0]["id"] == ids[3] and data["view"] == view + 1
+    assert data["items"][0]["why"] == "You went back to it with Previous."
+
+
+def test_several_reviewers_and_their_agreement(open_page, runtime, finished_sweep) -> None:
+    ids = _ids(runtime, finished_sweep)
+    with session_scope(runtime.engine) as session:
+        for gid, a, b in zip(ids, (1, 5, 1, 5), (5, 1, 5, 1)):  # opposite on every image
+            save_review(session, gid, "ann", rating=a, seconds_spent=4.0)
+            save_review(session, gid, "ben", rating=b, seconds_spent=6.0)
+    app = open_page(PAGE)
+    app.selectbox(key="rv_sweep").set_value(finished_sweep).run()
+    assert not app.exception
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Generations rated by 2+"] == "4" and metrics["Exact agreement"] == "0%"
+    assert float(metrics["Krippendorff's α (ordinal)"]) < 0.4
+    assert "reviewers disagree: read the notes before trusting the means" in app.warning[0].value
+    people = app.dataframe[0].value
+    assert list(people["reviewer"]) == ["ann", "ben"] and list(people["reviewed"]) == [4, 4]
+    log = app.dataframe[1].value  # I have rated none: their stars stay hidden
+    assert set(log["rating"]) == {"hidden until you review it"}
+    assert set(log["seconds on page"]) == {4.0, 6.0}
+    # two reviews wanted per generation: all four have them, so nothing is left for me
+    app.selectbox(key=f"rv_min_{finished_sweep}").set_value(2).run()
+    with session_scope(runtime.engine) as session:
+        assert session.get(Sweep, finished_sweep).min_ratings == 2
+    clear_caches()
+    app.run()
+    data = _panel(app)
+    assert data["items"] == [] and "4 / 4 generations have the 2 reviews wanted" in data["progress"]
+    assert data["end"].startswith("Nothing left for you here")
 
 
 def test_promote_the_shown_settings(open_page, runtime, finished_sweep) -> None:
     app = open_page(PAGE)
-    gid = _shown(app)
+    gid = _ids(runtime, finished_sweep)[1]
+    app.session_state["rv_shown"] = gid  # what the panel says is on screen
+    app.run()
     app.text_input(key=f"rv_promote_name_{gid}").input("projection-level-1")
     _button(app, "Promote to scenario").click().run()
     assert not app.exception
@@ -146,19 +199,24 @@ def test_promote_the_shown_settings(open_page, runtime, finished_sweep) -> None:
         assert scenario.params["num_inference_steps"] == shown.steps
 
 
-def test_bad_scenario_name_on_promote_is_a_message(open_page, finished_sweep) -> None:
+def test_bad_scenario_name_on_promote_is_a_message(open_page, runtime, finished_sweep) -> None:
     app = open_page(PAGE)
-    gid = _shown(app)
+    gid = _ids(runtime, finished_sweep)[1]
+    app.session_state["rv_shown"] = gid  # what the panel says is on screen
+    app.run()
     app.text_input(key=f"rv_promote_name_{gid}").input("Projection Level 1!")
     _button(app, "Promote to scenario").click().run()
     assert not app.exception
     assert "is not allowed: use lowercase letters" in app.error[0].value
 
 
-def test_redis_down_does_not_stop_reviewing(open_page, runtime, finished_sweep, monkeypatch) -> None:
+def test_redis_down_does_not_stop_reviewing(page_env, runtime, finished_sweep, monkeypatch) -> None:
+    from dashboard import review_widgets as rw
+
+    gid = _ids(runtime, finished_sweep)[0]
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     clear_caches()
-    app = open_page(PAGE)
-    _button(app, "3").click().run()
-    assert not app.exception
+    outcomes, _, _ = rw.apply_actions("t", [_save(gid, 1, rating=3)], {}, local_user(),
+                                      rw.Scope(None, 100))
+    assert outcomes[0].kind == "success"
     assert [r.rating for r in _reviews(runtime)] == [3]

@@ -201,15 +201,26 @@ def test_cancel_flags_with_redis_away_keep_what_was_known(redis_url, redis_serve
     flags = CancelFlags(redis)
     assert flags.is_set(2) and not flags.is_set(1)
     redis_server.stop()
+    reads, read = [], flags._read  # count the watcher's reads; each one goes to real Redis
+    flags._read = lambda sweep_ids: reads.append(sweep_ids) or read(sweep_ids)
 
     async def watch_through_the_outage() -> None:
         watcher = asyncio.create_task(flags.watch(0.05))
-        await asyncio.sleep(0.5)
-        assert not watcher.done()  # the watcher outlives the outage
-        watcher.cancel()
+        try:
+            async with asyncio.timeout(10):
+                while len(reads) < 3:  # three reads against the stopped server
+                    await asyncio.sleep(0.01)
+            assert not watcher.done()  # the watcher outlives the outage
+            assert flags.is_set(2) and not flags.is_set(1)  # and keeps what was known
+            redis_server.start()
+            redis_server.client().set(keys.sweep_cancel(1), "tester")
+            async with asyncio.timeout(10):
+                while not flags.is_set(1):  # Redis back: the same watcher reads again
+                    await asyncio.sleep(0.01)
+        finally:
+            watcher.cancel()
 
     asyncio.run(watch_through_the_outage())
-    assert flags.is_set(2) and not flags.is_set(1)
     assert not flags.is_set(3)  # never read: not canceled; the database check at pick-up stands
 
 

@@ -1,5 +1,6 @@
 """`python -m core up` on embedded defaults: it starts Redis, the emulator, workers and the
-dashboard, a CLI sweep runs through them, and SIGTERM stops every process it started."""
+dashboard, a CLI sweep runs through them, and SIGTERM stops every process it started: none
+is left whose environment carries this run's TUNER_RUN_DIR, and its ports are closed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 import httpx
 import psutil
 
+from core.launcher import redis_answers
 from tests.services import PROJECT_ROOT, free_port, wait_for
 from tests.test_execution import png_bytes
 
@@ -51,13 +53,40 @@ def test_up_runs_the_product_and_stops_everything_it_started(tmp_path, processes
                for cell in report["cells"])
     assert report["total_cost_usd"] > 0
 
+    # redis-server rewrites the memory its environment was in: it is found as a child
     children = psutil.Process(launcher.pid).children(recursive=True)
-    assert len(children) >= 4  # redis-server, emulator, worker, streamlit
+    names = {" ".join(p.cmdline()) for p in [*children, *_started_by(env["TUNER_RUN_DIR"])]}
+    for part in ("redis-server", "core emulator", "core worker", "streamlit run"):
+        assert any(part in name for name in names), (part, names)
     launcher.send_signal(signal.SIGTERM)
     launcher.wait(30)
-    wait_for(lambda: not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE
-                             for child in children), 20, "every started process to exit")
+    wait_for(lambda: not _started_by(env["TUNER_RUN_DIR"]) and not any(map(_alive, children)),
+             20, "every started process to exit")
     assert not (tmp_path / "run" / "services.json").exists()
+    assert not _answers(f"http://127.0.0.1:{port}/_stcore/health")
+    assert not redis_answers(services["redis_url"])
+
+
+def _started_by(run_dir: str) -> list[psutil.Process]:
+    """Every live process whose environment has this TUNER_RUN_DIR: what `up` started, and
+    what those started in turn, however deep and whenever."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if (process.status() != psutil.STATUS_ZOMBIE
+                    and process.environ().get("TUNER_RUN_DIR") == run_dir
+                    and process.pid != os.getpid()):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _answers(url: str) -> bool:

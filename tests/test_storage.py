@@ -91,8 +91,12 @@ def test_local_put_of_same_bytes_does_not_rewrite(local: LocalMediaStore):
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
-def test_local_delete_of_missing_object_is_fine(local: LocalMediaStore):
-    local.delete(GOOD_KEY)
+def test_local_delete_twice_is_fine_and_leaves_other_objects(local: LocalMediaStore):
+    key = local.put(PNG_BYTES, kind="inputs", content_type="image/png")
+    other = local.put(b"other bytes", kind="inputs", content_type="image/png")
+    local.delete(key)
+    local.delete(key)  # already gone: no error (purges after a rollback may repeat)
+    assert not local.exists(key) and local.get(other) == b"other bytes"
 
 
 def test_local_get_of_missing_object_is_not_found(local: LocalMediaStore):

@@ -84,10 +84,6 @@ def _flat(cell: dict[str, Any]) -> dict[str, Any]:
             "reviews": json.dumps(cell["reviews"], ensure_ascii=False) if cell["reviews"] else ""}
 
 
-def export_filename(sweep_id: int, fmt: str) -> str:
-    return f"sweep-{sweep_id}.{fmt}"
-
-
 def sweep_header(session: Session, sweep: Sweep) -> dict[str, Any]:
     """The sweep's own fields as plain JSON values."""
     summary = summarize(session, [sweep.id])[0]

@@ -15,6 +15,8 @@ PAGES = [
     st.Page("pages/runs.py", title="Runs", icon="🔄"),
     st.Page("pages/gallery.py", title="Gallery", icon="🖼️"),
     st.Page("pages/review.py", title="Review", icon="⭐"),
+    st.Page("pages/decide.py", title="Decide", icon="🧭"),
+    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
     st.Page("pages/monitoring.py", title="Monitoring", icon="📈"),
     st.Page("pages/scenarios.py", title="Scenarios", icon="🎯"),
     st.Page("pages/gate.py", title="Gate", icon="🚦"),

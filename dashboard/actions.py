@@ -96,6 +96,22 @@ def promote(generation_id: int, scenario_name: str, *, user: str) -> str:
     return name
 
 
+def promote_recommendation(generation_id: int, scenario_name: str, evidence: str, *,
+                           user: str) -> str:
+    """Make the recommended setting (through the cell that stands for it) a new version of a
+    scenario, its evidence in the version's note."""
+    from dashboard.scenario_widgets import scenarios as cached_scenarios
+
+    name = scenario_name.strip()
+    if not name:
+        raise InvalidInput("Type the name of the scenario to promote the recommendation into.")
+    with session_scope(runtime().engine) as session:
+        promote_generation(session, generation_id, name, actor=user,
+                           note=f"Recommended setting: {evidence}")
+    cached_scenarios.clear()
+    return name
+
+
 def _sweeps_changed() -> None:
     queries.sweep_summaries.clear()
     queries.sweep_cells.clear()

@@ -69,6 +69,66 @@ def review_filter(cells: Sequence[Cell]) -> list[Cell]:
     return list(cells)
 
 
+SORTS = {"grid position": None, "similarity": "similarity", "identity": "identity",
+         "change": "change", "sharpness": "sharpness", "perceptual-hash distance": "phash_distance",
+         "rating": "rating"}
+
+
+def metric_filter(cells: Sequence[Cell]) -> tuple[list[Cell], str | None, bool]:
+    """Filter on the image metrics and pick an order: (cells, sort key or None, descending)."""
+    a, b, c, d = st.columns(4)
+    min_similarity = a.slider("Similarity at least", 0.0, 1.0, 0.0, 0.05, key="g_min_sim",
+                              help="SSIM of the output against its input photo (1 = same).")
+    max_change = b.slider("Change at most", 0.0, 1.0, 1.0, 0.05, key="g_max_change",
+                          help="Mean absolute pixel difference from the input (0–1).")
+    min_identity = c.slider("Identity at least", 0.0, 1.0, 0.0, 0.05, key="g_min_identity",
+                            help="1 − dlib face-descriptor distance, where the input has a "
+                                 "face; 0.4 is dlib's same-person threshold. Cells without a "
+                                 "face measured are kept.")
+    label = d.selectbox("Sort by", list(SORTS), key="g_sort",
+                        help="Any order but grid position shows the cells as a ranked list.")
+    kept = [cell for cell in cells if _passes(cell, min_similarity, max_change, min_identity)]
+    key = SORTS[label]
+    return kept, key, key not in ("change", "phash_distance")
+
+
+def _passes(cell: Cell, min_similarity: float, max_change: float, min_identity: float) -> bool:
+    if min_similarity > 0 and (cell.get("similarity") is None
+                               or cell["similarity"] < min_similarity):
+        return False
+    if max_change < 1 and (cell.get("change") is None or cell["change"] > max_change):
+        return False
+    identity = cell.get("identity")
+    return not (min_identity > 0 and identity is not None and identity < min_identity)
+
+
+def ranked(cells: Sequence[Cell], key: str, descending: bool, *, load: Callable[[str], bytes],
+           on_open: Callable[[Cell], None], per_row: int = 6) -> None:
+    """Cells ordered by one metric, best first; unmeasured ones last."""
+    measured = sorted((c for c in cells if c.get(key) is not None), key=lambda c: c[key],
+                      reverse=descending)
+    ordered = measured + [c for c in cells if c.get(key) is None][:PAGE_CELLS]
+    for start in range(0, min(len(ordered), PAGE_CELLS), per_row):
+        for col, cell in zip(st.columns(per_row), ordered[start:start + per_row]):
+            with col:
+                value = cell.get(key)
+                shown = "—" if value is None else f"{value:.3g}"
+                _thumb(cell, load, f"{key} {shown} · #{cell['cell_index']}")
+                if st.button("Open", key=f"open_ranked_{cell['id']}", width="stretch"):
+                    on_open(cell)
+
+
+def metrics_line(cell: Cell) -> str:
+    """The cell's image metrics in one line, for the dialog."""
+    if cell.get("similarity") is None:
+        return "Image metrics: not measured yet (`python -m core metrics backfill`)."
+    identity = ("no face found in the input" if cell.get("identity") is None
+                else f"identity **{cell['identity']:.2f}**")
+    return (f"similarity **{cell['similarity']:.3f}** · change **{cell['change']:.3f}** · "
+            f"perceptual-hash distance **{cell['phash_distance']}** · sharpness "
+            f"**{cell['sharpness']:.0f}** · {identity}")
+
+
 def _label(cell: Cell, x: str | None, y: str | None) -> str:
     parts = [f"{a} {fmt.axis_value(cell[a])}" for a in (x, y) if a]
     return f"{fmt.STATE_ICONS.get(cell['state'], '')} {' · '.join(parts) or '#' + str(cell['cell_index'])}"
@@ -136,6 +196,7 @@ def cell_dialog(cell: Cell, load: Callable[[str], bytes],
     st.markdown(
         f"strength **{cell['strength']}** · steps **{cell['steps']}** · guidance "
         f"**{cell['guidance']}** · seed **{cell['seed']}** · prompt **{cell['prompt']}**")
+    st.markdown(metrics_line(cell))
     st.caption(f"Prompt: {cell['prompt_text']}")
     if cell["negative_prompt"]:
         st.caption(f"Negative prompt: {cell['negative_prompt']}")

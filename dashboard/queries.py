@@ -14,6 +14,8 @@ from core.data.library import list_images
 from core.data.models import Generation
 from core.planning.presets import Preset, list_presets
 from core.insight.progress import SweepProgress, sweep_progress
+from core.insight.measured import metrics_by_generation
+from core.insight.metrics import METRIC_NAMES, Metrics
 from core.insight.review import CellMarks, marks_for_sweep
 from core.planning.sweeps import SweepSummary, cell_record, cells_of, summarize
 from dashboard.resources import runtime
@@ -57,7 +59,17 @@ def _cell(gen: Generation) -> dict[str, Any]:
 def sweep_cells(sweep_id: int) -> list[dict[str, Any]]:
     with session_scope(runtime().engine) as session:
         marks = marks_for_sweep(session, sweep_id)
-        return [_with_marks(_cell(gen), marks.get(gen.id)) for gen in cells_of(session, sweep_id)]
+        gens = cells_of(session, sweep_id)
+        measured = metrics_by_generation(
+            session, {g.reused_from_id or g.id for g in gens})
+        return [_with_metrics(_with_marks(_cell(gen), marks.get(gen.id)),
+                              measured.get(gen.reused_from_id or gen.id)) for gen in gens]
+
+
+def _with_metrics(cell: dict[str, Any], metrics: Metrics | None) -> dict[str, Any]:
+    """The output's image metrics under their names (None where not measured)."""
+    return {**cell, **{name: getattr(metrics, name) if metrics else None
+                       for name in METRIC_NAMES}}
 
 
 def _with_marks(cell: dict[str, Any], marks: CellMarks | None) -> dict[str, Any]:

@@ -135,6 +135,10 @@ def preview(plan: SweepPlan) -> None:
                   "reuse the stored output instead of paying again, unless Fresh run is on.")
     c.metric("Estimated cost", fmt.usd(plan.estimated_cost_usd))
     d.metric("Estimated duration", fmt.duration(plan.estimated_duration_s))
+    if plan.estimate is not None:
+        st.caption(f"Estimated from {plan.estimate.basis}; about "
+                   f"{plan.estimate.predict_s:.1f} s of predict time a cell, "
+                   f"{plan.estimate.parallel} cells at a time.")
     rows = [{"#": cell.index, "image": cell.image_id, "prompt": cell.prompt_label,
              "seed": cell.seed, "guidance": cell.guidance, "steps": cell.steps,
              "strength": cell.strength, "reuses output": cell.request_hash in plan.reusable}

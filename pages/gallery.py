@@ -37,6 +37,11 @@ def gallery() -> None:
         st.caption(f"{sum(c['state'] == 'succeeded' for c in live)} of {len(live)} images ready"
                    + (" — filling in as the sweep runs" if summary.done < summary.total else ""))
         shown = grid_view.review_filter(grid_view.state_filter(live))
+        shown, sort_key, descending = grid_view.metric_filter(shown)
+        if sort_key is not None:
+            grid_view.ranked(shown, sort_key, descending, load=resources.media,
+                             on_open=open_cell)
+            return
         groups = grid_view.split(shown, rest)
         if not groups:
             st.info("No cells match the chosen states, rating and tags.")

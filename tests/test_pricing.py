@@ -3,7 +3,6 @@ import pytest
 from core.planning.pricing import (
     DEFAULT_PRICING,
     Estimate,
-    PredictTimeModel,
     Pricing,
     cost_of,
     estimate_sweep,
@@ -55,32 +54,6 @@ def test_pricing_with_unknown_kind_is_refused():
         Pricing(kind="monthly", usd_per_second=1.0)  # type: ignore[arg-type]
 
 
-def test_default_predict_time_is_one_second_plus_a_tenth_per_step():
-    assert PredictTimeModel().predict_s(30) == pytest.approx(4.0)
-
-
-def test_mean_predict_time_over_steps_values():
-    assert PredictTimeModel().mean_s([20, 40]) == pytest.approx(4.0)
-
-
-def test_fit_recovers_a_linear_model():
-    model = PredictTimeModel.fit([(20, 5.0), (40, 9.0), (30, 7.0)])
-    assert (model.overhead_s, model.per_step_s) == (pytest.approx(1.0), pytest.approx(0.2))
-
-
-def test_fit_without_samples_keeps_the_default():
-    assert PredictTimeModel.fit([]) == PredictTimeModel()
-
-
-def test_fit_with_one_steps_value_reproduces_the_measured_mean():
-    model = PredictTimeModel.fit([(30, 5.0), (30, 7.0)])
-    assert model.predict_s(30) == pytest.approx(6.0)
-
-
-def test_fit_never_gives_a_negative_per_step_time():
-    assert PredictTimeModel.fit([(20, 9.0), (40, 5.0)]).per_step_s == 0.0
-
-
 def test_estimate_cost_is_cells_times_cost_per_cell():
     assert estimate_sweep(DEFAULT_PRICING, 100, 4.0, 32, 600).cost_usd == pytest.approx(0.29)
 
@@ -122,3 +95,10 @@ def test_estimate_refuses_zero_inflight_cap():
 )
 def test_format_usd(amount, text):
     assert format_usd(amount) == text
+
+
+def test_estimate_duration_counts_the_time_a_cell_holds_its_slot_besides_predicting():
+    # 100 cells, 10 at a time → 10 waves of 4 s predicting + 1 s queue and storing.
+    estimate = estimate_sweep(DEFAULT_PRICING, 100, 4.0, 10, 600, per_cell_overhead_s=1.0)
+    assert estimate.duration_s == pytest.approx(50.0)
+    assert estimate.cost_usd == pytest.approx(100 * 4.0 * 0.000725)  # overhead is not billed

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from core.data.models import (FINAL_STATES, Endpoint, Generation, GenerationState, InputImage,
                          ModelSpec, Sweep, utcnow)
-from core.engine.polling import PredictionTiming
+from core.planning import timing
+from core.planning.timing import PredictionTiming
 from core.timeutil import parse_replicate_time, seconds_between
 
 
@@ -143,17 +144,8 @@ def finish(session: Session, generation_id: int, state: GenerationState,
 
 def recent_timings(session: Session, version_id: str, endpoint: Endpoint,
                    since: dt.datetime, limit: int) -> list[PredictionTiming]:
-    """How long the newest predictions of one model version that succeeded on one endpoint
-    since ``since`` took, newest first: how long the next one may take."""
-    rows = session.execute(
-        select(Generation.predict_time_s, Generation.steps, Generation.replicate_queue_s)
-        .join(Sweep, Generation.sweep_id == Sweep.id)
-        .where(Generation.state == GenerationState.SUCCEEDED, Generation.completed_at >= since,
-               Generation.endpoint == endpoint, Generation.reused_from_id.is_(None),
-               Generation.predict_time_s.is_not(None), Sweep.version_id == version_id)
-        .order_by(Generation.completed_at.desc()).limit(limit))
-    return [PredictionTiming(predict_s=float(predict_s), steps=steps, queue_s=queue_s)
-            for predict_s, steps, queue_s in rows]
+    """The version's newest finished predictions on one endpoint (``core.planning.timing``)."""
+    return timing.recent_timings(session, version_id, endpoint, since, limit)
 
 
 def current_state(session: Session, generation_id: int) -> tuple[GenerationState, str | None]:

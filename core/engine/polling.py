@@ -13,80 +13,20 @@ estimated apart, and a prediction still queued past it is polled as before.
 
 from __future__ import annotations
 
-import collections
-import dataclasses
-import itertools
-import statistics
-from collections.abc import Iterable
+from core.planning.timing import (MAX_SAMPLES, OWN_SAMPLES_TO_TRUST, PredictionTiming,
+                                  TimingModel)
 
-MAX_SAMPLES = 50  # the most recent ones: a model's speed drifts (hardware, load)
-OWN_SAMPLES_TO_TRUST = 3  # this many of the chunk's own predictions outweigh the history
+__all__ = ["MAX_SAMPLES", "OWN_SAMPLES_TO_TRUST", "PredictionTiming", "PredictTimeEstimate",
+           "TimingModel", "next_poll_in"]
+
 FINISH_MARGIN_S = 0.1  # poll this long after the expected finish, so it has happened
 MIN_POLL_GAP_S = 0.2
 MAX_POLL_GAP_S = 30.0  # never trust an estimate for longer than this in one sleep
 MAX_BACKOFF_POLL_S = 2.0  # without an estimate, at most this late
 
-
-@dataclasses.dataclass(frozen=True)
-class PredictionTiming:
-    """How long one finished prediction took: predicting, and queued before it started."""
-
-    predict_s: float
-    steps: int | None = None
-    queue_s: float | None = None
-
-
-class _Median:
-    """The median of the newest ``MAX_SAMPLES`` values: the history's, until the chunk has
-    added ``OWN_SAMPLES_TO_TRUST`` of its own; then only its own."""
-
-    def __init__(self, history_newest_first: Iterable[float] = ()) -> None:
-        # Newest on the left; once full, the oldest falls off the right.
-        self._values = collections.deque(itertools.islice(history_newest_first, MAX_SAMPLES),
-                                         maxlen=MAX_SAMPLES)
-        self._own = 0
-        self._median: float | None = None
-
-    def add(self, value: float) -> None:
-        self._values.appendleft(value)
-        self._own = min(self._own + 1, MAX_SAMPLES)
-        self._median = None
-
-    def get(self) -> float | None:
-        if self._median is None and self._values:
-            trusted = self._own if self._own >= OWN_SAMPLES_TO_TRUST else len(self._values)
-            self._median = statistics.median(itertools.islice(self._values, trusted))
-        return self._median
-
-
-class PredictTimeEstimate:
-    """Expected predict and queue time of a cell, from predictions of one model version."""
-
-    def __init__(self, history: Iterable[PredictionTiming] = ()) -> None:
-        """``history``: earlier predictions of the version, newest first."""
-        history = list(itertools.islice(history, MAX_SAMPLES))
-        self._per_step = _Median(_per_step(t) for t in history)
-        self._queue = _Median(t.queue_s for t in history if t.queue_s is not None)
-
-    def note(self, timing: PredictionTiming) -> None:
-        """A prediction of this chunk finished."""
-        if timing.predict_s > 0:
-            self._per_step.add(_per_step(timing))
-        if timing.queue_s is not None:
-            self._queue.add(timing.queue_s)
-
-    def expected_s(self, steps: int | None) -> float | None:
-        """Median seconds per step (or per prediction, for models without steps) × steps;
-        None before any prediction of this version has finished."""
-        per_step = self._per_step.get()
-        return None if per_step is None else per_step * (steps or 1)
-
-    def expected_queue_s(self) -> float | None:
-        return self._queue.get()
-
-
-def _per_step(timing: PredictionTiming) -> float:
-    return timing.predict_s / timing.steps if timing.steps else timing.predict_s
+# The expected finish comes from the one timing model, shared with the estimates shown
+# before a sweep is submitted.
+PredictTimeEstimate = TimingModel
 
 
 def next_poll_in(status: str, waited_s: float, poll_interval_s: float,

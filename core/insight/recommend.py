@@ -214,3 +214,17 @@ def _label(evidence: SettingEvidence) -> str:
 def _mean(series: pd.Series) -> float | None:
     present = series.dropna()
     return float(present.mean()) if len(present) else None
+
+
+def representative(cells: pd.DataFrame, setting: dict[str, Any]) -> int:
+    """The succeeded cell that stands for a setting when it is promoted: its best-rated one,
+    else the one closest to its input. Its prompt and parameters become the candidate."""
+    mask = cells["state"] == "succeeded"
+    for axis, value in setting.items():
+        mask &= cells[axis] == value
+    chosen = cells[mask]
+    if chosen.empty:
+        raise InvalidInput(f"No succeeded cell has {', '.join(f'{k}={v}' for k, v in setting.items())}.")
+    ordered = chosen.sort_values(["rating_mean", "similarity"], ascending=False,
+                                 na_position="last")
+    return int(ordered.iloc[0]["id"])

@@ -9,7 +9,6 @@ produced nothing costs nothing.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,48 +59,6 @@ def cost_of(pricing: Pricing, predict_time_s: float | None, n_outputs: int) -> f
 
 
 @dataclass(frozen=True)
-class PredictTimeModel:
-    """Expected sdxl predict time: a fixed overhead plus a time per denoising step.
-
-    The default (1 s + 0.1 s per step, A40) is a rough prior; ``fit`` replaces it with what
-    this team's predictions actually took.
-    """
-
-    overhead_s: float = 1.0
-    per_step_s: float = 0.1
-
-    def predict_s(self, steps: int) -> float:
-        return self.overhead_s + self.per_step_s * steps
-
-    def mean_s(self, steps_values: Iterable[int]) -> float:
-        """Mean expected predict time over cells (pass every cell's steps, or one axis's)."""
-        times = [self.predict_s(steps) for steps in steps_values]
-        return sum(times) / len(times) if times else 0.0
-
-    @classmethod
-    def fit(cls, samples: Iterable[tuple[int, float]]) -> PredictTimeModel:
-        """Least-squares fit to measured ``(steps, predict_time_s)`` pairs.
-
-        With no samples the default is kept; when all samples share one steps value the
-        default overhead is kept and only the per-step time is fitted.
-        """
-        points = list(samples)
-        if not points:
-            return cls()
-        n = len(points)
-        mean_x = sum(x for x, _ in points) / n
-        mean_y = sum(y for _, y in points) / n
-        var_x = sum((x - mean_x) ** 2 for x, _ in points)
-        if var_x == 0:
-            overhead = min(cls.overhead_s, mean_y)
-            per_step = (mean_y - overhead) / mean_x if mean_x else 0.0
-            return cls(overhead_s=overhead, per_step_s=per_step)
-        slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / var_x
-        slope = max(slope, 0.0)  # noisy samples must not make more steps faster
-        return cls(overhead_s=max(mean_y - slope * mean_x, 0.0), per_step_s=slope)
-
-
-@dataclass(frozen=True)
 class Estimate:
     cost_usd: float
     duration_s: float
@@ -115,21 +72,24 @@ def estimate_sweep(
     create_rate_per_minute: float,
     *,
     outputs_per_cell: int = 1,
+    per_cell_overhead_s: float = 0.0,
 ) -> Estimate:
     """Cost and wall-clock duration of running ``n_cells`` predictions.
 
     Duration is the slower of two limits: at most ``inflight_cap`` predictions run at once
     (so ``ceil(n / cap)`` waves of the predict time), and creates are paced at
     ``create_rate_per_minute`` (the last one created still has to run). Queueing on
-    Replicate's side and cold boots are not modelled.
+    Replicate's side and cold boots are not modelled, except as ``per_cell_overhead_s``: time
+    a cell takes besides predicting (queue, our polls and storing), which holds its slot.
     """
     if n_cells < 0 or inflight_cap < 1 or create_rate_per_minute <= 0:
         raise ValueError("n_cells must be 0 or more, inflight_cap and create rate positive")
     cost = n_cells * cost_of(pricing, expected_predict_time_s, outputs_per_cell)
     if n_cells == 0:
         return Estimate(cost_usd=0.0, duration_s=0.0)
-    waves = math.ceil(n_cells / inflight_cap) * expected_predict_time_s
-    paced = (n_cells - 1) * 60.0 / create_rate_per_minute + expected_predict_time_s
+    cell_s = expected_predict_time_s + per_cell_overhead_s
+    waves = math.ceil(n_cells / inflight_cap) * cell_s
+    paced = (n_cells - 1) * 60.0 / create_rate_per_minute + cell_s
     return Estimate(cost_usd=cost, duration_s=max(waves, paced))
 
 

@@ -63,7 +63,30 @@ def _plan(session: Any, runtime: Runtime, request: SweepRequest, *, rng: random.
                       inflight_cap=current.inflight_cap,
                       create_rate_per_minute=current.create_rate_per_minute,
                       fetch_schema=fetch_schema if fetch_schema is not None
-                      else schema_fetcher(runtime), rng=rng)
+                      else schema_fetcher(runtime), rng=rng,
+                      # Estimates learn from this endpoint's history and the workers running.
+                      endpoint=_endpoint_or_none(runtime), workers=_workers_running(runtime),
+                      chunk_size=current.chunk_size)
+
+
+def _endpoint_or_none(runtime: Runtime) -> Any:
+    """The endpoint sweeps run on (an Endpoint kind); None when it is not configured."""
+    from core.errors import TunerError
+
+    try:
+        return runtime.endpoint_kind
+    except TunerError:
+        return None
+
+
+def _workers_running(runtime: Runtime) -> int | None:
+    """Queue workers alive now, for the duration estimate; None when Redis cannot say."""
+    from core.engine.worker import live_workers
+
+    try:
+        return len(live_workers(runtime.redis)) or None
+    except REDIS_AWAY:
+        return None
 
 
 def schema_fetcher(runtime: Runtime) -> Any:

@@ -28,7 +28,7 @@ from core.errors import BudgetExceeded, InvalidInput, NotFound
 from core.data.models import (Endpoint, FailedAttempt, Generation, GenerationState, InputImage,
                               ModelSpec, Scenario, Sweep, utcnow)
 from core.insight.progress import CellCounts
-from core.planning.pricing import Pricing, PredictTimeModel, estimate_sweep
+from core.planning.estimates import SweepEstimate, estimate_cells, output_megapixels
 
 
 log = logging.getLogger(__name__)
@@ -64,21 +64,17 @@ class SweepPlan:
     estimated_cost_usd: float
     estimated_duration_s: float
     axes: dict[str, list[Any]]
+    estimate: SweepEstimate | None = None  # how the estimate was made
 
     @property
     def to_run(self) -> int:
         return sum(1 for c in self.cells if c.request_hash not in self.reusable)
 
 
-def _pricing(model: ModelSpec) -> Pricing:
-    return Pricing(kind=model.pricing_kind, hardware=model.hardware,
-                   usd_per_second=model.usd_per_second, usd_per_image=model.usd_per_image)
-
-
 def plan_sweep(session: Session, request: SweepRequest, *, max_cells: int, inflight_cap: int,
                create_rate_per_minute: int, fetch_schema: Any = None,
-               rng: random.Random | None = None,
-               predict_time_model: PredictTimeModel | None = None) -> SweepPlan:
+               rng: random.Random | None = None, endpoint: Endpoint | None = None,
+               workers: int | None = None, chunk_size: int | None = None) -> SweepPlan:
     """Parse and validate every axis, expand the grid and price it; nothing is stored."""
     model = ensure_model(session, request.model_ref, fetch_schema=fetch_schema)
     images = _images(session, request.image_ids)
@@ -98,15 +94,18 @@ def plan_sweep(session: Session, request: SweepRequest, *, max_cells: int, infli
     cells = grid.expand_grid(spec, model_input_names=names, max_cells=max_cells,
                              openapi_schema=model.input_schema or {})
     reusable = {} if request.fresh_run else _reusable_outputs(session, [c.request_hash for c in cells])
-    to_run = sum(1 for c in cells if c.request_hash not in reusable)
-    predict_time = (predict_time_model or PredictTimeModel()).mean_s(c.steps for c in cells)
-    estimate = estimate_sweep(_pricing(model), to_run, expected_predict_time_s=predict_time,
+    running = [c for c in cells if c.request_hash not in reusable]
+    sizes = output_megapixels(session, model.version_id or "", [i.id for i in images])
+    estimate = estimate_cells(session, model, [c.steps for c in running],
+                              [sizes.get(int(c.image_id)) for c in running], endpoint=endpoint,
                               inflight_cap=model.inflight_cap or inflight_cap,
-                              create_rate_per_minute=create_rate_per_minute)
+                              create_rate_per_minute=create_rate_per_minute, workers=workers,
+                              chunk_size=chunk_size)
     axes = {"image": [i.id for i in images], "prompt": [v.label for v in variants],
             "seed": list(spec.seed), "guidance": list(spec.guidance), "steps": list(spec.steps),
             "strength": list(spec.strength)}
-    return SweepPlan(request, model, cells, reusable, estimate.cost_usd, estimate.duration_s, axes)
+    return SweepPlan(request, model, cells, reusable, estimate.cost_usd, estimate.duration_s, axes,
+                     estimate)
 
 
 def _prompt_variants(request: SweepRequest) -> tuple[grid.PromptVariant, ...]:

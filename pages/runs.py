@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from dashboard import actions, frame, queries, resources, runs_view
+from dashboard import (actions, frame, insight_queries, insight_widgets, queries, resources,
+                       runs_view)
 from dashboard.errors import shown_errors
 
 user = frame.page_setup()
@@ -44,6 +45,8 @@ def live_panel() -> None:
         runs_view.state_counts(summary)
         runs_view.controls(summary, cancel, retry, resume)
         runs_view.issues(progress)
+        with st.expander("Estimate against actual", expanded=summary.done == summary.total):
+            insight_widgets.estimate_vs_actual(*insight_queries.estimate_and_actual(sweep_id))
         runs_view.queue_health(resources.queue_status())
 
 
@@ -57,6 +60,7 @@ def all_sweeps() -> None:
 with st.container(border=True):
     live_panel()
 st.page_link("pages/gallery.py", label="See this sweep in the gallery", icon="🖼️")
+st.page_link("pages/decide.py", label="Which setting to ship: the evidence", icon="🧭")
 
 st.subheader("All sweeps")
 all_sweeps()

@@ -82,18 +82,25 @@ def resume(sweep_id: int, *, user: str, budget_usd: float | None = None) -> Requ
     return outcome
 
 
-def promote(generation_id: int, scenario_name: str, *, user: str) -> str:
-    """Copy a cell's settings into a scenario, as a new version of it."""
+def promote(generation_id: int, scenario_name: str, *, user: str, new_scenario: bool = False,
+            pin_seed: bool = True, pin_model_version: bool = True) -> str:
+    """Copy a cell's settings into an existing scenario (or, said explicitly, a new one) as a
+    new version; a scenario in production gets a candidate. Returns what happened."""
     from dashboard.scenario_widgets import scenarios as cached_scenarios
 
     name = scenario_name.strip()
     if not name:
-        raise InvalidInput("Type the name of the scenario to promote these settings into.")
+        raise InvalidInput("Pick the scenario to promote these settings into, or name a new one.")
     with session_scope(runtime().engine) as session:
-        promote_generation(session, generation_id, name, actor=user)
+        info = promote_generation(session, generation_id, name, actor=user,
+                                  new_scenario=new_scenario, pin_seed=pin_seed,
+                                  pin_model_version=pin_model_version)
     _sweeps_changed()
     cached_scenarios.clear()  # the Scenarios page shows it at once
-    return name
+    if info.candidate is not None:
+        return (f"Settings promoted into {info.name} as candidate version {info.version}; "
+                f"production still reads version {info.production_version}.")
+    return f"Settings promoted into {info.name} (version {info.version})."
 
 
 def promote_recommendation(generation_id: int, scenario_name: str, evidence: str, *,

@@ -181,7 +181,7 @@ def _thumb(cell: Cell, load: Callable[[str], bytes], label: str) -> None:
 
 @st.dialog("Cell", width="large")
 def cell_dialog(cell: Cell, load: Callable[[str], bytes],
-                promote: Callable[[int, str], str]) -> None:
+                promote: Callable[..., str]) -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("**Input**")
@@ -210,11 +210,7 @@ def cell_dialog(cell: Cell, load: Callable[[str], bytes],
                + (f" · reused output of generation {cell['reused_from']}" if cell["reused_from"] else ""))
     with st.expander("Full model input"):
         st.json(cell["model_input"])
-    name = st.text_input("Promote to scenario", placeholder="projection-level-1",
-                         key=f"promote_name_{cell['id']}")
-    if st.button("Promote these settings", key=f"promote_{cell['id']}",
-                 disabled=cell["state"] != "succeeded"):
-        from dashboard.errors import shown_errors
+    from dashboard.scenario_widgets import promote_form
 
-        with shown_errors("promoting the cell"):
-            st.success(f"Settings promoted into scenario {promote(cell['id'], name)}.")
+    promote_form(cell["id"], key=f"promote_{cell['id']}", disabled=cell["state"] != "succeeded",
+                 promote=promote)

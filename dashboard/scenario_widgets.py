@@ -22,7 +22,6 @@ STATUSES = tuple(status.value for status in ScenarioStatus)  # draft → calibra
 _BADGE_COLOURS = {ScenarioStatus.DRAFT: "gray", ScenarioStatus.CALIBRATED: "blue",
                   ScenarioStatus.PRODUCTION: "green"}
 _MOVE_LABELS = {ScenarioStatus.CALIBRATED: "Mark calibrated",
-                ScenarioStatus.PRODUCTION: "Move to production",
                 ScenarioStatus.DRAFT: "Back to draft"}
 # the production service's parameter names, in the editor's order, with their number input
 NUMBER_PARAMS = {
@@ -66,6 +65,26 @@ def edit(name: str, changes: dict[str, Any], *, actor: str, note: str = "") -> S
 
 def set_status(name: str, status: str, *, actor: str) -> ScenarioInfo:
     return _write(core_scenarios.set_status, name, status, actor=actor)
+
+
+def approve(name: str, version: int, *, actor: str, reason: str,
+            override_reason: str | None = None) -> ScenarioInfo:
+    return _write(core_scenarios.approve, name, version, actor, reason,
+                  override_reason=override_reason)
+
+
+def withdraw(name: str, *, actor: str, reason: str) -> ScenarioInfo:
+    return _write(core_scenarios.withdraw, name, actor, reason)
+
+
+def restore(name: str, version: int, *, actor: str) -> ScenarioInfo:
+    return _write(core_scenarios.restore_version, name, version, actor=actor)
+
+
+def preview_promotion(generation_id: int, target: str, **options: bool
+                      ) -> core_scenarios.PromotionPreview:
+    with session_scope(runtime().engine) as session:
+        return core_scenarios.preview_promotion(session, generation_id, target, **options)
 
 
 def export(kind: str, statuses: Iterable[str]) -> str:
@@ -135,34 +154,117 @@ def editor(current: ScenarioInfo | None, key: str) -> tuple[dict[str, Any], str]
 
 
 def status_steps(current: ScenarioInfo, on_status: Callable[[str], None]) -> None:
-    """draft → calibrated → production, the current step in bold, and the allowed moves."""
+    """draft → calibrated → production, the current step in bold, and the allowed moves:
+    calibrated, or back to draft; production only through approval (below)."""
     status = ScenarioStatus(current.status)
     steps = " → ".join(f"**:{_BADGE_COLOURS[s]}-badge[{s.value}]**" if s == status else s.value
                        for s in ScenarioStatus)
     st.markdown(f"Status: {steps}")
-    # the moves core allows: one step up, or back to draft from anywhere
+    if current.production_version is not None:
+        text = f"Production reads **version {current.production_version}**"
+        if current.candidate is not None:
+            text += (f"; version {current.candidate} is a **candidate**: production does not "
+                     "change until a person approves it")
+        st.markdown(text + ".")
+    if status == ScenarioStatus.PRODUCTION:
+        return  # leaves production only by approving another version or withdrawing
     moves = [target for target in (NEXT_STATUS.get(status), ScenarioStatus.DRAFT)
-             if target is not None and target != status]
+             if target not in (None, status, ScenarioStatus.PRODUCTION)]
     for column, target in zip(st.columns(len(moves) + 2), moves):
         if column.button(_MOVE_LABELS[target], key=f"sc_status_{current.name}_{target.value}",
                          type="primary" if target != ScenarioStatus.DRAFT else "secondary"):
             on_status(target.value)
 
 
+def approval_form(current: ScenarioInfo) -> tuple[int, str, str | None] | None:
+    """"Approve for production": which version, why (and an override reason when the gate
+    did not pass); returns (version, reason, override) when pressed."""
+    if current.status == "draft":
+        st.caption("Mark the scenario calibrated first; then a version can be approved for "
+                   "production.")
+        return None
+    versions = [v.version for v in reversed(current.versions)] or [current.version]
+    with st.form(f"sc_approve_{current.id}"):
+        st.markdown("**Approve for production**")
+        version = st.selectbox("Version", versions, format_func=lambda v: f"v{v}" + (
+            " (production now)" if v == current.production_version else
+            " (newest)" if v == current.version else ""), key=f"sc_approve_version_{current.id}")
+        reason = st.text_input("Why this version (recorded with your name)",
+                               key=f"sc_approve_reason_{current.id}")
+        override = st.text_input("Override reason (only if its gate did not pass)",
+                                 key=f"sc_approve_override_{current.id}")
+        if not st.form_submit_button("Approve for production", type="primary"):
+            return None
+    return int(version), reason, override.strip() or None
+
+
+def withdraw_form(current: ScenarioInfo) -> str | None:
+    if current.production_version is None:
+        return None
+    with st.expander("Withdraw from production"):
+        reason = st.text_input("Why (recorded with your name)", key=f"sc_withdraw_{current.id}")
+        if st.button("Withdraw from production", key=f"sc_withdraw_btn_{current.id}"):
+            return reason
+    return None
+
+
+def promote_form(generation_id: int, *, key: str, disabled: bool,
+                 promote: Callable[..., str]) -> None:
+    """Promote a cell: an existing scenario from the list, or "New scenario" said explicitly
+    with a name; what will be pinned (seed, model version), each with a choice to leave it
+    out; the resulting change shown before the button."""
+    from dashboard.errors import shown_errors
+
+    new_label = "➕ New scenario"
+    names = [s.name for s in scenarios()]
+    target = st.selectbox("Promote into scenario", [*names, new_label], key=f"{key}_target",
+                          disabled=disabled)
+    new = target == new_label
+    name = st.text_input("New scenario name", placeholder="projection-level-3",
+                         key=f"{key}_new_name", disabled=disabled) if new else target
+    left, right = st.columns(2)
+    pin_seed = left.checkbox("Pin the seed", value=True, key=f"{key}_pin_seed", disabled=disabled)
+    pin_model = right.checkbox("Pin the model version", value=True, key=f"{key}_pin_model",
+                               disabled=disabled)
+    options = dict(new_scenario=new, pin_seed=pin_seed, pin_model_version=pin_model)
+    ready = not disabled and bool((name or "").strip())
+    if ready:
+        with shown_errors("checking the promotion"):
+            preview = preview_promotion(generation_id, name.strip(), **options)
+            st.caption(preview.summary())
+            if preview.changes:
+                st.dataframe(pd.DataFrame([{"field": f, "before": _show(a), "after": _show(b)}
+                                           for f, (a, b) in preview.changes.items()]),
+                             hide_index=True, width="stretch")
+    if st.button("Promote these settings", key=f"{key}_go", type="primary", disabled=not ready):
+        with shown_errors("promoting the settings"):
+            st.success(promote(generation_id, name.strip(), **options))
+
+
 def _show(value: Any) -> str:
     return "–" if value is None or value == "" else str(value)
 
 
-def history(versions: tuple[VersionInfo, ...]) -> None:
-    """Newest first: who, when, the note, and what changed (field, before, after)."""
+def history(versions: tuple[VersionInfo, ...], *, production_version: int | None = None,
+            on_restore: Callable[[int], None] | None = None) -> None:
+    """Newest first: who, when, the note, what changed (field, before, after), who approved
+    it for production and why, and a button to restore an earlier one as a new version."""
     for version in reversed(versions):
+        badge = " · :green-badge[production]" if version.version == production_version else ""
         title = (f"v{version.version} · {version.changed_by} · "
-                 f"{version.changed_at:%Y-%m-%d %H:%M} UTC · {version.note or 'no note'}")
+                 f"{version.changed_at:%Y-%m-%d %H:%M} UTC · {version.note or 'no note'}{badge}")
         with st.expander(title, expanded=version.version == versions[-1].version):
+            if version.approved_by:
+                st.caption(f"Approved for production by {version.approved_by} on "
+                           f"{version.approved_at:%Y-%m-%d %H:%M} UTC: {version.approval_reason}")
             rows = [{"field": field, "before": _show(old), "after": _show(new)}
                     for field, (old, new) in version.diff.items()]
             st.dataframe(pd.DataFrame(rows, columns=["field", "before", "after"]),
                          hide_index=True, width="stretch")
+            if on_restore is not None and version.version != versions[-1].version and st.button(
+                    f"Restore v{version.version} as a new version",
+                    key=f"sc_restore_{version.version}"):
+                on_restore(version.version)
 
 
 def export_panel(statuses: list[str]) -> None:
@@ -170,8 +272,8 @@ def export_panel(statuses: list[str]) -> None:
         st.info("Choose which statuses to export.")
         return
     if config_is_empty(statuses):
-        st.info(f"No scenario is {' or '.join(statuses)} yet: move one draft → calibrated → "
-                "production above, or include calibrated ones in the export.")
+        st.info(f"No scenario is {' or '.join(statuses)} yet: mark one calibrated and approve "
+                "a version for production above, or include calibrated ones in the export.")
         return
     python_tab, json_tab = st.tabs(["Python (ml_service.py)", "JSON"])
     with python_tab:

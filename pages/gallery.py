@@ -27,15 +27,16 @@ exports[1].download_button("Sweep as JSON", lambda: queries.export_sweep(sweep_i
 
 def open_cell(cell: dict) -> None:
     grid_view.cell_dialog(cell, resources.media,
-                          lambda gid, name: actions.promote(gid, name, user=user))
+                          lambda gid, name, **options: actions.promote(gid, name, user=user,
+                                                                        **options))
 
 
-@st.fragment(run_every=2 if summary.done < summary.total else None)
+@st.fragment(run_every=None if summary.finished else 2)
 def gallery() -> None:
     with shown_errors("showing the grid"):
         live = queries.sweep_cells(sweep_id)
         st.caption(f"{sum(c['state'] == 'succeeded' for c in live)} of {len(live)} images ready"
-                   + (" — filling in as the sweep runs" if summary.done < summary.total else ""))
+                   + (" — filling in as the sweep runs" if not summary.finished else ""))
         shown = grid_view.review_filter(grid_view.state_filter(live))
         shown, sort_key, descending = grid_view.metric_filter(shown)
         if sort_key is not None:

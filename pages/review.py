@@ -8,6 +8,7 @@ import streamlit as st
 from dashboard import actions, frame, runs_view
 from dashboard import review_widgets as rw
 from dashboard.errors import shown_errors
+from dashboard.scenario_widgets import promote_form
 
 user = frame.page_setup()
 rw.init_state()
@@ -42,13 +43,9 @@ def review_panel() -> None:
             st.rerun(scope="fragment")
     if shown is not None:
         with right.expander(f"Promote the settings of generation {shown} to a scenario"):
-            name = st.text_input("Scenario name", placeholder="projection-level-1",
-                                 key=f"rv_promote_name_{shown}")
-            if st.button("Promote to scenario", key=f"rv_promote_{shown}"):
-                with shown_errors("promoting the settings"):
-                    promoted = actions.promote(shown, name, user=user)
-                    st.success(f"Settings of generation {shown} promoted into scenario "
-                               f"{promoted}; see it on Scenarios.")
+            promote_form(shown, key=f"rv_promote_{shown}", disabled=False,
+                         promote=lambda g, name, **options: actions.promote(
+                             g, name, user=user, **options))
 
 
 review_panel()

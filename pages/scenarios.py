@@ -1,5 +1,6 @@
 """Scenarios: the list; create and edit (each change a version with author, time and diff);
-status draft → calibrated → production; export the production scenario_config."""
+status draft → calibrated; production only by approving a version (who and why); restore an
+earlier version; export the production scenario_config (the approved versions)."""
 
 import streamlit as st
 
@@ -60,6 +61,27 @@ else:
                      changed.name)
 
         sw.status_steps(current, change_status)
+        with shown_errors("approving for production"):
+            approval = sw.approval_form(current)
+            if approval is not None:
+                version, reason, override = approval
+                approved = sw.approve(current.name, version, actor=user, reason=reason,
+                                      override_reason=override)
+                done(f"{approved.name}: version {version} is now the production version.",
+                     approved.name)
+        with shown_errors("withdrawing from production"):
+            reason = sw.withdraw_form(current)
+            if reason is not None:
+                gone = sw.withdraw(current.name, actor=user, reason=reason)
+                done(f"{gone.name} is out of production (now a draft).", gone.name)
+
+        def restore(version: int) -> None:
+            with shown_errors("restoring the version"):
+                restored = sw.restore(current.name, version, actor=user)
+                done(f"{restored.name}: version {version} restored as version "
+                     f"{restored.version}" + (" (a candidate: production is unchanged)."
+                                              if restored.candidate else "."), restored.name)
+
         edit_tab, history_tab = st.tabs(["Edit", f"History ({len(current.versions)} versions)"])
         with edit_tab:
             with shown_errors("saving the scenario"):
@@ -70,14 +92,18 @@ else:
                     if edited.version == current.version:
                         st.info("Nothing changed, so no new version was made.")
                     else:
-                        done(f"{edited.name} saved as version {edited.version}.", edited.name)
+                        done(f"{edited.name} saved as version {edited.version}" + (
+                            f", a candidate: production still reads version "
+                            f"{edited.production_version} until one is approved."
+                            if edited.candidate else "."), edited.name)
         with history_tab:
-            sw.history(current.versions)
+            sw.history(current.versions, production_version=current.production_version,
+                       on_restore=restore)
 
 st.divider()
 st.subheader("Export the production config")
 st.caption("The `scenario_config` dict the production service (ml_service.py) reads, as Python "
-           "and as JSON.")
+           "and as JSON: each production scenario as its approved version, with its number.")
 statuses = st.multiselect("Scenarios with status", list(sw.STATUSES), default=["production"],
                           key="sc_export_statuses")
 with shown_errors("exporting the config"):

@@ -28,7 +28,9 @@ def production_scenario(session, name: str = "projection-level-1") -> int:
         session, name, actor="alice", prompt_template="a person, photo",
         params={"strength": 0.35, "num_inference_steps": 25})
     scenarios.set_status(session, created.id, "calibrated", actor="alice")
-    scenarios.set_status(session, created.id, "production", actor="alice")
+    scenarios.edit_scenario(session, created.id, {"description": "ready"},
+                            actor="alice")  # v3, approved:
+    scenarios.approve(session, created.id, 3, "alice", "first release")
     scenarios.edit_scenario(session, created.id,
                             {"params": {"strength": 0.9, "num_inference_steps": 25}},
                             actor="bob", note="stronger")

@@ -52,7 +52,9 @@ def test_a_much_stronger_candidate_fails_the_gate_on_similarity(tuner_env, emula
             session, "projection-level-1", actor="alice", prompt_template="a person, photo",
             params={"strength": 0.3, "num_inference_steps": 20})
         scenarios.set_status(session, created.id, "calibrated", actor="alice")
-        scenarios.set_status(session, created.id, "production", actor="alice")  # v3
+        scenarios.edit_scenario(session, created.id, {"description": "ready"},
+                                actor="alice")  # v3, approved:
+        scenarios.approve(session, created.id, 3, "alice", "first release")
         scenarios.edit_scenario(session, created.id, {"params": {
             "strength": 0.95, "num_inference_steps": 20}}, actor="bob")  # v4: the candidate
         testsets.create_test_set(session, "two-photos", ids, actor="alice",

@@ -94,25 +94,92 @@ def test_status_steps(db_session):
         scenarios.set_status(db_session, "s1", "golden", actor="alice")
     calibrated = scenarios.set_status(db_session, "s1", "calibrated", actor="alice")
     assert calibrated.status == "calibrated"
-    done = scenarios.set_status(db_session, "s1", "production", actor="bob", note="ship it")
-    assert (done.status, done.version) == ("production", 3)
-    with pytest.raises(InvalidInput, match="only back to draft"):
-        scenarios.set_status(db_session, "s1", "calibrated", actor="bob")
-    assert scenarios.set_status(db_session, "s1", "production", actor="bob").version == 3
-    back = scenarios.set_status(db_session, "s1", "draft", actor="carol")
-    assert (back.status, back.version) == ("draft", 4)
+    with pytest.raises(InvalidInput, match="only through .Approve for production"):
+        scenarios.set_status(db_session, "s1", "production", actor="bob", note="ship it")
+    done = scenarios.approve(db_session, "s1", 2, "bob", "ship it, reviewed")
+    assert (done.status, done.version, done.production_version) == ("production", 2, 2)
+    with pytest.raises(InvalidInput, match="is in production .version 2.*withdrawing"):
+        scenarios.set_status(db_session, "s1", "draft", actor="carol")
+    back = scenarios.withdraw(db_session, "s1", "carol", "pulled after incident")
+    assert (back.status, back.version, back.production_version) == ("draft", 3, None)
     versions = scenarios.get_scenario(db_session, "s1").versions
-    assert versions[2].diff == {"status": ["calibrated", "production"]}
+    assert versions[1].diff == {"status": ["draft", "calibrated"]}
     assert [s.name for s in scenarios.list_scenarios(db_session, "draft")] == ["s1"]
     with pytest.raises(InvalidInput, match="actor|who changes"):
         scenarios.set_status(db_session, "s1", "calibrated", actor=" ")
+
+
+def _in_production(session, name: str = "projection-level-1"):
+    created = scenarios.create_scenario(session, name, actor="alice", description="subtle",
+                                        params={"strength": 0.35, "num_inference_steps": 30})
+    scenarios.set_status(session, created.id, "calibrated", actor="alice")
+    return scenarios.approve(session, created.id, 2, "alice", "calibrated on 40 photos")
+
+
+def test_editing_a_production_scenario_makes_a_candidate_and_production_does_not_change(db_session):
+    _in_production(db_session)
+    before = scenarios.export_json(db_session)
+    edited = scenarios.edit_scenario(db_session, "projection-level-1",
+                                     {"params": {"strength": 0.6, "num_inference_steps": 30}},
+                                     actor="bob")
+    assert (edited.version, edited.production_version, edited.candidate) == (3, 2, 3)
+    assert edited.status == "production"
+    assert scenarios.export_json(db_session) == before  # production reads v2 still
+    config = scenarios.production_config(db_session)["projection-level-1"]
+    assert (config["version"], config["strength"]) == (2, 0.35)
+    text = scenarios.export_python(db_session)
+    assert "# projection-level-1: version 2, approved by alice on " in text
+    assert "(calibrated on 40 photos)" in text
+
+
+def test_approval_is_explicit_audited_and_says_who_and_why(db_session):
+    _in_production(db_session)
+    scenarios.edit_scenario(db_session, "projection-level-1",
+                            {"params": {"strength": 0.6, "num_inference_steps": 30}}, actor="bob")
+    with pytest.raises(InvalidInput, match="Say why"):
+        scenarios.approve(db_session, "projection-level-1", 3, "carol", " ")
+    with pytest.raises(NotFound, match="no version 9; it has 1, 2, 3"):
+        scenarios.approve(db_session, "projection-level-1", 9, "carol", "looks right")
+    with pytest.raises(InvalidInput, match="already the production version"):
+        scenarios.approve(db_session, "projection-level-1", 2, "carol", "looks right")
+    approved = scenarios.approve(db_session, "projection-level-1", 3, "carol", "gate passed")
+    assert approved.production_version == 3
+    assert scenarios.production_config(db_session)["projection-level-1"]["strength"] == 0.6
+    v3 = approved.versions[2]
+    assert (v3.approved_by, v3.approval_reason) == ("carol", "gate passed")
+    entry = db_session.scalars(select(AuditEntry).where(
+        AuditEntry.action == "approve_scenario_version").order_by(AuditEntry.id.desc())).first()
+    assert entry.actor == "carol" and entry.detail["version"] == 3
+    assert entry.detail["previous_production_version"] == 2
+    assert entry.detail["reason"] == "gate passed"
+
+
+def test_a_draft_is_not_approved(db_session):
+    scenarios.create_scenario(db_session, "s1", actor="alice")
+    with pytest.raises(InvalidInput, match="is a draft: mark it calibrated first"):
+        scenarios.approve(db_session, "s1", 1, "alice", "ship it now")
+
+
+def test_an_earlier_version_is_restored_as_a_new_candidate(db_session):
+    _in_production(db_session)
+    scenarios.edit_scenario(db_session, "projection-level-1",
+                            {"params": {"strength": 0.6, "num_inference_steps": 30}}, actor="bob")
+    scenarios.approve(db_session, "projection-level-1", 3, "carol", "gate passed")
+    restored = scenarios.restore_version(db_session, "projection-level-1", 2, actor="dave")
+    assert (restored.version, restored.production_version, restored.candidate) == (4, 3, 4)
+    assert restored.params["strength"] == 0.35
+    last = restored.versions[-1] if restored.versions else scenarios.get_scenario(
+        db_session, "projection-level-1").versions[-1]
+    assert last.note == "Restored from version 2"
+    assert scenarios.production_config(db_session)["projection-level-1"]["strength"] == 0.6
 
 
 def test_promote_generation_creates_then_versions(db_session):
     sweep = make_sweep(db_session)
     gen = make_generation(db_session, sweep, strength=0.45, steps=28, guidance=6.5, seed=42,
                           prompt="portrait, studio light", negative_prompt="blurry, text")
-    created = scenarios.promote_generation(db_session, gen.id, "projection-level-2", actor="alice")
+    created = scenarios.promote_generation(db_session, gen.id, "projection-level-2", actor="alice",
+                                           new_scenario=True)
     assert created.version == 1 and created.prompt_template == "portrait, studio light"
     assert created.params == {"strength": 0.45, "num_inference_steps": 28,
                               "guidance_scale": 6.5, "seed": 42}
@@ -131,6 +198,25 @@ def test_promote_generation_creates_then_versions(db_session):
     assert _actions(db_session) == ["promote_generation", "edit_scenario", "promote_generation"]
 
 
+def test_promote_states_what_it_pins_and_can_leave_it_out(db_session):
+    sweep = make_sweep(db_session)
+    gen = make_generation(db_session, sweep, strength=0.45, steps=28, guidance=6.5, seed=42)
+    _in_production(db_session)
+    preview = scenarios.preview_promotion(db_session, gen.id, "projection-level-1")
+    assert not preview.new_scenario and preview.in_production
+    assert "pins seed 42, model version " in preview.summary()
+    assert "makes a candidate version" in preview.summary()
+    assert preview.changes["params.seed"] == [None, 42]
+    loose = scenarios.preview_promotion(db_session, gen.id, "projection-level-1",
+                                        pin_seed=False, pin_model_version=False)
+    assert "pins nothing" in loose.summary() and "params.seed" not in loose.changes
+    promoted = scenarios.promote_generation(db_session, gen.id, "projection-level-1",
+                                            actor="bob", pin_seed=False, pin_model_version=False)
+    assert "seed" not in promoted.params and promoted.model_ref == "stability-ai/sdxl"
+    assert (promoted.version, promoted.production_version) == (3, 2)  # a candidate
+    assert scenarios.production_config(db_session)["projection-level-1"]["strength"] == 0.35
+
+
 def test_promote_refuses_bad_targets(db_session):
     sweep = make_sweep(db_session)
     gen = make_generation(db_session, sweep)
@@ -139,13 +225,17 @@ def test_promote_refuses_bad_targets(db_session):
     failed = make_generation(db_session, sweep, state=GenerationState.FAILED)
     with pytest.raises(InvalidInput, match="is failed"):
         scenarios.promote_generation(db_session, failed.id, "s1", actor="alice")
-    with pytest.raises(NotFound, match="'s1'"):
-        scenarios.promote_generation(db_session, gen.id, "s1", actor="alice",
-                                     create_if_missing=False)
+    with pytest.raises(NotFound, match="'projection-levle-1' does not exist: pick an existing"):
+        scenarios.promote_generation(db_session, gen.id, "projection-levle-1", actor="alice")
+    assert scenarios.list_scenarios(db_session) == []  # a typo creates nothing
     with pytest.raises(NotFound, match="Scenario 77"):
         scenarios.promote_generation(db_session, gen.id, 77, actor="alice")
     with pytest.raises(InvalidInput, match="like projection-level-1"):
-        scenarios.promote_generation(db_session, gen.id, "Level 2", actor="alice")
+        scenarios.promote_generation(db_session, gen.id, "Level 2", actor="alice",
+                                     new_scenario=True)
+    scenarios.create_scenario(db_session, "s1", actor="alice")
+    with pytest.raises(InvalidInput, match="'s1' already exists: pick it from the list"):
+        scenarios.promote_generation(db_session, gen.id, "s1", actor="alice", new_scenario=True)
 
 
 def _production_pair(session) -> None:
@@ -158,18 +248,18 @@ def _production_pair(session) -> None:
     scenarios.create_scenario(session, "still-draft", actor="a", params={"strength": 0.9})
     for name in ("projection-level-1", "projection-level-2"):
         scenarios.set_status(session, name, "calibrated", actor="a")
-        scenarios.set_status(session, name, "production", actor="a")
+        scenarios.approve(session, name, 2, "a", "first release")
 
 
 def test_production_config_shape(db_session):
     _production_pair(db_session)
     config = scenarios.production_config(db_session)
     assert list(config) == ["projection-level-1", "projection-level-2"]
-    assert config["projection-level-2"] == {"description": "stronger", "strength": 0.5,
-                                            "num_inference_steps": 25}
+    assert config["projection-level-2"] == {"description": "stronger", "version": 2,
+                                            "strength": 0.5, "num_inference_steps": 25}
     level1 = config["projection-level-1"]
-    assert list(level1) == ["description", "strength", "guidance_scale", "seed", "prompt",
-                            "negative_prompt", "model", "scheduler"]
+    assert list(level1) == ["description", "version", "strength", "guidance_scale", "seed",
+                            "prompt", "negative_prompt", "model", "scheduler"]
     assert level1["strength"] == 0.35 and level1["model"] == "stability-ai/sdxl"
     both = scenarios.production_config(db_session, statuses=("production", "draft"))
     assert list(both) == ["projection-level-1", "projection-level-2", "still-draft"]

@@ -1,9 +1,12 @@
 """Scenarios: named prompt + parameter presets, versioned, promoted from generations, and
 exported as the production service's ``scenario_config`` dict.
 
-Every change (create, edit, status, promote) is a new ``ScenarioVersion`` with who, when, a
-note, a snapshot and a diff ``{field: [old, new]}`` (parameters as ``params.<key>``), and one
-audit entry. Status moves draft → calibrated → production; any status may go back to draft.
+Every change (create, edit, status, promote, restore) is a new ``ScenarioVersion`` with who,
+when, a note, a snapshot and a diff ``{field: [old, new]}`` (parameters as ``params.<key>``),
+and one audit entry. Status moves draft → calibrated; production is reached only through
+``approve`` (who and why, audited), which pins the version production reads
+(``Scenario.production_version``). Edits and promotions of a scenario in production make
+candidate versions: production keeps reading the approved one until another is approved.
 Parameters use the production service's names: strength, num_inference_steps,
 guidance_scale, seed (plus any other model input given by name).
 """
@@ -39,6 +42,9 @@ class VersionInfo:
     note: str
     diff: dict[str, list[Any]]
     snapshot: dict[str, Any]
+    approved_by: str | None = None
+    approved_at: dt.datetime | None = None
+    approval_reason: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +61,14 @@ class ScenarioInfo:
     updated_at: dt.datetime
     updated_by: str
     versions: tuple[VersionInfo, ...] = ()  # filled by get_scenario only
+    production_version: int | None = None  # the approved version production reads
+
+    @property
+    def candidate(self) -> int | None:
+        """The newest version when it is not the one production reads (awaiting approval)."""
+        if self.production_version is not None and self.version != self.production_version:
+            return self.version
+        return None
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -77,9 +91,10 @@ def _info(s: Scenario, versions: Iterable[ScenarioVersion] = ()) -> ScenarioInfo
         id=s.id, name=s.name, description=s.description, prompt_template=s.prompt_template,
         negative_prompt=s.negative_prompt, params=dict(s.params or {}), model_ref=s.model_ref,
         status=ScenarioStatus(s.status).value, version=s.version, updated_at=s.updated_at,
-        updated_by=s.updated_by,
+        updated_by=s.updated_by, production_version=s.production_version,
         versions=tuple(VersionInfo(v.version, v.changed_by, v.changed_at, v.note, dict(v.diff),
-                                   dict(v.snapshot)) for v in versions))
+                                   dict(v.snapshot), v.approved_by, v.approved_at,
+                                   v.approval_reason) for v in versions))
 
 
 def list_scenarios(session: Session, status: str | None = None) -> list[ScenarioInfo]:
@@ -185,10 +200,20 @@ def edit_scenario(session: Session, scenario: int | str, changes: Mapping[str, A
 
 def set_status(session: Session, scenario: int | str, status: str, *, actor: str,
                note: str = "") -> ScenarioInfo:
-    """draft → calibrated → production, or back to draft from anywhere."""
+    """draft → calibrated, or back to draft. Production is entered only by ``approve`` and
+    left only by ``withdraw``: both say who and why."""
     target = parse_status(status)
     found = _get(session, scenario)
     current = ScenarioStatus(found.status)
+    if target == current:
+        return _info(found)
+    if current == ScenarioStatus.PRODUCTION:
+        raise InvalidInput(f"Scenario {found.name!r} is in production (version "
+                           f"{found.production_version}): its status changes only by approving "
+                           "another version, or by withdrawing it from production with a reason.")
+    if target == ScenarioStatus.PRODUCTION and current == ScenarioStatus.CALIBRATED:
+        raise InvalidInput(f"Scenario {found.name!r} goes into production only through "
+                           "\"Approve for production\" (who and why are recorded).")
     if target not in (current, ScenarioStatus.DRAFT, NEXT_STATUS.get(current)):
         step = NEXT_STATUS.get(current)
         allowed = f"{step.value} or back to draft" if step else "only back to draft"
@@ -198,32 +223,186 @@ def set_status(session: Session, scenario: int | str, status: str, *, actor: str
                   action="set_scenario_status")
 
 
-def promote_generation(session: Session, generation_id: int, scenario: int | str, *, actor: str,
-                       create_if_missing: bool = True, note: str = "") -> ScenarioInfo:
-    """Copy a succeeded generation's prompt, negative prompt and parameters (strength, steps,
-    guidance, seed, model) into a scenario as a new version; other parameters are kept.
-    A scenario name that does not exist yet is created as a draft."""
+@dataclasses.dataclass(frozen=True)
+class PromotionPreview:
+    """What a promotion will do, said before it is done: the scenario (or a new one), the
+    changes, and what it pins (seed, model version) that the person may leave out."""
+
+    generation_id: int
+    scenario: str
+    new_scenario: bool
+    changes: dict[str, list[Any]]
+    seed: int | None  # pinned when pin_seed
+    model_version: str | None  # pinned when pin_model_version
+    pin_seed: bool
+    pin_model_version: bool
+    in_production: bool  # the promotion makes a candidate; production is unchanged
+
+    def summary(self) -> str:
+        pins = [f"seed {self.seed}" if self.pin_seed and self.seed is not None else None,
+                f"model version {self.model_version[:12]}…"
+                if self.pin_model_version and self.model_version else None]
+        pinned = ", ".join(p for p in pins if p) or "nothing (seed and model version left out)"
+        target = (f"new scenario {self.scenario!r} (draft)" if self.new_scenario
+                  else f"scenario {self.scenario!r}")
+        text = f"Promote generation {self.generation_id} into {target}; pins {pinned}."
+        if self.in_production:
+            text += (" It is in production: this makes a candidate version, production keeps "
+                     "its approved one until a person approves the new one.")
+        return text
+
+
+def _promoted_fields(session: Session, generation_id: int, *, pin_seed: bool,
+                     pin_model_version: bool) -> tuple[Any, dict[str, Any], str, str | None]:
     gen = succeeded_generation(session, generation_id, "promoted")
     sweep = gen.sweep
-    model = f"{sweep.model_ref}:{sweep.version_id}" if sweep.version_id else sweep.model_ref
+    version = sweep.version_id or None
+    model = f"{sweep.model_ref}:{version}" if version and pin_model_version else sweep.model_ref
     taken = {"strength": gen.strength, "num_inference_steps": gen.steps,
-             "guidance_scale": gen.guidance, "seed": gen.seed}
-    taken = {k: v for k, v in taken.items() if v is not None}
-    note = note or f"Promoted from generation {gen.id} (sweep {gen.sweep_id})"
-    detail = {"generation_id": gen.id, "sweep_id": gen.sweep_id}
+             "guidance_scale": gen.guidance, "seed": gen.seed if pin_seed else None}
+    return gen, {k: v for k, v in taken.items() if v is not None}, model, version
+
+
+def _target(session: Session, scenario: int | str, new_scenario: bool) -> Scenario | None:
     found = _find(session, scenario)
+    if new_scenario:
+        if found is not None:
+            raise InvalidInput(f"A scenario named {found.name!r} already exists: pick it from "
+                               "the list instead of New scenario, or choose another name.")
+        if isinstance(scenario, int):
+            raise InvalidInput("A new scenario needs a name, not an id.")
+        return None
     if found is None:
-        if not create_if_missing or isinstance(scenario, int):
-            _get(session, scenario)  # raises NotFound
-        fields = {"name": str(scenario), "description": "", "prompt_template": gen.prompt,
-                  "negative_prompt": gen.negative_prompt, "params": taken, "model_ref": model}
+        what = f"Scenario {scenario}" if isinstance(scenario, int) else f"Scenario {scenario!r}"
+        raise NotFound(f"{what} does not exist: pick an existing scenario from the list, or "
+                       "choose New scenario to create one.")
+    return found
+
+
+def _promotion_changes(found: Scenario | None, gen: Any, taken: dict[str, Any], model: str,
+                       pin_seed: bool) -> dict[str, Any]:
+    params = dict(found.params or {}) if found is not None else {}
+    if not pin_seed:
+        params.pop("seed", None)  # left out: production draws its own
+    return {"prompt_template": gen.prompt, "negative_prompt": gen.negative_prompt,
+            "params": {**params, **taken}, "model_ref": model}
+
+
+def preview_promotion(session: Session, generation_id: int, scenario: int | str, *,
+                      new_scenario: bool = False, pin_seed: bool = True,
+                      pin_model_version: bool = True) -> PromotionPreview:
+    gen, taken, model, version = _promoted_fields(session, generation_id, pin_seed=pin_seed,
+                                                  pin_model_version=pin_model_version)
+    found = _target(session, scenario, new_scenario)
+    changes = {f: clean_field(f, v) for f, v in
+               _promotion_changes(found, gen, taken, model, pin_seed).items()}
+    before = _snapshot(found) if found is not None else {}
+    after = {**before, **changes} if found is not None else changes
+    return PromotionPreview(
+        generation_id, found.name if found is not None else str(scenario).strip(),
+        found is None, _diff(before, after), gen.seed, version, pin_seed, pin_model_version,
+        found is not None and found.production_version is not None)
+
+
+def promote_generation(session: Session, generation_id: int, scenario: int | str, *, actor: str,
+                       new_scenario: bool = False, pin_seed: bool = True,
+                       pin_model_version: bool = True, note: str = "") -> ScenarioInfo:
+    """Copy a succeeded generation's prompt, negative prompt and parameters (strength, steps,
+    guidance, and unless left out its seed and model version) into an existing scenario as a
+    new version, other parameters kept; or, only when ``new_scenario`` says so, into a new
+    draft. A scenario in production gets a candidate version: production does not change."""
+    gen, taken, model, _ = _promoted_fields(session, generation_id, pin_seed=pin_seed,
+                                            pin_model_version=pin_model_version)
+    found = _target(session, scenario, new_scenario)
+    note = note or f"Promoted from generation {gen.id} (sweep {gen.sweep_id})"
+    detail = {"generation_id": gen.id, "sweep_id": gen.sweep_id, "pin_seed": pin_seed,
+              "pin_model_version": pin_model_version}
+    changes = _promotion_changes(found, gen, taken, model, pin_seed)
+    if found is None:
+        fields = {"name": str(scenario), "description": "", **changes}
         return _create(session, fields, actor=actor, note=note, action="promote_generation",
                        detail=detail)
-    changes = {"prompt_template": gen.prompt, "negative_prompt": gen.negative_prompt,
-               "params": {**(found.params or {}), **taken}, "model_ref": model}
     clean = {field: clean_field(field, value) for field, value in changes.items()}
     return _apply(session, found, clean, actor=actor, note=note, action="promote_generation",
                   detail=detail)
+
+
+# -- production: approve, withdraw, restore ------------------------------------------------------
+APPROVAL_REASON_MIN = 5
+
+
+def _version_row(session: Session, scenario: Scenario, version: int) -> ScenarioVersion:
+    row = session.scalar(select(ScenarioVersion).where(ScenarioVersion.scenario_id == scenario.id,
+                                                       ScenarioVersion.version == version))
+    if row is None:
+        have = session.scalars(select(ScenarioVersion.version).where(
+            ScenarioVersion.scenario_id == scenario.id).order_by(ScenarioVersion.version)).all()
+        raise NotFound(f"Scenario {scenario.name!r} has no version {version}; it has "
+                       f"{', '.join(map(str, have)) or 'none'}.")
+    return row
+
+
+def approve(session: Session, scenario: int | str, version: int, actor: str, reason: str,
+            override_reason: str | None = None) -> ScenarioInfo:
+    """Make ``version`` the one production reads: the only way a scenario's production
+    config changes. Needs who and why; audited as ``approve_scenario_version`` with the
+    version production read before. ``override_reason`` is for approving despite a gate that
+    did not pass (checked by the gate, core.scenarios.verdict.require_gate)."""
+    if not (actor or "").strip():
+        raise InvalidInput("Approving for production needs the name of who approves.")
+    why = (reason or "").strip()
+    if len(why) < APPROVAL_REASON_MIN:
+        raise InvalidInput("Say why this version should go to production (a reason of at "
+                           f"least {APPROVAL_REASON_MIN} characters); it is recorded with your name.")
+    found = _get(session, scenario)
+    if ScenarioStatus(found.status) == ScenarioStatus.DRAFT:
+        raise InvalidInput(f"Scenario {found.name!r} is a draft: mark it calibrated first, then "
+                           "approve a version for production.")
+    row = _version_row(session, found, version)
+    if found.production_version == version:
+        raise InvalidInput(f"Version {version} of {found.name!r} is already the production "
+                           "version: nothing changed.")
+    # The gate check (issue 13) goes here: it raises unless the version's gate passed or
+    # override_reason explains why it may go anyway.
+    previous = found.production_version
+    now = utcnow()
+    row.approved_by, row.approved_at, row.approval_reason = actor, now, why
+    row.override_reason = (override_reason or "").strip() or None
+    found.production_version = version
+    found.status = ScenarioStatus.PRODUCTION
+    found.updated_at, found.updated_by = now, actor
+    record(session, actor, "approve_scenario_version", "scenario", found.id,
+           {"name": found.name, "version": version, "previous_production_version": previous,
+            "reason": why, "override_reason": row.override_reason})
+    session.flush()
+    return get_scenario(session, found.id)
+
+
+def withdraw(session: Session, scenario: int | str, actor: str, reason: str) -> ScenarioInfo:
+    """Take a scenario out of production (back to draft), saying who and why; audited."""
+    why = (reason or "").strip()
+    if len(why) < APPROVAL_REASON_MIN or not (actor or "").strip():
+        raise InvalidInput("Withdrawing from production needs who and why (a reason of at "
+                           f"least {APPROVAL_REASON_MIN} characters).")
+    found = _get(session, scenario)
+    if found.production_version is None:
+        raise InvalidInput(f"Scenario {found.name!r} is not in production: nothing to withdraw.")
+    previous = found.production_version
+    found.production_version = None
+    return _apply(session, found, {"status": ScenarioStatus.DRAFT}, actor=actor, note=why,
+                  action="withdraw_from_production", detail={"production_version": previous})
+
+
+def restore_version(session: Session, scenario: int | str, version: int, *, actor: str,
+                    note: str = "") -> ScenarioInfo:
+    """An earlier version's fields as a new version (a candidate when in production)."""
+    found = _get(session, scenario)
+    snapshot = _version_row(session, found, version).snapshot
+    changes = {field: clean_field(field, snapshot.get(field)) for field in FIELDS
+               if field != "name" and field in snapshot}
+    return _apply(session, found, changes, actor=actor,
+                  note=note or f"Restored from version {version}", action="restore_version",
+                  detail={"restored_from": version})
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -231,20 +410,32 @@ def production_config(session: Session,
                       statuses: Iterable[str] = ("production",)) -> dict[str, dict[str, Any]]:
     """``{name: {"description": ..., "strength": ..., ...}}`` for scenarios in ``statuses``,
     by name; keys in a fixed order, each present only when set."""
+    return {name: entry for name, entry, _ in _exported(session, statuses)}
+
+
+def _exported(session: Session, statuses: Iterable[str]
+              ) -> list[tuple[str, dict[str, Any], ScenarioVersion | None]]:
+    """(name, entry, approved version row) per exported scenario. A scenario in production
+    exports its approved version, with ``version`` = its number, never a later candidate."""
     wanted = [parse_status(s) for s in statuses]
-    config: dict[str, dict[str, Any]] = {}
+    rows = []
     for s in session.scalars(select(Scenario).where(Scenario.status.in_(wanted))
                              .order_by(Scenario.name)):
-        params = dict(s.params or {})
-        entry: dict[str, Any] = {"description": s.description}
+        approved = (_version_row(session, s, s.production_version)
+                    if s.production_version is not None else None)
+        fields = approved.snapshot if approved is not None else _snapshot(s)
+        params = dict(fields.get("params") or {})
+        entry: dict[str, Any] = {"description": fields.get("description", "")}
+        if approved is not None:
+            entry["version"] = approved.version
         entry.update({key: params.pop(key) for key in PARAM_RULES if key in params})
-        for key, value in (("prompt", s.prompt_template), ("negative_prompt", s.negative_prompt),
-                           ("model", s.model_ref)):
-            if value:
-                entry[key] = value
+        for key, field in (("prompt", "prompt_template"), ("negative_prompt", "negative_prompt"),
+                           ("model", "model_ref")):
+            if fields.get(field):
+                entry[key] = fields[field]
         entry.update({key: params[key] for key in sorted(params)})
-        config[s.name] = entry
-    return config
+        rows.append((s.name, entry, approved))
+    return rows
 
 
 def export_json(session: Session, statuses: Iterable[str] = ("production",)) -> str:
@@ -255,8 +446,18 @@ def export_python(session: Session, statuses: Iterable[str] = ("production",)) -
     """``scenario_config = {...}`` as ``ml_service.py`` holds it; the right-hand side is a
     literal that ``ast.literal_eval`` reads back to ``production_config``."""
     statuses = list(statuses)
-    config = production_config(session, statuses)
+    rows = _exported(session, statuses)
     header = f"# Exported by Scenario Tuner: {', '.join(statuses)} scenarios.\n"
+    for name, _, approved in rows:
+        if approved is not None:
+            header += (f"# {name}: version {approved.version}, approved by "
+                       f"{approved.approved_by or 'an earlier release'}"
+                       + (f" on {approved.approved_at:%Y-%m-%d %H:%M} UTC"
+                          if approved.approved_at else "")
+                       + (f" ({' '.join(approved.approval_reason.split())})"
+                          if approved.approval_reason else "")
+                       + "\n")
+    config = {name: entry for name, entry, _ in rows}
     return header + "scenario_config = " + _literal(config, 0) + "\n"
 
 

@@ -66,7 +66,9 @@ def gate_product(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Iter
             session, "projection-level-1", actor="alice", prompt_template="a person, photo",
             params={"strength": 0.3, "num_inference_steps": 20})
         scenarios.set_status(session, created.id, "calibrated", actor="alice")
-        scenarios.set_status(session, created.id, "production", actor="alice")
+        scenarios.edit_scenario(session, created.id, {"description": "ready"},
+                                actor="alice")  # v3, approved:
+        scenarios.approve(session, created.id, 3, "alice", "first release")
         scenarios.edit_scenario(session, created.id, {"params": {
             "strength": 0.7, "num_inference_steps": 20}}, actor="bob")
         testsets.create_test_set(session, "browser-set", ids, actor="alice")

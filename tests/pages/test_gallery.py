@@ -3,12 +3,15 @@ pagination, the grid PNG."""
 
 from __future__ import annotations
 
+import pytest
+
 import io
 
 from PIL import Image
 from sqlalchemy import select
 
 from core.data.db import session_scope
+from core.errors import NotFound
 from core.data.models import Scenario
 from tests.pages.conftest import run_workers, start_sweep
 
@@ -64,7 +67,10 @@ def test_a_cell_opens_with_its_parameters_and_can_be_promoted(open_page, runtime
     from dashboard import actions, queries
 
     first = queries.sweep_cells(finished_sweep)[0]
-    assert actions.promote(first["id"], " projection-level-1 ", user="tester") == "projection-level-1"
+    with pytest.raises(NotFound, match="pick an existing scenario from the list"):
+        actions.promote(first["id"], "projection-levle-1", user="tester")  # a typo: nothing made
+    assert actions.promote(first["id"], " projection-level-1 ", user="tester",
+                           new_scenario=True) == "Settings promoted into projection-level-1 (version 1)."
     with session_scope(runtime.engine) as session:
         scenario = session.scalar(select(Scenario))
     assert scenario.name == "projection-level-1" and scenario.params["strength"] == 0.3

@@ -25,7 +25,9 @@ def seed(runtime, *, with_set: bool = True) -> list[int]:
             session, "projection-level-1", actor="alice", prompt_template="a person, photo",
             params={"strength": 0.35, "num_inference_steps": 25})
         scenarios.set_status(session, created.id, "calibrated", actor="alice")
-        scenarios.set_status(session, created.id, "production", actor="alice")
+        scenarios.edit_scenario(session, created.id, {"description": "ready"},
+                                actor="alice")  # v3, approved:
+        scenarios.approve(session, created.id, 3, "alice", "first release")
         scenarios.edit_scenario(session, created.id, {"params": {
             "strength": 0.6, "num_inference_steps": 25}}, actor="bob", note="stronger")
         if with_set:

@@ -187,10 +187,13 @@ def test_promote_the_shown_settings(open_page, runtime, finished_sweep) -> None:
     gid = _ids(runtime, finished_sweep)[1]
     app.session_state["rv_shown"] = gid  # what the panel says is on screen
     app.run()
-    app.text_input(key=f"rv_promote_name_{gid}").input("projection-level-1")
-    _button(app, "Promote to scenario").click().run()
+    assert app.selectbox(key=f"rv_promote_{gid}_target").value == "➕ New scenario"
+    app.text_input(key=f"rv_promote_{gid}_new_name").input("projection-level-1").run()
+    assert any("new scenario 'projection-level-1' (draft); pins seed" in c.value
+               for c in app.caption)  # what it pins, said before
+    _button(app, "Promote these settings").click().run()
     assert not app.exception
-    assert "promoted into scenario projection-level-1" in app.success[0].value
+    assert "Settings promoted into projection-level-1 (version 1)" in app.success[0].value
     with session_scope(runtime.engine) as session:
         scenario = session.scalar(select(Scenario))
         shown = session.get(Generation, gid)
@@ -204,8 +207,8 @@ def test_bad_scenario_name_on_promote_is_a_message(open_page, runtime, finished_
     gid = _ids(runtime, finished_sweep)[1]
     app.session_state["rv_shown"] = gid  # what the panel says is on screen
     app.run()
-    app.text_input(key=f"rv_promote_name_{gid}").input("Projection Level 1!")
-    _button(app, "Promote to scenario").click().run()
+    app.text_input(key=f"rv_promote_{gid}_new_name").input("Projection Level 1!").run()
+    _button(app, "Promote these settings").click().run()
     assert not app.exception
     assert "is not allowed: use lowercase letters" in app.error[0].value
 

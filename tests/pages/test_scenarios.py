@@ -31,9 +31,9 @@ def _seed(runtime, status: str = "draft") -> None:
         create_scenario(session, "projection-level-1", actor="alice", description="Subtle",
                         prompt_template="a person, photo", params={"strength": 0.35,
                                                                    "num_inference_steps": 28})
-    for step in ("calibrated", "production")[: ("draft", "calibrated", "production").index(status)]:
+    if status != "draft":
         with session_scope(runtime.engine) as session:
-            set_status(session, "projection-level-1", step, actor="alice")
+            set_status(session, "projection-level-1", "calibrated", actor="alice")
 
 
 def test_empty_state_offers_to_create(open_page) -> None:
@@ -91,19 +91,44 @@ def test_status_steps_and_export(open_page, runtime) -> None:
     app = open_page(PAGE)
     _submit(app, "Mark calibrated").click().run()
     assert "projection-level-1 is now calibrated (version 2)." in app.success[0].value
-    _submit(app, "Move to production").click().run()
+    assert not any(b.label == "Move to production" for b in app.button)  # approval only
+    app.text_input(key="sc_approve_reason_1").input("calibrated on 40 photos")
+    _submit(app, "Approve for production").click().run()
     assert not app.exception
-    assert "is now production (version 3)" in app.success[0].value
+    assert "version 2 is now the production version" in app.success[0].value
     python_code, json_code = [c.value for c in app.code]
+    assert "# projection-level-1: version 2, approved by " in python_code
     namespace: dict = {}
     exec(python_code, namespace)  # noqa: S102 - our own export, read as production would
-    expected = {"projection-level-1": {"description": "Subtle", "strength": 0.35,
+    expected = {"projection-level-1": {"description": "Subtle", "version": 2, "strength": 0.35,
                                        "num_inference_steps": 28, "prompt": "a person, photo"}}
     assert namespace["scenario_config"] == expected
     assert json.loads(json_code) == expected
     assert ast.literal_eval(python_code.split("= ", 1)[1]) == expected
     labels = {d.label for d in app.get("download_button")}
     assert labels == {"Download scenario_config.py", "Download scenario_config.json"}
+
+
+def test_editing_production_makes_a_candidate_and_the_export_stays(open_page, runtime) -> None:
+    _seed(runtime, status="calibrated")
+    with session_scope(runtime.engine) as session:
+        from core.scenarios.versions import approve
+
+        approve(session, "projection-level-1", 2, "alice", "first release")
+    app = open_page(PAGE)
+    before = [c.value for c in app.code]
+    _fill(app, **{"What changed and why": "stronger"})
+    next(n for n in app.number_input if n.label == "strength").set_value(0.6)
+    _submit(app, "Save as a new version").click().run()
+    assert not app.exception
+    assert ("saved as version 3, a candidate: production still reads version 2"
+            in app.success[0].value)
+    assert [c.value for c in app.code] == before  # the production export did not move
+    text = " ".join(m.value for m in app.markdown)
+    assert "Production reads **version 2**" in text and "version 3 is a **candidate**" in text
+    _submit(app, "Restore v1 as a new version").click().run()
+    assert not app.exception
+    assert "version 1 restored as version 4 (a candidate" in app.success[0].value
 
 
 def test_export_can_include_calibrated(open_page, runtime) -> None:

@@ -12,8 +12,8 @@ from core.insight.evidence import load_cells
 from tests.factories import make_generation, make_image, make_model, make_sweep
 
 
-def cell(session: Session, sweep, image, strength: float, similarity: float,  # noqa: ANN001
-         rating: int | None = None, **fields):  # noqa: ANN003, ANN201
+def cell(session: Session, sweep, image, strength: float, similarity: float,
+         rating: int | None = None, **fields):
     gen = make_generation(session, sweep, strength=strength, input_image_id=image.id, **fields)
     session.add(OutputMetrics(generation_id=gen.id, similarity=similarity, phash_distance=2,
                               change=1 - similarity, sharpness=100.0, identity=None,

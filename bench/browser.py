@@ -1,0 +1,498 @@
+"""What a person waits for, in a real browser, on a database of 100,000 generations.
+
+    python3 bench/browser.py [--quick] [--repeats N] [--skip-sweep]
+
+Playwright drives Debian's Chromium (/usr/bin/chromium) against ``python -m core up`` (its own
+port, a private redis-server, a temporary SQLite database and media folder, the emulator `up`
+starts) on a database seeded by bench/seeding.py — the seeding bench/dashboard.py uses — with
+100,000 generations (``--quick``: 20,000) and a 1,000-cell sweep with real thumbnails.
+
+Every time runs from the user's action (navigation, key press, click) to the moment the page
+has settled: Streamlit has said the script run finished (a ``script_finished`` message on the
+page's websocket, decoded with Streamlit's own protobufs), no element is stale, no "Running"
+status shows, every displayed image has loaded and every displayed chart has drawn its canvas
+or SVG. Measured:
+
+- each page cold (the first visit in a freshly started server, in a new browser context:
+  nothing cached on either side; median over ``--repeats`` server starts) and warm (loaded
+  again in the same context, median of ``--repeats``);
+- the review key press (J, next; and 3, rate and go on) to the next image shown;
+- opening a cell of the Gallery's 1,000-cell sweep (the dialog with its two images);
+- switching the Gallery's "Across (X)" axis between strength and seed on that sweep;
+- submit on New sweep to the first image visible in the Gallery;
+- the warm page loads again while a 2,000-cell sweep runs on the same machine.
+
+Baseline, in the same run: a one-line Streamlit page (``st.button``) served the same way
+(``python -m streamlit run`` with the project's config): its cold load, warm load and the
+click→rerun of its button are the framework's floor on this machine.
+
+Targets (median, warm): every interaction ≤ 2× the floor and ≤ 1 s; review key → next image
+≤ 300 ms; cold first load ≤ 3 s; pages during the 2,000-cell sweep ≤ 1.5× their idle time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from common import (LOOPBACK, PROJECT_ROOT, RedisServer, clean_env, free_port, http_ready,
+                    machine_info, start_python, stop_process, table, verdict, wait_until,
+                    write_results)
+from seeding import photo_like, seed_database, store_media
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1400, "height": 1000}
+PAGES = ["overview", "new_sweep", "runs", "gallery", "review", "monitoring", "scenarios",
+         "settings"]
+PAGE_HEADINGS = {"overview": "Overview", "new_sweep": "New sweep", "runs": "Runs",
+                 "gallery": "Gallery", "review": "Review", "monitoring": "Monitoring",
+                 "scenarios": "Scenarios", "settings": "Settings"}
+TIMEOUT_MS = 120_000
+BASELINE_APP = 'import streamlit as st\nst.button("Rerun")\n'
+
+# The page has settled: nothing stale or running, every displayed image loaded and every
+# displayed chart drawn.
+SETTLED_JS = """() => {
+  const status = document.querySelector('[data-testid="stStatusWidget"]');
+  if (status && /running/i.test(status.innerText)) return false;
+  if (document.querySelector('[data-stale="true"]')) return false;
+  if (document.querySelector('[data-testid="stSkeleton"]')) return false;
+  for (const img of document.querySelectorAll('[data-testid="stMain"] img, [role="dialog"] img')) {
+    if (img.offsetParent === null) continue;
+    if (!img.complete || img.naturalWidth === 0) return false;
+  }
+  for (const chart of document.querySelectorAll('[data-testid="stVegaLiteChart"], [data-testid="stArrowVegaLiteChart"]')) {
+    if (chart.offsetParent === null) continue;
+    if (!chart.querySelector('canvas, svg')) return false;
+  }
+  return true;
+}"""
+
+
+# -- servers -------------------------------------------------------------------------------------
+class Product:
+    """``python -m core up`` on a free port with the given environment; stop() ends it all."""
+
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 2) -> None:
+        self.port = free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        self.env = env
+        self.process = start_python(["core", "up", "--port", str(self.port), "--workers",
+                                     str(workers)], env, log)
+        try:
+            wait_until(http_ready(f"{self.url}/_stcore/health"), 120, "the dashboard to answer")
+        except AssertionError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        stop_process(self.process, timeout=20)
+
+
+class Baseline:
+    """The one-line page, served by ``python -m streamlit run`` like the dashboard."""
+
+    def __init__(self, folder: Path, log: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "hello.py").write_text(BASELINE_APP)
+        self.port = free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        self.process = start_python(
+            ["streamlit", "run", str(folder / "hello.py"), "--server.address", LOOPBACK,
+             "--server.port", str(self.port), "--server.headless", "true",
+             "--browser.gatherUsageStats", "false"], clean_env(), log)
+        try:
+            wait_until(http_ready(f"{self.url}/_stcore/health"), 60, "the one-line page")
+        except AssertionError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+# -- timing in the browser -----------------------------------------------------------------------
+class Tab:
+    """A browser context with one page whose websocket messages are counted: how many script
+    runs (or fragment runs) Streamlit has finished."""
+
+    def __init__(self, browser: Any) -> None:
+        self.context = browser.new_context(viewport=VIEWPORT)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.finished = 0
+        self.page.on("websocket", self._socket)
+
+    def _socket(self, socket: Any) -> None:
+        socket.on("framereceived", self._frame)
+
+    def _frame(self, payload: Any) -> None:
+        if isinstance(payload, str):
+            return
+        message = ForwardMsg()
+        with contextlib.suppress(Exception):  # a frame that is not a ForwardMsg
+            message.ParseFromString(payload)
+            if message.WhichOneof("type") == "script_finished":
+                self.finished += 1
+
+    def settle(self, runs_before: int, started: float) -> float:
+        """Seconds from ``started`` until a run after ``runs_before`` finished and the page
+        settled."""
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while self.finished <= runs_before:
+            if time.monotonic() > deadline:
+                raise TimeoutError("Streamlit never finished the run")
+            self.page.wait_for_timeout(5)  # lets Playwright deliver the websocket frames
+        self.page.wait_for_function(SETTLED_JS, polling="raf", timeout=TIMEOUT_MS)
+        return time.perf_counter() - started
+
+    def timed(self, action: Callable[[], None]) -> float:
+        before = self.finished
+        started = time.perf_counter()
+        action()
+        return self.settle(before, started)
+
+    def load(self, url: str) -> float:
+        """A full navigation: a new websocket session, so the count starts again."""
+        self.finished = 0
+        started = time.perf_counter()
+        self.page.goto(url, wait_until="commit")
+        return self.settle(0, started)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
+# -- what is measured ----------------------------------------------------------------------------
+def measure_baseline(browser: Any, baseline: Baseline, repeats: int) -> dict[str, Any]:
+    cold, warm, click = [], [], []
+    for _ in range(repeats):
+        tab = Tab(browser)
+        cold.append(tab.load(baseline.url))
+        warm.append(tab.load(baseline.url))
+        button = tab.page.get_by_role("button", name="Rerun")
+        click.append(tab.timed(button.click))
+        tab.close()
+    return {"cold": cold, "warm": warm, "interaction": click}
+
+
+def measure_pages_cold(browser: Any, product: Product) -> dict[str, float]:
+    """The first visit of each page in this server process, in one new context."""
+    tab = Tab(browser)
+    try:
+        return {page: tab.load(f"{product.url}/{'' if page == 'overview' else page}")
+                for page in PAGES}
+    finally:
+        tab.close()
+
+
+def measure_pages_warm(browser: Any, product: Product, repeats: int) -> dict[str, list[float]]:
+    tab = Tab(browser)
+    try:
+        out: dict[str, list[float]] = {}
+        for page in PAGES:
+            url = f"{product.url}/{'' if page == 'overview' else page}"
+            tab.load(url)  # the first visit of this context
+            out[page] = [tab.load(url) for _ in range(repeats)]
+        return out
+    finally:
+        tab.close()
+
+
+def measure_review(browser: Any, product: Product, repeats: int) -> dict[str, list[float]]:
+    """J (next) and 3 (rate 3 stars and go on): key press to the next image shown."""
+    tab = Tab(browser)
+    try:
+        tab.load(f"{product.url}/review")
+        tab.page.get_by_role("button", name="Save and next").wait_for()
+        out: dict[str, list[float]] = {"review: J → next image": [],
+                                       "review: 3 (rate) → next image": []}
+        for key, name in (("j", "review: J → next image"), ("3", "review: 3 (rate) → next image")):
+            for _ in range(repeats):
+                tab.page.evaluate("document.activeElement && document.activeElement.blur()")
+                out[name].append(tab.timed(lambda key=key: tab.page.keyboard.press(key)))
+        return out
+    finally:
+        tab.close()
+
+
+def _open_select(page: Any, label: str) -> None:
+    """Open a selectbox's list of options (its arrow button); again if a rerun closed it."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(
+        has=page.get_by_role("combobox", name=label, exact=True))
+    for _ in range(10):
+        page.wait_for_function(SETTLED_JS, polling="raf", timeout=TIMEOUT_MS)
+        box.get_by_role("button", name="Open").click()
+        with contextlib.suppress(PlaywrightTimeout):
+            page.get_by_role("listbox").wait_for(timeout=3000)
+            return
+    raise TimeoutError(f"the {label} selectbox does not open")
+
+
+def _gallery(tab: Tab, product: Product, sweep_id: int) -> None:
+    """The Gallery with ``sweep_id`` chosen (the newest sweep is chosen by default)."""
+    tab.load(f"{product.url}/gallery")
+    chooser = tab.page.get_by_role("combobox", name="Sweep", exact=True)
+    if not chooser.input_value().startswith(f"#{sweep_id} "):
+        _open_select(tab.page, "Sweep")
+        tab.timed(lambda: tab.page.get_by_role("option").filter(
+            has_text=re.compile(rf"^#{sweep_id} ")).click())
+
+
+def measure_gallery(browser: Any, product: Product, sweep_id: int,
+                    repeats: int) -> dict[str, list[float]]:
+    tab = Tab(browser)
+    page = tab.page
+    try:
+        _gallery(tab, product, sweep_id)
+        opened, switched = [], []
+        for n in range(repeats):
+            button = page.locator('[data-testid="stButton"] button',
+                                  has_text=re.compile("^Open$")).nth(n)
+            opened.append(tab.timed(button.click))
+            page.get_by_role("dialog").wait_for()
+            page.keyboard.press("Escape")
+            page.get_by_role("dialog").wait_for(state="detached")
+        for n in range(repeats):
+            target = "seed" if n % 2 == 0 else "strength"
+            _open_select(page, "Across (X)")
+            option = page.get_by_role("option").filter(has_text=re.compile(f"^{target}$"))
+            switched.append(tab.timed(option.click))
+        return {"gallery: open a cell": opened, "gallery: switch the X axis": switched}
+    finally:
+        tab.close()
+
+
+def measure_submit(browser: Any, product: Product, image: Path) -> float:
+    """New sweep: upload, 2 × 2 grid, submit; then the Gallery until the first image shows."""
+    tab = Tab(browser)
+    page = tab.page
+    try:
+        tab.load(f"{product.url}/new_sweep")
+        page.locator("input[type=file]").set_input_files(str(image))
+        page.get_by_text(f"{image.name} · ").first.wait_for()
+        for label, value in (("Strength", "0.3, 0.6"), ("Steps", "20, 30")):
+            field = page.get_by_role("textbox", name=label, exact=True)
+            field.fill(value)
+            field.press("Enter")
+            page.get_by_text(f"→ 2 values: {value}").first.wait_for()
+        prompts = page.get_by_label("Prompt variants (one per line)")
+        prompts.fill("a portrait, studio light")
+        prompts.press("Control+Enter")
+        page.get_by_text("Submit sweep").first.wait_for()
+        tab.settle(tab.finished - 1, time.perf_counter())
+        started = time.perf_counter()
+        page.get_by_role("button", name="Submit sweep").click()
+        page.get_by_text(re.compile(r"Sweep \d+ submitted")).first.wait_for()
+        page.get_by_role("link", name="Gallery").first.click()
+        page.locator('[data-testid="stMain"] [data-testid="stImage"] img').first.wait_for()
+        page.wait_for_function(SETTLED_JS, polling="raf")
+        return time.perf_counter() - started
+    finally:
+        tab.close()
+
+
+@contextlib.contextmanager
+def running_sweep(env: dict[str, str], image: Path, cells: int, log: Path) -> Iterator[int]:
+    """A sweep of ``cells`` cells submitted through the CLI; canceled when done with."""
+    strengths = 20
+    steps = cells // strengths
+    out = subprocess.run(
+        [sys.executable, "-m", "core", "sweep", "run", "--image", str(image), "--strength",
+         f"0.05-1.0 [{strengths}]", "--steps", f"10-{9 + steps} [{steps}]",
+         "--prompt", "a portrait, studio light", "--seed", "7", "--budget", "100",
+         "--name", "browser bench load", "--json"],
+        env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(f"sweep run failed: {out.stderr[-2000:]}")
+    match = re.search(r'"(?:sweep_id|id)":\s*(\d+)', out.stdout)
+    if not match:
+        raise RuntimeError(f"no sweep id in: {out.stdout[:500]}")
+    sweep_id = int(match.group(1))
+    try:
+        yield sweep_id
+    finally:
+        subprocess.run([sys.executable, "-m", "core", "sweep", "cancel", str(sweep_id)],
+                       env=env, cwd=PROJECT_ROOT, capture_output=True, timeout=120)
+
+
+def sweep_status(env: dict[str, str], sweep_id: int) -> str:
+    out = subprocess.run([sys.executable, "-m", "core", "sweep", "status", str(sweep_id)],
+                         env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else out.stderr[-200:]
+
+
+# -- the run -------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="20,000 generations, 3 repeats, a 400-cell sweep under load.")
+    parser.add_argument("--repeats", type=int, help="Repeats of each measurement (default 5).")
+    parser.add_argument("--generations", type=int,
+                        help="Seed this many generations instead (for trying the benchmark out).")
+    parser.add_argument("--skip-sweep", action="store_true",
+                        help="Leave out the pages measured while a sweep runs.")
+    args = parser.parse_args(argv)
+    generations = args.generations or (20_000 if args.quick else 100_000)
+    repeats = args.repeats or (3 if args.quick else 5)
+    load_cells = 400 if args.quick else 2000
+    if not Path(CHROMIUM).exists():
+        print(f"{CHROMIUM} is missing: apt-get install chromium", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    info = machine_info()
+    results: dict[str, Any] = {"machine": info, "quick": args.quick, "generations": generations,
+                               "repeats": repeats, "load_sweep_cells": load_cells}
+    with tempfile.TemporaryDirectory(prefix="bench-browser-") as tmp_name:
+        tmp = Path(tmp_name)
+        redis = RedisServer(tmp / "redis")
+        try:
+            media_url = f"file://{tmp / 'media'}"
+            print(f"… seeding {generations:,} generations", file=sys.stderr, flush=True)
+            media = store_media(media_url)
+            db_url = f"sqlite:///{tmp / 'tuner.db'}"
+            seed = seed_database(db_url, generations, media)
+            results["seed"] = seed
+            image = tmp / "face.png"
+            image.write_bytes(photo_like(512, 42))
+            env = clean_env(DATABASE_URL=db_url, MEDIA_URL=media_url, REDIS_URL=redis.url,
+                            TUNER_RUN_DIR=str(tmp / "run"))
+            env.pop("REPLICATE_BASE_URL", None)
+            env.pop("AUTH_USERS_FILE", None)
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                try:
+                    results.update(run_all(browser, env, tmp, seed["gallery_sweep_id"], image,
+                                           repeats, load_cells, args.skip_sweep))
+                finally:
+                    browser.close()
+        finally:
+            redis.stop()
+    return report(results)
+
+
+def run_all(browser: Any, env: dict[str, str], tmp: Path, gallery_sweep: int, image: Path,
+            repeats: int, load_cells: int, skip_sweep: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    print("… baseline: the one-line page", file=sys.stderr, flush=True)
+    baseline = Baseline(tmp / "baseline", tmp / "baseline.log")
+    try:
+        out["baseline"] = measure_baseline(browser, baseline, repeats)
+    finally:
+        baseline.stop()
+    cold: dict[str, list[float]] = {page: [] for page in PAGES}
+    product = None
+    for n in range(repeats):
+        print(f"… cold pages, server start {n + 1}/{repeats}", file=sys.stderr, flush=True)
+        product = Product(env, tmp / f"up-{n}.log")
+        last = n == repeats - 1
+        try:
+            for page, seconds in measure_pages_cold(browser, product).items():
+                cold[page].append(seconds)
+        finally:
+            if not last:
+                product.stop()
+    assert product is not None
+    try:
+        out["cold"] = cold
+        print("… warm pages", file=sys.stderr, flush=True)
+        out["warm"] = measure_pages_warm(browser, product, repeats)
+        print("… gallery and review interactions", file=sys.stderr, flush=True)
+        out["interactions"] = {**measure_gallery(browser, product, gallery_sweep, repeats),
+                               **measure_review(browser, product, repeats)}
+        print("… submit → first image", file=sys.stderr, flush=True)
+        out["submit"] = [measure_submit(browser, product, image)
+                         for _ in range(max(1, repeats // 2))]
+        if not skip_sweep:
+            run_env = {**env, "TUNER_RUN_DIR": env["TUNER_RUN_DIR"]}
+            print(f"… warm pages while a {load_cells}-cell sweep runs", file=sys.stderr, flush=True)
+            with running_sweep(run_env, image, load_cells, tmp / "sweep.log") as sweep_id:
+                out["loaded"] = measure_pages_warm(browser, product, repeats)
+                out["load_sweep_status_at_end"] = sweep_status(run_env, sweep_id)
+    finally:
+        product.stop()
+    return out
+
+
+def report(results: dict[str, Any]) -> int:
+    base = results["baseline"]
+    floor_load, floor_click = median(base["warm"]), median(base["interaction"])
+    rows = [{"what": "baseline: one-line page", "cold": median(base["cold"]),
+             "warm": floor_load, "floor": "-", "ratio": 1.0, "target": "-", "result": "-"},
+            {"what": "baseline: button click → rerun", "cold": None, "warm": floor_click,
+             "floor": "-", "ratio": 1.0, "target": "-", "result": "-"}]
+    targets: dict[str, dict[str, Any]] = {}
+    loaded = results.get("loaded", {})
+    for page in PAGES:
+        warm = median(results["warm"][page])
+        cold = median(results["cold"][page])
+        ok = warm <= 2 * floor_load and warm <= 1.0
+        row = {"what": f"page: {page}", "cold": cold, "warm": warm, "floor": floor_load,
+               "ratio": round(warm / floor_load, 1), "target": "≤ 2× floor and ≤ 1 s",
+               "result": verdict(ok)}
+        if page in loaded:
+            under = median(loaded[page])
+            row["loaded"] = under
+            row["loaded_ratio"] = round(under / warm, 2)
+            targets[f"{page} during the sweep ≤ 1.5× idle"] = {
+                "value": f"{under} s = {row['loaded_ratio']}× {warm} s",
+                "result": verdict(under <= 1.5 * warm)}
+        rows.append(row)
+        targets[f"{page} warm ≤ 2× floor and ≤ 1 s"] = {
+            "value": f"{warm} s = {row['ratio']}× {floor_load} s", "result": verdict(ok)}
+    first = median(results["cold"]["overview"])
+    targets["cold first load (Overview) ≤ 3 s"] = {"value": f"{first} s",
+                                                   "result": verdict(first <= 3.0)}
+    for name, values in results["interactions"].items():
+        value = median(values)
+        review = name.startswith("review")
+        limit = 0.3 if review else min(1.0, 2 * floor_click)
+        ok = value <= limit and (review or value <= 1.0)
+        rows.append({"what": name, "warm": value, "floor": floor_click,
+                     "ratio": round(value / floor_click, 1),
+                     "target": "≤ 0.3 s" if review else "≤ 2× floor and ≤ 1 s",
+                     "result": verdict(ok)})
+        targets[f"{name} {'≤ 0.3 s' if review else '≤ 2× floor and ≤ 1 s'}"] = {
+            "value": f"{value} s", "result": verdict(ok)}
+    submit = median(results["submit"])
+    rows.append({"what": "submit → first image in the Gallery", "warm": submit, "floor": "-",
+                 "ratio": "-", "target": "-", "result": "-"})
+    columns = [("what", "what"), ("cold", "cold s"), ("warm", "warm s (median)"),
+               ("floor", "floor s"), ("ratio", "÷ floor"), ("loaded", "during sweep s"),
+               ("loaded_ratio", "÷ idle"), ("target", "target"), ("result", "result")]
+    info = results["machine"]
+    print(f"\nIn the browser — {info['date']}, {info['nproc']} CPUs ({info['cpu_model']}), load "
+          f"{info['load_avg_at_start']} at start; {results['generations']:,} generations; "
+          f"median of {results['repeats']}; floor = the one-line page\n")
+    print(table(rows, columns))
+    print()
+    print(table([{"target": k, **v} for k, v in targets.items()],
+                [("target", "target"), ("value", "measured"), ("result", "result")]))
+    path = write_results("browser", {**results, "rows": rows, "targets": targets})
+    print(f"\nwrote {path}")
+    return 0 if all(v["result"] == "PASS" for v in targets.values()) else 1
+
+
+if __name__ == "__main__":
+    os.environ.pop("REPLICATE_API_TOKEN", None)
+    sys.exit(main())

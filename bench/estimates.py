@@ -5,7 +5,8 @@
 A private redis-server, a temp SQLite database, the emulator with its default latency model
 (predict time uniform 2–6 s whatever the steps, a queue delay) and real worker processes.
 One earlier sweep runs first (so the model version has a history); then, for each case, a
-sweep is planned the way the dashboard plans it (``plan_sweep`` with the endpoint, the live
+sweep is planned and submitted the way the dashboard does it (``core.planning.submit``: the
+endpoint, the live
 workers and the chunk size), submitted and run, and its estimate compared with the actual:
 cost = the cells' billed cost, duration = submit → the last stored output. Baseline in the
 same run: the estimate the same plan gets with no history (the price table and the prior).
@@ -31,7 +32,8 @@ from core.data.models import Sweep
 from core.engine.worker import live_workers
 from core.insight.evidence import load_cells
 from core.insight.report import actual
-from core.planning.sweeps import SweepRequest, create_sweep, dispatch, pending_cell_ids, plan_sweep
+from core.planning import submit as submission
+from core.planning.sweeps import SweepRequest
 from core.runtime import open_runtime
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,19 +52,14 @@ def grid(cells: int, steps: str, first_seed: int) -> SweepRequest:
 
 
 def run_sweep(runtime, request: SweepRequest, image_id: int) -> dict[str, Any]:
-    settings = runtime.settings
     request = dataclasses.replace(request, image_ids=[image_id])
     workers = len(live_workers(runtime.redis)) or None
-    with session_scope(runtime.engine) as session:
-        kwargs = dict(max_cells=settings.max_cells_per_sweep, inflight_cap=settings.inflight_cap,
-                      create_rate_per_minute=settings.create_rate_per_minute, workers=workers,
-                      chunk_size=settings.chunk_size)
-        plan = plan_sweep(session, request, endpoint=runtime.endpoint_kind, **kwargs)
-        sweep_id = create_sweep(session, plan, created_by="bench",
-                                endpoint=runtime.endpoint_kind, caps=runtime.caps(session)).id
-    with session_scope(runtime.engine) as session:
-        dispatch(session, runtime.redis, pending_cell_ids(session, sweep_id),
-                 chunk_size=settings.chunk_size)
+    # The estimate a person sees before submitting, then the product's one submit path.
+    plan = submission.plan(runtime, request)
+    submitted = submission.submit_sweep(runtime, request, actor="bench")
+    if not submitted.queued:
+        raise SystemExit(submitted.message())
+    sweep_id = submitted.sweep_id
     wait_until(lambda: all_final(runtime, sweep_id, len(plan.cells)), 600,
                f"sweep {sweep_id} to finish")
     with session_scope(runtime.engine) as session:

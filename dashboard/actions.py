@@ -83,7 +83,7 @@ def resume(sweep_id: int, *, user: str, budget_usd: float | None = None) -> Requ
 
 
 def promote(generation_id: int, scenario_name: str, *, user: str, new_scenario: bool = False,
-            pin_seed: bool = True, pin_model_version: bool = True) -> str:
+            pin_seed: bool = True, pin_model_version: bool = True, note: str = "") -> str:
     """Copy a cell's settings into an existing scenario (or, said explicitly, a new one) as a
     new version; a scenario in production gets a candidate. Returns what happened."""
     from dashboard.scenario_widgets import scenarios as cached_scenarios
@@ -94,7 +94,7 @@ def promote(generation_id: int, scenario_name: str, *, user: str, new_scenario: 
     with session_scope(runtime().engine) as session:
         info = promote_generation(session, generation_id, name, actor=user,
                                   new_scenario=new_scenario, pin_seed=pin_seed,
-                                  pin_model_version=pin_model_version)
+                                  pin_model_version=pin_model_version, note=note)
     _sweeps_changed()
     cached_scenarios.clear()  # the Scenarios page shows it at once
     if info.candidate is not None:
@@ -104,19 +104,11 @@ def promote(generation_id: int, scenario_name: str, *, user: str, new_scenario: 
 
 
 def promote_recommendation(generation_id: int, scenario_name: str, evidence: str, *,
-                           user: str) -> str:
+                           user: str, **options: bool) -> str:
     """Make the recommended setting (through the cell that stands for it) a new version of a
-    scenario, its evidence in the version's note."""
-    from dashboard.scenario_widgets import scenarios as cached_scenarios
-
-    name = scenario_name.strip()
-    if not name:
-        raise InvalidInput("Type the name of the scenario to promote the recommendation into.")
-    with session_scope(runtime().engine) as session:
-        promote_generation(session, generation_id, name, actor=user,
-                           note=f"Recommended setting: {evidence}")
-    cached_scenarios.clear()
-    return name
+    scenario, its evidence in the version's note (``promote``'s choices apply)."""
+    return promote(generation_id, scenario_name, user=user,
+                   note=f"Recommended setting: {evidence}", **options)
 
 
 def _sweeps_changed() -> None:

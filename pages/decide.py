@@ -13,6 +13,7 @@ from dashboard import format as fmt
 from dashboard import insight_queries as iq
 from dashboard import insight_widgets as iw
 from dashboard.errors import shown_errors
+from dashboard.scenario_widgets import promote_form
 
 user = frame.page_setup()
 st.title("Decide")
@@ -50,21 +51,16 @@ with shown_errors("recommending a setting"):
     rec = recommend(cells, ratings, objective=objective, constraints=constraints, axes=axes)
     iw.recommendation_card(rec)
     if rec.best is not None:
-        left, right = st.columns([2, 1])
-        name = left.text_input("Promote as a new version of scenario",
-                               placeholder="projection-level-1", key="d_promote_name")
-        right.markdown("&nbsp;")
-        if right.button("Promote recommended setting", type="primary", width="stretch"):
-            with shown_errors("promoting the recommendation"):
-                gid = representative(cells, rec.best.setting)
-                o = rec.best.objective
-                proof = (f"{', '.join(f'{k}={v}' for k, v in rec.best.setting.items())}; "
-                         f"{objective} mean {o.mean:.2f} (n={o.n}"
-                         + (f", 95% {o.ci_low:.2f}–{o.ci_high:.2f}" if o.ci_low is not None
-                            else "") + f"); {rec.message}")
-                st.success(f"Promoted into scenario "
-                           f"{actions.promote_recommendation(gid, name, proof, user=user)} "
-                           f"(settings of generation {gid}).")
+        gid = representative(cells, rec.best.setting)
+        o = rec.best.objective
+        proof = (f"{', '.join(f'{k}={v}' for k, v in rec.best.setting.items())}; "
+                 f"{objective} mean {o.mean:.2f} (n={o.n}"
+                 + (f", 95% {o.ci_low:.2f}–{o.ci_high:.2f}" if o.ci_low is not None
+                    else "") + f"); {rec.message}")
+        with st.expander(f"Promote the recommended setting (generation {gid}) to a scenario"):
+            promote_form(gid, key="d_promote", disabled=False,
+                         promote=lambda g, name, **options: actions.promote_recommendation(
+                             g, name, proof, user=user, **options))
         if rec.best.cost_per_image_usd is not None:
             with st.expander(f"Monthly cost at this setting "
                              f"({fmt.usd(rec.best.cost_per_image_usd)} per image, measured)"):

@@ -30,9 +30,11 @@ def test_decide_recommends_with_evidence_and_promotes(open_page, runtime) -> Non
     assert "Recommended: strength **0.3**" in text and "Runner-up: strength **0.6**" in text
     assert "mean 4.67 over n = 3" in text
 
-    app.text_input(key="d_promote_name").input("projection-level-1").run()
-    next(b for b in app.button if b.label == "Promote recommended setting").click().run()
-    assert not app.exception and "Promoted into scenario projection-level-1" in app.success[-1].value
+    assert app.selectbox(key="d_promote_target").value == "➕ New scenario"  # said, not typed
+    app.text_input(key="d_promote_new_name").input("projection-level-1").run()
+    next(b for b in app.button if b.label == "Promote these settings").click().run()
+    assert not app.exception
+    assert "Settings promoted into projection-level-1 (version 1)" in app.success[-1].value
     with session_scope(runtime.engine) as session:
         scenario = session.scalar(select(Scenario).where(Scenario.name == "projection-level-1"))
         assert scenario.params["strength"] == 0.3

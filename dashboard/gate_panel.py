@@ -17,10 +17,9 @@ from typing import Any
 import streamlit as st
 
 from core.data.db import session_scope
-from core.data.storage import content_type_of
 from core.errors import TunerError
 from core.scenarios import gate as core_gate
-from dashboard.resources import media, runtime
+from dashboard.resources import media_url, runtime
 
 PANEL_KEY = "gate_pairs"
 AHEAD = 6  # pairs sent to the browser at once (the one shown + preloaded)
@@ -112,11 +111,8 @@ def on_panel(reviewer: str) -> None:
 def _url(key: str | None, slot: str) -> str | None:
     if not key:
         return None
-    from streamlit.runtime import Runtime
-
     try:
-        return Runtime.instance().media_file_mgr.add(media(key), content_type_of(key),
-                                                     f"gate-panel.{slot}")
+        return media_url(key, f"gate.{slot}")
     except Exception:  # noqa: BLE001 - a missing file shows as such; the panel goes on
         return None
 
@@ -143,7 +139,8 @@ def panel_data(gate_run_id: int, reviewer: str) -> dict[str, Any]:
 
 
 def panel(gate_run_id: int, reviewer: str) -> None:
-    """The pair panel for ``gate_run_id``; choosing another run starts its queue afresh."""
+    """The pair panel for ``gate_run_id`` (run it in a fragment: a choice reruns only the
+    panel); choosing another run starts its queue afresh."""
     if st.session_state.gp_run != gate_run_id:
         st.session_state.gp_run = gate_run_id
         st.session_state.gp_view += 1

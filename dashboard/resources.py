@@ -148,6 +148,17 @@ def media(key: str) -> bytes:
     return runtime().store.get(key)
 
 
+def media_url(key: str, slot: str) -> str:
+    """A URL the browser can load ``key`` from, through Streamlit's media files (one per
+    panel slot, so a slot's old image is released when it shows another)."""
+    from streamlit.runtime import Runtime
+
+    from core.data.storage import content_type_of
+
+    return Runtime.instance().media_file_mgr.add(media(key), content_type_of(key),
+                                                 f"panel.{slot}")
+
+
 @st.cache_data(ttl=10, show_spinner=False)
 def effective(name: str) -> Any:
     """A setting as edited in the dashboard, else from the environment."""

@@ -24,7 +24,6 @@ import pandas as pd
 import streamlit as st
 
 from core.data.db import session_scope
-from core.data.storage import content_type_of
 from core.errors import TunerError
 from core.insight import agreement as core_agreement
 from core.insight import review as core_review
@@ -33,7 +32,7 @@ from core.planning.sweeps import SweepSummary
 from dashboard import charts
 from dashboard import format as fmt
 from dashboard.errors import message_for
-from dashboard.resources import media, runtime
+from dashboard.resources import media_url, runtime
 
 PANEL_KEY = "rv_panel"
 QUEUE_AHEAD = 10  # generations sent to the panel: the one to show and nine preloaded
@@ -379,15 +378,6 @@ def _others(item: QueueItem) -> str:
     mean = item.mean_rating
     return ("Others: " + " · ".join(parts)
             + (f" — mean {mean:.1f} ★ over {item.n_reviews}" if mean is not None else ""))
-
-
-def media_url(key: str, slot: str) -> str:
-    """A URL the browser can load ``key`` from, through Streamlit's media files (one per
-    panel slot, so a slot's old image is released when it shows another)."""
-    from streamlit.runtime import Runtime
-
-    return Runtime.instance().media_file_mgr.add(media(key), content_type_of(key),
-                                                 f"review-panel.{slot}")
 
 
 _ASSETS = Path(__file__).parent / "assets"

@@ -104,11 +104,16 @@ if section == "Check a candidate":
 
 elif section == "Blind review":
     run_id = pick_run("gate_review_run")
-    if run_id is not None:
+
+    @st.fragment
+    def pair_panel(run_id: int) -> None:
         with shown_errors("loading the pairs"):
             gp.panel(run_id, user)
         if st.button("Refresh: look for newly finished pairs", key="gate_refresh"):
-            st.rerun()
+            st.rerun(scope="fragment")
+
+    if run_id is not None:
+        pair_panel(run_id)
 
 elif section == "Verdict":
     with shown_errors("listing gate runs"):

@@ -88,7 +88,7 @@ def gate_product(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Iter
             with session_scope(engine) as session:
                 return gate.review_progress(session, run_id, "x").reviewable == PHOTOS * SEEDS
 
-        wait_for(all_reviewable, 120, "every pair's two outputs")
+        wait_for(all_reviewable, 300, "every pair's two outputs")
         yield {"url": url, "engine": engine, "run_id": run_id}
     finally:
         group.stop_all()

@@ -33,8 +33,9 @@ from core.data import keys
 from core.planning.budget import Caps, check_before_create
 from core.data.db import session_scope
 from core.errors import BudgetExceeded, StorageError
-from core.data.images import image_size, make_thumbnail
+from core.data.images import decode_rgb, image_size, thumbnail_of
 from core.insight import measured
+from core.insight.metrics import NORMALISED_PX
 from core.engine.limits import CellLeases, CreateRateLimiter, InflightSlots
 from core.data.models import Endpoint as EndpointKind
 from core.data.models import GenerationState, utcnow
@@ -362,7 +363,10 @@ class ChunkRunner:
 
     def _store_sync(self, data: bytes, task: cells.CellTask) -> dict[str, Any]:
         try:
-            thumb, thumb_type = make_thumbnail(data, max_px=self.ctx.thumbnail_max_px)
+            # Decoded once, for the thumbnail and the image metrics below.
+            decoded = decode_rgb(data, at_least_px=max(self.ctx.thumbnail_max_px,
+                                                       NORMALISED_PX))
+            thumb, thumb_type = thumbnail_of(decoded, max_px=self.ctx.thumbnail_max_px)
             width, height = image_size(data)
         except Exception as exc:
             raise _DownloadFailed(f"The output image could not be read ({exc}); it was "
@@ -375,7 +379,7 @@ class ChunkRunner:
         }
         # Similarity, change, sharpness, identity against the input (never fails the cell).
         measured.record_output(self.ctx.engine, self.ctx.store, task.id, task.image_key,
-                               task.image_sha256, data)
+                               task.image_sha256, decoded)
         return stored
 
     async def _download(self, url: str) -> bytes:

@@ -14,7 +14,7 @@ from core.data.db import session_scope
 from core.data.models import Generation, GenerationState, InputImage, OutputMetrics, utcnow
 from core.data.storage import MediaStore
 from core.errors import InvalidInput
-from core.insight.metrics import METRICS_VERSION, Metrics, ReferenceCache, measure
+from core.insight.metrics import METRICS_VERSION, ImageLike, Metrics, ReferenceCache, measure
 
 log = logging.getLogger(__name__)
 _REFERENCES = ReferenceCache()  # one per process: a worker's cells share their input's decode
@@ -28,7 +28,7 @@ def save(session: Session, generation_id: int, metrics: Metrics) -> None:
 
 
 def record_output(engine: Engine, store: MediaStore, generation_id: int, image_key: str | None,
-                  image_sha256: str | None, output: bytes) -> Metrics | None:
+                  image_sha256: str | None, output: ImageLike) -> Metrics | None:
     """Measure a just-stored output against its input and save the metrics, in one
     transaction of its own. The store step's hook: it never fails the cell — a metric that
     could not be measured or saved is logged and left to ``backfill``."""

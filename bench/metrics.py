@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 from skimage import data as skdata
 
-from core.data.images import decode_rgb, make_thumbnail, thumbnail_of  # noqa: E402
+from core.data.images import decode_rgb, make_thumbnail, thumbnail_of
 from core.insight.metrics import measure, prepare
 
 TARGET_MS = 25.0

@@ -103,6 +103,12 @@ def test_the_command_prints_the_report_as_json_and_names_a_missing_sweep(sqlite_
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["recommendation"]["message"].startswith("No setting has similarity ≥ 0.9")
+    assert report["recommendation"]["parameters"] is None and report["recommendation"]["n"] is None
+    text = subprocess.run([*command, str(sweep_id)], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert text.returncode == 0, text.stderr
+    assert "strength=0.3: n=4 mean=4.25 [3.45, 5.05] (t)" in text.stdout
+    assert "Estimate: $0.0200, 30 s; actual: $0.0160, 70 s" in text.stdout
     missing = subprocess.run([*command, "999", "--json"], env=env, cwd=PROJECT_ROOT,
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "Sweep 999 does not exist" in missing.stderr

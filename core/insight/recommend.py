@@ -99,6 +99,9 @@ class Recommendation:
                                "constraints": dataclasses.asdict(self.constraints),
                                "message": self.message, "distinguishable": self.distinguishable,
                                "more_ratings_needed": self.more_ratings_needed}
+        # The same keys whether or not a setting qualifies, so scripts can rely on them.
+        out.update({"parameters": None, "n": None, "mean": None, "ci_low": None,
+                    "ci_high": None})
         if self.best is not None:
             out.update(self.best.as_dict())
             out["parameters"] = self.best.setting

@@ -93,6 +93,22 @@ def approval(scenario_id: int, version: int) -> core_verdict.ApprovalGate:
         return core_verdict.approval_gate(session, scenario_id, version)
 
 
+@st.cache_data(ttl=5, show_spinner=False)
+def gate_states(scenario_id: int, versions: tuple[int, ...]) -> dict[int, core_verdict.ApprovalGate]:
+    """What approving each version has to go on: its latest gate and whether it passed."""
+    with session_scope(runtime().engine) as session:
+        return {v: core_verdict.approval_gate(session, scenario_id, v) for v in versions}
+
+
+def gate_label(check: core_verdict.ApprovalGate | None) -> str:
+    if check is None or (check.latest is None and check.passed):
+        return ""
+    if check.latest is None:
+        return " · no gate run"
+    return f" · gate run {check.latest.gate_run_id}: {check.latest.status}" + (
+        "" if check.passed or check.latest.status != "pass" else " (against an older production)")
+
+
 def rules(scenario_id: int) -> core_verdict.PassRules:
     with session_scope(runtime().engine) as session:
         return core_verdict.get_rules(session, scenario_id)

@@ -177,18 +177,29 @@ def status_steps(current: ScenarioInfo, on_status: Callable[[str], None]) -> Non
 
 
 def approval_form(current: ScenarioInfo) -> tuple[int, str, str | None] | None:
-    """"Approve for production": which version, why (and an override reason when the gate
-    did not pass); returns (version, reason, override) when pressed."""
+    """"Approve for production": which version (each with its latest gate result), why, and
+    an override reason when its gate did not pass; returns (version, reason, override) when
+    pressed."""
+    from dashboard import gate_widgets
+
     if current.status == "draft":
         st.caption("Mark the scenario calibrated first; then a version can be approved for "
                    "production.")
         return None
     versions = [v.version for v in reversed(current.versions)] or [current.version]
+    gates = gate_widgets.gate_states(current.id, tuple(versions))
+    newest = gates.get(versions[0])
+    if newest is not None and versions[0] != current.production_version:
+        (st.success if newest.passed else st.warning)(
+            f"Gate for v{versions[0]}: {newest.message}"
+            + ("" if newest.passed else " Approving it needs an override reason (audited); "
+               "check it on the Gate page first."))
     with st.form(f"sc_approve_{current.id}"):
         st.markdown("**Approve for production**")
         version = st.selectbox("Version", versions, format_func=lambda v: f"v{v}" + (
             " (production now)" if v == current.production_version else
-            " (newest)" if v == current.version else ""), key=f"sc_approve_version_{current.id}")
+            " (newest)" if v == current.version else "")
+            + gate_widgets.gate_label(gates.get(v)), key=f"sc_approve_version_{current.id}")
         reason = st.text_input("Why this version (recorded with your name)",
                                key=f"sc_approve_reason_{current.id}")
         override = st.text_input("Override reason (only if its gate did not pass)",

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from core.data.models import (AuditEntry, Endpoint, GateJudgment, GatePair, Generation,
-                              GenerationState, Sweep)
+                              GenerationState, ScenarioVersion, Sweep)
 from core.errors import BudgetExceeded, InvalidInput, NotFound
 from core.planning.budget import Caps
 from core.scenarios import gate, testsets, verdict
@@ -304,3 +304,35 @@ def test_deleting_a_photo_removes_its_pairs_with_it(db_session):
     db_session.execute(update(Generation).values(state=GenerationState.SUCCEEDED,
                                                  output_key="outputs/x.png"))
     assert verdict.gate_result(db_session, run_id).pairs_total == 1
+
+
+def override_of(session, version: int) -> str | None:
+    return session.scalar(select(ScenarioVersion.override_reason).where(
+        ScenarioVersion.version == version))
+
+
+def test_approve_for_production_goes_through_the_gate(db_session):
+    run_id = make_gate(db_session, photos=2, seeds=3)
+    scenario_id = gate.gate_run(db_session, run_id).scenario_id
+    with pytest.raises(InvalidInput, match=r"did not pass \(incomplete\).*reason for the override"):
+        scenarios.approve(db_session, scenario_id, 4, "bob", "the stronger look we want")
+    assert scenarios.get_scenario(db_session, scenario_id).production_version == 3
+    finish_cells(db_session, run_id)
+    judge_all(db_session, run_id, lambda i: "candidate")  # 6 of 6: lower bound 0.61 ≥ 0.5
+    approved = scenarios.approve(db_session, scenario_id, 4, "bob", "the stronger look we want")
+    assert approved.production_version == 4 and override_of(db_session, 4) is None
+    entry = db_session.scalar(select(AuditEntry).where(
+        AuditEntry.action == "approve_scenario_version").order_by(AuditEntry.id.desc()))
+    assert entry.detail["gate_run_id"] == run_id and "passed" in entry.detail["gate"]
+    assert db_session.scalar(select(AuditEntry).where(AuditEntry.action == "gate_override")) is None
+
+
+def test_approve_without_a_passing_gate_needs_an_audited_override(db_session):
+    production_scenario(db_session)  # v4 is a candidate with no gate run at all
+    approved = scenarios.approve(db_session, "projection-level-1", 4, "bob", "urgent prompt fix",
+                                 override_reason="prompt broke in production, Dana agreed")
+    assert approved.production_version == 4
+    assert override_of(db_session, 4) == "prompt broke in production, Dana agreed"
+    override = db_session.scalar(select(AuditEntry).where(AuditEntry.action == "gate_override"))
+    assert (override.actor, override.detail["version"], override.detail["gate_status"]) == (
+        "bob", 4, "none")

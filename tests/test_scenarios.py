@@ -142,7 +142,10 @@ def test_approval_is_explicit_audited_and_says_who_and_why(db_session):
         scenarios.approve(db_session, "projection-level-1", 9, "carol", "looks right")
     with pytest.raises(InvalidInput, match="already the production version"):
         scenarios.approve(db_session, "projection-level-1", 2, "carol", "looks right")
-    approved = scenarios.approve(db_session, "projection-level-1", 3, "carol", "gate passed")
+    with pytest.raises(InvalidInput, match="Version 3 has no gate run"):
+        scenarios.approve(db_session, "projection-level-1", 3, "carol", "gate passed")
+    approved = scenarios.approve(db_session, "projection-level-1", 3, "carol", "gate passed",
+                                 override_reason="unit test: no gate run here")
     assert approved.production_version == 3
     assert scenarios.production_config(db_session)["projection-level-1"]["strength"] == 0.6
     v3 = approved.versions[2]
@@ -164,7 +167,8 @@ def test_an_earlier_version_is_restored_as_a_new_candidate(db_session):
     _in_production(db_session)
     scenarios.edit_scenario(db_session, "projection-level-1",
                             {"params": {"strength": 0.6, "num_inference_steps": 30}}, actor="bob")
-    scenarios.approve(db_session, "projection-level-1", 3, "carol", "gate passed")
+    scenarios.approve(db_session, "projection-level-1", 3, "carol", "gate passed",
+                      override_reason="unit test: no gate run here")
     restored = scenarios.restore_version(db_session, "projection-level-1", 2, actor="dave")
     assert (restored.version, restored.production_version, restored.candidate) == (4, 3, 4)
     assert restored.params["strength"] == 0.35

@@ -362,18 +362,22 @@ def approve(session: Session, scenario: int | str, version: int, actor: str, rea
     if found.production_version == version:
         raise InvalidInput(f"Version {version} of {found.name!r} is already the production "
                            "version: nothing changed.")
-    # The gate check (issue 13) goes here: it raises unless the version's gate passed or
-    # override_reason explains why it may go anyway.
+    # The production gate: raises unless the version's latest gate passed or override_reason
+    # says why it may go anyway (that override is audited as gate_override).
+    from core.scenarios.verdict import require_gate
+
+    gate = require_gate(session, found.id, version, actor=actor, override_reason=override_reason)
     previous = found.production_version
     now = utcnow()
     row.approved_by, row.approved_at, row.approval_reason = actor, now, why
-    row.override_reason = (override_reason or "").strip() or None
+    row.override_reason = None if gate.passed else (override_reason or "").strip()
     found.production_version = version
     found.status = ScenarioStatus.PRODUCTION
     found.updated_at, found.updated_by = now, actor
     record(session, actor, "approve_scenario_version", "scenario", found.id,
            {"name": found.name, "version": version, "previous_production_version": previous,
-            "reason": why, "override_reason": row.override_reason})
+            "reason": why, "override_reason": row.override_reason,
+            "gate": gate.message, "gate_run_id": gate.latest.gate_run_id if gate.latest else None})
     session.flush()
     return get_scenario(session, found.id)
 

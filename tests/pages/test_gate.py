@@ -99,3 +99,24 @@ def test_pass_rules_are_saved_and_audited(open_page, runtime) -> None:
     with session_scope(runtime.engine) as session:
         entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "set_gate_rules"))
         assert entry.detail["after"]["min_win_rate_low"] == 0.4
+
+
+def test_approval_on_scenarios_shows_the_gate_and_asks_for_an_override(open_page, runtime) -> None:
+    seed(runtime)
+    app = open_page("pages/scenarios.py")
+    assert not app.exception, app.exception
+    assert any("Gate for v4: Version 4 has no gate run" in w.value for w in app.warning)
+    assert "no gate run" in app.selectbox(key="sc_approve_version_1").format_func(4)
+    app.text_input(key="sc_approve_reason_1").input("stronger look wanted")
+    app.button[[b.label for b in app.button].index("Approve for production")].click().run()
+    assert any("reason for the override" in e.value for e in app.error)
+    with session_scope(runtime.engine) as session:
+        assert scenarios.get_scenario(session, "projection-level-1").production_version == 3
+    app.text_input(key="sc_approve_reason_1").input("stronger look wanted")
+    app.text_input(key="sc_approve_override_1").input("launch today, gate after, Dana agreed")
+    app.button[[b.label for b in app.button].index("Approve for production")].click().run()
+    assert not app.exception, app.exception
+    assert any("version 4 is now the production version" in s.value for s in app.success)
+    with session_scope(runtime.engine) as session:
+        entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "gate_override"))
+        assert entry.actor == local_user() and entry.detail["reason"].startswith("launch today")

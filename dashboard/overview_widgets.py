@@ -76,6 +76,11 @@ def top_errors(start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
+def failures_by(start: dt.datetime, end: dt.datetime, by: str) -> pd.DataFrame:
+    return _read(performance.failures_by, start, end, by)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
 def usage_per_person(start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
     return _read(analytics.usage_per_person, start, end)
 
@@ -125,8 +130,9 @@ def _budget_bar(when: str, spent: float, budget: float) -> None:
 def outcome_panel(numbers: analytics.Overview, queue: dict[str, Any]) -> None:
     a, b, c, d, e, f = st.columns(6)
     a.metric("Generations (7 days)", numbers.generations,
-             help=f"{numbers.succeeded} succeeded, {numbers.failed} failed, "
-                  f"{numbers.canceled} canceled")
+             help=f"What ran: {numbers.succeeded} succeeded, {numbers.failed} failed attempts "
+                  f"(retried ones included). Not counted: {numbers.canceled} canceled, "
+                  f"{numbers.reused} reused (saved {fmt.usd(numbers.saved_usd)}).")
     b.metric("Success rate", "–" if numbers.success_rate is None
              else f"{numbers.success_rate:.1%}")
     c.metric("Latency p50", fmt.duration(numbers.latency_p50_s))

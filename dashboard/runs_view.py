@@ -67,6 +67,14 @@ def state_counts(summary: SweepSummary) -> None:
              (fmt.state("canceled"), c.canceled), (fmt.state("pending"), c.queued),
              ("🔄 in flight", c.in_flight)]
     st.markdown("  ".join(f"{label} **{n}**" for label, n in chips) if c.total else "No cells.")
+    notes = []
+    if summary.failed_attempts > c.failed:
+        notes.append(f"{summary.failed_attempts} failed attempts in all "
+                     f"({summary.failed_attempts - c.failed} on cells retried since)")
+    if summary.reused:
+        notes.append(f"{summary.reused} succeeded cell(s) reuse an earlier output (nothing ran)")
+    if notes:
+        st.caption(" · ".join(notes))
 
 
 def header(summary: SweepSummary, progress: SweepProgress) -> None:

@@ -22,8 +22,13 @@ if not summaries:
     st.stop()
 
 today = dt.datetime.now(dt.timezone.utc).date()
-picked = st.date_input("Days (UTC)", value=(today - dt.timedelta(days=29), today),
-                       max_value=today, key="mon_range")
+QUICK = {"Today": 1, "7 days": 7, "30 days": 30}
+quick = st.segmented_control("Range", [*QUICK, "Custom"], default="30 days", key="mon_quick")
+if quick in QUICK:
+    picked = (today - dt.timedelta(days=QUICK[quick] - 1), today)
+else:
+    picked = st.date_input("Days (UTC)", value=(today - dt.timedelta(days=29), today),
+                           max_value=today, key="mon_range")
 if not isinstance(picked, tuple) or len(picked) != 2:
     st.info("Pick the last day of the range too.")
     st.stop()
@@ -35,7 +40,19 @@ if span is None:
     st.stop()
 start, end = span
 st.caption(f"{picked[0]:%d %b %Y} – {picked[1]:%d %b %Y}, by the time each generation finished. "
-           "Reused outputs are left out of cost and latency (they cost nothing).")
+           "Generations are what ran (succeeded and failed); canceled cells did not run and "
+           "reused outputs cost nothing, so both stay out of cost per generation, throughput "
+           "and latency. Failures count every failed attempt, retried ones included.")
+with shown_errors("counting what ran"):
+    numbers = ov.headline(start, end)
+    a, b, c, d = st.columns(4)
+    a.metric("Generations", numbers.generations,
+             help=f"{numbers.succeeded} succeeded, {numbers.failed} failed attempts")
+    b.metric("Failure rate", "–" if numbers.success_rate is None
+             else f"{1 - numbers.success_rate:.1%}", help="Failed attempts over all that ran.")
+    c.metric("Canceled (did not run)", numbers.canceled)
+    d.metric("Reused outputs", numbers.reused,
+             help=f"Saved {fmt.usd(numbers.saved_usd)}: what those outputs cost when made.")
 
 st.header("Cost")
 with shown_errors("charting cost per day"):
@@ -99,6 +116,17 @@ with shown_errors("listing errors"):
         st.dataframe(errors, hide_index=True, width="stretch")
         st.download_button("CSV of most common errors", errors.to_csv(index=False).encode(),
                            file_name="most-common-errors.csv", mime="text/csv")
+        st.markdown("**Failures by parameter** — a rate that climbs with strength (a safety "
+                    "filter, say) is a calibration finding, not noise.")
+        by = st.segmented_control("Break failures down by", ["strength", "steps", "prompt",
+                                                             "model"], default="strength",
+                                  key="mon_fail_by") or "strength"
+        breakdown = ov.failures_by(start, end, by)
+        st.dataframe(breakdown, hide_index=True, width="stretch", column_config={
+            "failure_rate": st.column_config.ProgressColumn("failure rate", min_value=0.0,
+                                                            max_value=1.0, format="percent")})
+        st.download_button(f"CSV of failures by {by}", breakdown.to_csv(index=False).encode(),
+                           file_name=f"failures-by-{by}.csv", mime="text/csv")
 
 st.header("Usage per person")
 with shown_errors("charting usage"):

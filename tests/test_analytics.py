@@ -65,8 +65,11 @@ def test_overview_numbers(seeded):
     assert result.spend_today.real_usd == pytest.approx(0.01)
     assert result.spend_today.emulated_usd == pytest.approx(0.001)
     assert result.spend_month.real_usd == pytest.approx(0.075)
-    assert (result.generations, result.succeeded, result.failed, result.canceled) == (11, 7, 3, 1)
-    assert result.success_rate == pytest.approx(7 / 10)
+    # generations are what ran: 6 succeeded predictions + 3 failed; the canceled cell and the
+    # reused one are apart (the reused one saved what its source cost)
+    assert (result.generations, result.succeeded, result.failed, result.canceled) == (9, 6, 3, 1)
+    assert (result.reused, result.saved_usd) == (1, pytest.approx(0.01))
+    assert result.success_rate == pytest.approx(6 / 9)
     # succeeded predictions' latencies: 5, 5, 10, 20, 30, 40 (the reused cell is left out)
     assert result.latency_p50_s == pytest.approx(15.0)
     assert result.latency_p95_s == pytest.approx(37.5)
@@ -201,7 +204,7 @@ def test_latency_histogram_bins(db_session):
 
 def test_throughput_and_failure_rate(seeded):
     daily = performance.throughput(seeded, *day_range(JAN_10, JAN_11), "day")
-    assert daily.values.tolist() == [[JAN_10, 5, 1, 0, 6], [JAN_11, 1, 2, 1, 4]]
+    assert daily.values.tolist() == [[JAN_10, 5, 1, 0, 6], [JAN_11, 1, 2, 1, 3]]  # canceled apart
     hourly = performance.throughput(seeded, *day_range(JAN_10, JAN_10), "hour")
     assert hourly["period"].tolist()[0] == at(2026, 1, 10, 9, 0)
     assert hourly["total"].tolist() == [2, 2, 1, 1]

@@ -8,7 +8,10 @@ Conventions shared by every function here:
   budget checks count it; only finished cells (succeeded, failed, canceled) have one;
 - real spend is endpoint ``replicate`` only; emulated cost is reported beside it, never in it;
 - a "prediction" is a finished cell that was not served from an earlier identical output
-  (reused cells cost nothing and would flatter the averages).
+  (reused cells cost nothing and would flatter the averages);
+- a "generation" is a prediction that ran: succeeded or failed, never canceled (it did not
+  run, or was stopped) nor reused (shown apart, as money saved); failures count every failed
+  attempt, those of cells retried since included (``failed_attempt``).
 
 Everything is aggregated in SQL; what comes back is one row per day, scenario, model or person.
 Latency, throughput and failures are in ``core.insight.performance``.
@@ -71,10 +74,12 @@ class Spend:
 class Overview:
     spend_today: Spend
     spend_month: Spend
-    generations: int  # finished in the range, reused cells included
+    generations: int  # predictions that ran in the range: succeeded + failed attempts
     succeeded: int
-    failed: int
-    canceled: int
+    failed: int  # failed attempts, retried ones included
+    canceled: int  # beside, never in generations
+    reused: int  # served from an earlier output: nothing ran
+    saved_usd: float  # what the reused outputs cost when they were made
     success_rate: float | None  # succeeded / (succeeded + failed); canceled cells are neither
     latency_p50_s: float | None  # total latency of succeeded predictions
     latency_p95_s: float | None
@@ -95,23 +100,38 @@ def overview(session: Session, start: dt.datetime, end: dt.datetime, *,
     outcomes and latency over the range, and what failed in the last 24 hours."""
     now = now or utcnow()
     counts = dict(session.execute(
-        select(Generation.state, func.count()).where(*finished_between(start, end))
+        select(Generation.state, func.count())
+        .where(*finished_between(start, end), _is_prediction())
         .group_by(Generation.state)).all())
     succeeded = counts.get(GenerationState.SUCCEEDED, 0)
-    failed = counts.get(GenerationState.FAILED, 0)
+    failed = performance.failure_count(session, start, end)
+    reused, saved = reused_outputs(session, start, end)
     latency = performance.latency_percentiles(session, start, end, "latency_s")
     day_ago = now - dt.timedelta(days=1)
     return Overview(
         spend_today=spend(session, day_start(now), now + dt.timedelta(microseconds=1)),
         spend_month=spend(session, month_start(now), now + dt.timedelta(microseconds=1)),
-        generations=sum(counts.values()), succeeded=succeeded, failed=failed,
-        canceled=counts.get(GenerationState.CANCELED, 0),
+        generations=succeeded + failed, succeeded=succeeded, failed=failed,
+        canceled=counts.get(GenerationState.CANCELED, 0), reused=reused, saved_usd=saved,
         success_rate=succeeded / (succeeded + failed) if succeeded + failed else None,
         latency_p50_s=latency[0.5] if latency else None,
         latency_p95_s=latency[0.95] if latency else None,
         failures_24h=performance.failure_count(session, day_ago, now),
         top_errors_24h=performance.top_errors(session, day_ago, now, limit=5),
     )
+
+
+def reused_outputs(session: Session, start: dt.datetime, end: dt.datetime) -> tuple[int, float]:
+    """(cells served from an earlier identical output in the range, what those outputs cost
+    when they were made: the money reuse saved)."""
+    from sqlalchemy.orm import aliased
+
+    source = aliased(Generation)
+    n, saved = session.execute(
+        select(func.count(), func.coalesce(func.sum(source.cost_usd), 0.0))
+        .select_from(Generation).join(source, source.id == Generation.reused_from_id)
+        .where(*finished_between(start, end), Generation.reused_from_id.is_not(None))).one()
+    return int(n or 0), float(saved or 0.0)
 
 
 # -- cost ----------------------------------------------------------------------------------------
@@ -139,12 +159,13 @@ def cost_per_day(session: Session, start: dt.datetime, end: dt.datetime,
 
 
 def cost_per_generation(session: Session, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
-    """Mean cost of a prediction per day and endpoint (failed and canceled ones included: they
-    are billed for the time they ran). Columns: day, endpoint, predictions, cost_usd,
-    cost_per_prediction_usd."""
+    """Mean cost of a generation that ran (succeeded or failed; its earlier failed attempts'
+    cost is in its own) per day and endpoint; canceled and reused cells are not generations.
+    Columns: day, endpoint, predictions, cost_usd, cost_per_prediction_usd."""
     day = time_bucket(session, Generation.completed_at, "day")
     query = (select(day, Generation.endpoint, func.count(), func.sum(Generation.cost_usd))
-             .where(*finished_between(start, end), _is_prediction())
+             .where(*finished_between(start, end), _is_prediction(),
+                    Generation.state.in_([GenerationState.SUCCEEDED, GenerationState.FAILED]))
              .group_by(day, Generation.endpoint).order_by(day, Generation.endpoint))
     rows = [(as_day(d), Endpoint(e).value, int(n), float(c or 0.0), float(c or 0.0) / n)
             for d, e, n, c in session.execute(query)]

@@ -438,6 +438,8 @@ class SweepSummary:
     estimated_cost_usd: float
     canceled: bool
     halted_reason: str | None
+    reused: int = 0  # succeeded cells served from an earlier output (nothing ran)
+    failed_attempts: int = 0  # failed now + failures kept when failed cells were retried
 
     @property
     def counts(self) -> CellCounts:
@@ -480,12 +482,22 @@ def summarize(session: Session, sweep_ids: Sequence[int] | None = None,
     for sweep_id, state, n, cost in rows:
         counts[sweep_id][GenerationState(state).value] = n
         costs[sweep_id] = costs.get(sweep_id, 0.0) + float(cost or 0.0)
+    ids = list(counts)
+    reused = dict(session.execute(
+        select(Generation.sweep_id, func.count()).where(
+            Generation.sweep_id.in_(ids), Generation.reused_from_id.is_not(None))
+        .group_by(Generation.sweep_id)).all())
+    kept = dict(session.execute(
+        select(FailedAttempt.sweep_id, func.count()).where(FailedAttempt.sweep_id.in_(ids))
+        .group_by(FailedAttempt.sweep_id)).all())
     return [SweepSummary(
         id=s.id, name=s.name, model_ref=s.model_ref, endpoint=s.endpoint.value,
         created_by=s.created_by, created_at=s.created_at, total=sum(counts[s.id].values()),
         by_state=counts[s.id], cost_usd=costs.get(s.id, 0.0),
         estimated_cost_usd=s.estimated_cost_usd, canceled=s.cancel_requested_at is not None,
-        halted_reason=s.halted_reason) for s in sweeps]
+        halted_reason=s.halted_reason, reused=int(reused.get(s.id, 0)),
+        failed_attempts=counts[s.id].get("failed", 0) + int(kept.get(s.id, 0)))
+        for s in sweeps]
 
 
 def cells_of(session: Session, sweep_id: int) -> list[Generation]:

@@ -48,12 +48,14 @@ def test_every_chart_has_its_csv(open_page, runtime) -> None:
         "CSV of cumulative real spend", "CSV of cost per generation",
         "CSV of latency p50 p95 per day", "CSV of latency distributions",
         "CSV of throughput per day", "CSV of failure rate per day",
-        "CSV of most common errors", "CSV of usage per person", "CSV of monthly projection"}
+        "CSV of most common errors", "CSV of failures by strength", "CSV of usage per person",
+        "CSV of monthly projection"}
     assert len(app.get("vega_lite_chart")) == 9
     assert [t.label for t in app.tabs] == ["Real Replicate spend", "Emulated (not real money)"]
     frames = [d.value for d in app.dataframe]
-    errors, usage, projection = frames
+    errors, by_strength, usage, projection = frames
     assert list(errors["error"]) == ["NSFW content detected"]
+    assert by_strength["failed"].sum() == 1 and "strength" in by_strength
     assert list(usage["person"]) == ["alice", "bob"]
     assert list(usage["real_cost_usd"].round(3)) == [0.032, 0.0]
     # measured on real predictions: $0.032 over 3 images; 100 users → 250 jobs → 500 images
@@ -66,9 +68,10 @@ def test_every_chart_has_its_csv(open_page, runtime) -> None:
 def test_stack_by_model_and_an_empty_range(open_page, runtime) -> None:
     _seed(runtime)
     app = open_page(PAGE)
-    app.get("button_group")[0].set_value("model").run()
+    app.segmented_control(key="mon_by").set_value("model").run()
     assert not app.exception
     assert "CSV of real cost per day by model" in _downloads(app)
+    app.segmented_control(key="mon_quick").set_value("Custom").run()
     long_ago = dt.date(2020, 1, 1)
     app.date_input(key="mon_range").set_value((long_ago, long_ago + dt.timedelta(days=6))).run()
     assert not app.exception
@@ -87,3 +90,15 @@ def test_a_database_error_is_a_message(open_page, runtime) -> None:
     assert not app.exception
     assert any("Something went wrong while charting cost per day" in e.value for e in app.error)
     assert "CSV of throughput per day" in _downloads(app)  # the other charts still draw
+
+
+def test_quick_ranges_and_what_ran(open_page, runtime) -> None:
+    _seed(runtime)
+    app = open_page(PAGE)
+    assert app.segmented_control(key="mon_quick").value == "30 days"
+    metrics = {m.label: m.value for m in app.metric}
+    assert {"Generations", "Failure rate", "Canceled (did not run)", "Reused outputs"} <= set(metrics)
+    app.segmented_control(key="mon_quick").set_value("Today").run()
+    assert not app.exception
+    today = dt.datetime.now(dt.timezone.utc).date()
+    assert any(f"{today:%d %b %Y} – {today:%d %b %Y}" in c.value for c in app.caption)

@@ -113,4 +113,4 @@ def promote_recommendation(generation_id: int, scenario_name: str, evidence: str
 
 def _sweeps_changed() -> None:
     queries.sweep_summaries.clear()
-    queries.sweep_cells.clear()
+    queries.clear_sweep_cells()

@@ -134,9 +134,16 @@ def _label(cell: Cell, x: str | None, y: str | None) -> str:
     return f"{fmt.STATE_ICONS.get(cell['state'], '')} {' · '.join(parts) or '#' + str(cell['cell_index'])}"
 
 
-def grid(cells: Sequence[Cell], x: str | None, y: str | None, *, load: Callable[[str], bytes],
-         on_open: Callable[[Cell], None], key: str) -> None:
-    """X values across, Y values down, at most PAGE_CELLS cells per page."""
+def thumbnail_px(columns: int) -> int:
+    """Pixels across a grid thumbnail for a grid this many columns wide (twice the ~1,200 px
+    of the page's width shared out, for high-density screens; at most the stored 400)."""
+    return min(400, max(96, 2400 // max(columns, 1) // 32 * 32))
+
+
+def grid(cells: Sequence[Cell], x: str | None, y: str | None, *,
+         load: Callable[[str, int], bytes], on_open: Callable[[Cell], None], key: str) -> None:
+    """X values across, Y values down, at most PAGE_CELLS cells per page; ``load(key, px)``
+    gives a thumbnail px wide."""
     xs = values_of(cells, x) if x else [None]
     ys = values_of(cells, y) if y else [None]
     at = {(c[x] if x else None, c[y] if y else None): c for c in reversed(cells)}
@@ -147,6 +154,7 @@ def grid(cells: Sequence[Cell], x: str | None, y: str | None, *, load: Callable[
         page = st.selectbox(f"Page (of {pages}, {rows_per_page} rows each)", range(1, pages + 1),
                             key=f"page_{key}")
     widths = ([1] if y else []) + [3] * len(xs)
+    px = thumbnail_px(len(xs))
     if x:
         head = st.columns(widths)
         for col, value in zip(head[1 if y else 0:], xs):
@@ -161,7 +169,7 @@ def grid(cells: Sequence[Cell], x: str | None, y: str | None, *, load: Callable[
                 if cell is None:
                     st.caption("—")
                     continue
-                _thumb(cell, load, _label(cell, x, y))
+                _thumb(cell, lambda k: load(k, px), _label(cell, x, y))
                 if st.button("Open", key=f"open_{key}_{cell['id']}", width="stretch"):
                     on_open(cell)
 

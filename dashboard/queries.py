@@ -17,7 +17,7 @@ from core.insight.progress import SweepProgress, sweep_progress
 from core.insight.measured import metrics_by_generation
 from core.insight.metrics import METRIC_NAMES, Metrics
 from core.insight.review import CellMarks, marks_for_sweep
-from core.planning.sweeps import SweepSummary, cell_record, cells_of, summarize
+from core.planning.sweeps import SweepSummary, cell_record, cells_of, summarize, sweep_version
 from dashboard.resources import runtime
 
 
@@ -57,13 +57,29 @@ def _cell(gen: Generation) -> dict[str, Any]:
 
 @st.cache_data(ttl=1, show_spinner=False)
 def sweep_cells(sweep_id: int) -> list[dict[str, Any]]:
+    """The sweep's cells with their review marks and image metrics. The cells are cached by
+    their content (the sweep's state counts and last finish), so a finished sweep's 1,000 ORM
+    rows are built once, not every second; marks and metrics are read fresh."""
+    with session_scope(runtime().engine) as session:
+        version = sweep_version(session, sweep_id)
+    cells = _cells(sweep_id, version)  # its own session: SQLite sessions must not nest
     with session_scope(runtime().engine) as session:
         marks = marks_for_sweep(session, sweep_id)
-        gens = cells_of(session, sweep_id)
-        measured = metrics_by_generation(
-            session, {g.reused_from_id or g.id for g in gens})
-        return [_with_metrics(_with_marks(_cell(gen), marks.get(gen.id)),
-                              measured.get(gen.reused_from_id or gen.id)) for gen in gens]
+        measured = metrics_by_generation(session, {c["reused_from"] or c["id"] for c in cells})
+    return [_with_metrics(_with_marks(cell, marks.get(cell["id"])),
+                          measured.get(cell["reused_from"] or cell["id"])) for cell in cells]
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def _cells(sweep_id: int, version: tuple) -> list[dict[str, Any]]:
+    with session_scope(runtime().engine) as session:
+        return [_cell(gen) for gen in cells_of(session, sweep_id)]
+
+
+def clear_sweep_cells() -> None:
+    """After a change the state counts may not show (a promote, a deleted image's label)."""
+    sweep_cells.clear()
+    _cells.clear()
 
 
 def _with_metrics(cell: dict[str, Any], metrics: Metrics | None) -> dict[str, Any]:

@@ -159,6 +159,15 @@ def media_url(key: str, slot: str) -> str:
                                                  f"panel.{slot}")
 
 
+@st.cache_data(ttl=3600, max_entries=4000, show_spinner=False)
+def grid_thumbnail(key: str, width_px: int) -> bytes:
+    """A stored thumbnail made ``width_px`` wide for a grid cell (JPEG, which st.image passes
+    through as it is): a 10-column grid sends and decodes a quarter of the pixels."""
+    from core.data.images import fit_width
+
+    return fit_width(media(key), width_px)
+
+
 @st.cache_data(ttl=10, show_spinner=False)
 def effective(name: str) -> Any:
     """A setting as edited in the dashboard, else from the environment."""

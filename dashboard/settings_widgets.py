@@ -168,7 +168,7 @@ def remove_image(image_id: int, *, actor: str) -> int:
     purge(rt.store, keys)
     queries.library.clear()
     queries.sweep_summaries.clear()
-    queries.sweep_cells.clear()
+    queries.clear_sweep_cells()
     return generations
 
 

@@ -13,11 +13,6 @@ summaries = runs_view.sweeps_or_stop(
 
 sweep_id = runs_view.choose_sweep(summaries)
 summary = next(s for s in summaries if s.id == sweep_id)
-cells = queries.sweep_cells(sweep_id)
-swept = grid_view.swept_axes(cells)
-x, y = grid_view.choose_axes(swept)
-rest = [a for a in swept if a not in (x, y)]
-
 exports = st.columns([1, 1, 4])
 exports[0].download_button("Sweep as CSV", lambda: queries.export_sweep(sweep_id, "csv"),
                            file_name=f"sweep-{sweep_id}.csv", mime="text/csv")
@@ -31,10 +26,14 @@ def open_cell(cell: dict) -> None:
                                                                         **options))
 
 
+# Axes, filters and grid are one fragment: choosing an axis reruns only this part.
 @st.fragment(run_every=None if summary.finished else 2)
 def gallery() -> None:
     with shown_errors("showing the grid"):
         live = queries.sweep_cells(sweep_id)
+        swept = grid_view.swept_axes(live)
+        x, y = grid_view.choose_axes(swept)
+        rest = [a for a in swept if a not in (x, y)]
         st.caption(f"{sum(c['state'] == 'succeeded' for c in live)} of {len(live)} images ready"
                    + (" — filling in as the sweep runs" if not summary.finished else ""))
         shown = grid_view.review_filter(grid_view.state_filter(live))
@@ -57,7 +56,8 @@ def gallery() -> None:
                         group, x, y, f"Sweep {sweep_id} · {summary.name} · {label}"),
                     file_name=f"sweep-{sweep_id}-grid.png", mime="image/png",
                     key=f"png_{label}")
-                grid_view.grid(group, x, y, load=resources.media, on_open=open_cell, key=label)
+                grid_view.grid(group, x, y, load=resources.grid_thumbnail, on_open=open_cell,
+                               key=label)
 
 
 gallery()

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from core.errors import InvalidInput
 from core.emulator.images import encode_png
-from core.data.images import ImageInfo, image_size, make_thumbnail, validate_upload
+from core.data.images import ImageInfo, fit_width, image_size, make_thumbnail, validate_upload
 
 LIMITS = {"max_bytes": 20 * 2**20, "max_pixels": 40_000_000}
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
@@ -351,3 +351,12 @@ def test_image_size_reads_the_header_and_honours_orientation():
     assert image_size(png_declaring(8000, 6000)) == (8000, 6000)
     rotated = encode(Image.new("RGB", (64, 32)), "JPEG", exif=exif_with(orientation=6).tobytes())
     assert image_size(rotated) == (32, 64)
+
+
+def test_fit_width_narrows_a_grid_thumbnail_and_leaves_a_narrow_one_alone():
+    thumb, _ = make_thumbnail(encode(noisy_rgb(400, 300), "PNG"))
+    narrow = fit_width(thumb, 160)
+    image = Image.open(io.BytesIO(narrow))
+    assert (image.format, image.size) == ("JPEG", (160, 120))
+    assert len(narrow) < len(thumb)
+    assert fit_width(narrow, 400) is narrow  # already narrow enough: the same bytes

@@ -126,6 +126,19 @@ def thumbnail_of(rgb: Image.Image, *, max_px: int = 400, in_place: bool = False
     return out.getvalue(), "image/jpeg"
 
 
+def fit_width(jpeg: bytes, width_px: int) -> bytes:
+    """A JPEG no wider than ``width_px`` (the bytes as they are when already narrow enough)."""
+    image = Image.open(io.BytesIO(jpeg))
+    if image.width <= width_px:
+        return jpeg
+    image.draft("RGB", (width_px, width_px * image.height // image.width))
+    height = max(1, round(image.height * width_px / image.width))
+    out = io.BytesIO()
+    image.convert("RGB").resize((width_px, height), Image.Resampling.BICUBIC).save(
+        out, "JPEG", quality=THUMBNAIL_QUALITY)
+    return out.getvalue()
+
+
 def image_size(data: bytes) -> tuple[int, int]:
     """(width, height) as displayed, read from the header only."""
     image = _open(data, "The image")

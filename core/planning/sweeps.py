@@ -519,3 +519,14 @@ def cell_record(gen: Generation) -> dict[str, Any]:
         "attempts": gen.attempts, "endpoint": gen.endpoint.value,
         "reused_from": gen.reused_from_id,
     }
+
+
+def sweep_version(session: Session, sweep_id: int) -> tuple:
+    """What changes whenever any cell of the sweep does: (state, cells, last finish) per state.
+    A cache keyed by it holds a sweep's cells until one moves (one indexed GROUP BY)."""
+    rows = session.execute(
+        select(Generation.state, func.count(), func.max(Generation.completed_at),
+               func.max(Generation.id), func.sum(Generation.attempts))
+        .where(Generation.sweep_id == sweep_id).group_by(Generation.state))
+    return tuple(sorted((state.value, n, str(last), top, attempts)
+                        for state, n, last, top, attempts in rows))

@@ -23,7 +23,7 @@ from core.emulator.faults import Fault
 
 RUNTIME_SETTINGS = {
     "queue_delay_s", "predict_time_s", "predict_time_sigma", "failure_rate", "server_error_rate",
-    "rate_limit_per_minute", "burst", "retention_s", "max_wait_s", "fault_hang_s",
+    "rate_limit_per_minute", "burst", "retention_s", "max_wait_s", "fault_hang_s", "cold_boot_share",
 }
 
 

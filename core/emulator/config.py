@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 PredictTimeDist = Literal["fixed", "uniform", "lognormal"]
+QueueDelayDist = Literal["fixed", "exponential"]
 
 
 @dataclass
@@ -19,7 +20,13 @@ class EmulatorConfig:
     """Accepted API tokens; None accepts any non-empty token."""
 
     queue_delay_s: float = 0.5
-    """Time a prediction spends in ``starting`` before it is picked up."""
+    """Time a prediction spends in ``starting`` before it is picked up (the mean, when
+    ``queue_delay_dist`` is exponential)."""
+    queue_delay_dist: QueueDelayDist = "fixed"
+    cold_boot_share: float = 0.0
+    """Share of predictions that wait for a cold boot of the model in ``starting``."""
+    cold_boot_range_s: tuple[float, float] = (30.0, 120.0)
+    """Bounds of a cold boot's length (uniform)."""
     predict_time_dist: PredictTimeDist = "uniform"
     predict_time_s: float = 4.0
     """The fixed predict time, or the median of the lognormal distribution."""
@@ -66,6 +73,23 @@ class EmulatorConfig:
         )
         return dataclasses.replace(base, **overrides)
 
+    @classmethod
+    def realistic(cls, **overrides: object) -> EmulatorConfig:
+        """Uneven latency as Replicate shows it: a log-normal predict time with a long tail,
+        an exponential queue wait, and 2 % of predictions waiting 30–120 s for a cold boot."""
+        base = cls(queue_delay_dist="exponential", queue_delay_s=1.0,
+                   predict_time_dist="lognormal", predict_time_s=4.0, predict_time_sigma=0.5,
+                   predict_time_range_s=(1.0, 60.0), cold_boot_share=0.02,
+                   cold_boot_range_s=(30.0, 120.0))
+        return dataclasses.replace(base, **overrides)
+
+    def latency_profile(self) -> dict[str, object]:
+        """The latency model's parameters, for a benchmark's JSON."""
+        names = ("queue_delay_dist", "queue_delay_s", "predict_time_dist", "predict_time_s",
+                 "predict_time_sigma", "predict_time_range_s", "cold_boot_share",
+                 "cold_boot_range_s")
+        return {name: getattr(self, name) for name in names}
+
     @property
     def bucket_size(self) -> int:
         if self.burst is not None:
@@ -73,7 +97,9 @@ class EmulatorConfig:
         return max(1, self.rate_limit_per_minute or 1)
 
 
-PRESETS: dict[str, Callable[[], EmulatorConfig]] = {"default": EmulatorConfig, "fast": EmulatorConfig.fast, "low-credit": EmulatorConfig.low_credit}
+PRESETS: dict[str, Callable[[], EmulatorConfig]] = {
+    "default": EmulatorConfig, "fast": EmulatorConfig.fast,
+    "low-credit": EmulatorConfig.low_credit, "realistic": EmulatorConfig.realistic}
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +112,11 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     add("--token", action="append", dest="tokens", metavar="TOKEN",
         help="Accept only this API token (repeatable); default accepts any non-empty token.")
     add("--queue-delay", type=float, metavar="S", help=f"Seconds in 'starting' (default: {d.queue_delay_s}).")
+    add("--queue-dist", choices=["fixed", "exponential"], help="Queue delay distribution.")
+    add("--cold-boot-share", type=float, metavar="P",
+        help="Share of predictions that wait for a cold boot (default: 0).")
+    add("--cold-boot-range", type=float, nargs=2, metavar=("LO", "HI"),
+        help="Uniform bounds of a cold boot in seconds (default: 30 120).")
     add("--predict-time", choices=["fixed", "uniform", "lognormal"], help="Predict-time distribution.")
     add("--predict-seconds", type=float, metavar="S",
         help=f"Fixed predict time or lognormal median (default: {d.predict_time_s}).")
@@ -107,6 +138,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     overrides: dict[str, Any] = {}
     pairs = {
         "queue_delay": "queue_delay_s",
+        "queue_dist": "queue_delay_dist",
+        "cold_boot_share": "cold_boot_share",
         "predict_time": "predict_time_dist",
         "predict_seconds": "predict_time_s",
         "failure_rate": "failure_rate",
@@ -121,6 +154,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
             overrides[field_name] = value
     if getattr(args, "latency", None) is not None:
         overrides.update(predict_time_dist="fixed", predict_time_s=args.latency, queue_delay_s=0.0)
+    if getattr(args, "cold_boot_range", None):
+        overrides["cold_boot_range_s"] = tuple(args.cold_boot_range)
     if getattr(args, "predict_range", None):
         overrides["predict_time_range_s"] = tuple(args.predict_range)
     if getattr(args, "rate_limit", None) is not None:

@@ -138,7 +138,7 @@ class Store:
         pred = Prediction(
             id=bodies.new_id(), model=model.ref, version=version_id, input=values, params=params,
             num_outputs=int(full.get("num_outputs", 1)), created=now,
-            queue_s=max(0.0, self.config.queue_delay_s), predict_s=self._predict_time(),
+            queue_s=self._queue_time(), predict_s=self._predict_time(),
             error=error, image_source=source,
         )
         self.predictions[pred.id] = pred
@@ -147,7 +147,22 @@ class Store:
         if self.counters["creates_total"] % 256 == 0:
             self._drop_expired_outputs(now)
         self.creates_by_input_hash[input_hash(version_id, values)] += 1
+        drawn = pred.queue_s + pred.predict_s
+        self.counters["drawn_latency_ms_total"] += round(drawn * 1000)
+        self.counters["drawn_latency_ms_max"] = max(self.counters["drawn_latency_ms_max"],
+                                                    round(drawn * 1000))
         return pred
+
+    def _queue_time(self) -> float:
+        """Seconds in ``starting``: the queue wait, plus a cold boot for a share of them."""
+        c = self.config
+        wait = max(0.0, c.queue_delay_s)
+        if c.queue_delay_dist == "exponential" and wait > 0:
+            wait = self.rng.expovariate(1.0 / wait)
+        if c.cold_boot_share > 0 and self.rng.random() < c.cold_boot_share:
+            wait += self.rng.uniform(*c.cold_boot_range_s)
+            self.counters["cold_boots_total"] += 1
+        return wait
 
     def _predict_time(self) -> float:
         c = self.config
@@ -261,4 +276,8 @@ class Store:
             "faults_injected_total": self.counters["faults_injected_total"],
             "files_total": len(self.files),
             "outputs_cached": len(self._outputs),
+            # What the latency model drew (queue + cold boot + predict), for a floor.
+            "drawn_latency_s_total": self.counters["drawn_latency_ms_total"] / 1000,
+            "drawn_latency_s_max": self.counters["drawn_latency_ms_max"] / 1000,
+            "cold_boots_total": self.counters["cold_boots_total"],
         }

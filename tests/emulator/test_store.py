@@ -83,3 +83,21 @@ def test_output_cache_is_bounded_and_respects_retention() -> None:
     assert s.output_png(preds[0].id, 0, now=1.0) == pngs[0]  # regenerated identically
     assert s.output_png(preds[0].id, 0, now=11.0) is None
     assert s.output_png(preds[0].id, 1, now=1.0) is None  # only one output was asked for
+
+
+def test_the_realistic_profile_draws_queue_waits_and_cold_boots_and_counts_them() -> None:
+    s = Store(EmulatorConfig.realistic(random_seed=3, cold_boot_share=0.1))
+    preds = [s.create(MODEL, SDXL_LATEST, INPUT, now=0.0) for _ in range(500)]
+    boots = [p for p in preds if p.queue_s >= 30.0]
+    # 10 % of 500 boot (binomial: 35–65 holds with overwhelming probability); a boot is
+    # 30–120 s on top of the queue wait, and every predict time stays in its range.
+    assert 35 <= len(boots) <= 65
+    assert all(30.0 <= p.queue_s <= 120.0 + 20 for p in boots)
+    assert all(1.0 <= p.predict_s <= 60.0 for p in preds)
+    assert len({round(p.queue_s, 6) for p in preds}) > 400  # exponential, not fixed
+    stats = s.stats(now=0.0)
+    assert stats["cold_boots_total"] == len(boots)
+    assert stats["drawn_latency_s_total"] == pytest.approx(
+        sum(p.queue_s + p.predict_s for p in preds), abs=0.5)
+    assert stats["drawn_latency_s_max"] == pytest.approx(
+        max(p.queue_s + p.predict_s for p in preds), abs=0.001)

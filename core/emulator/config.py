@@ -74,7 +74,7 @@ class EmulatorConfig:
         return dataclasses.replace(base, **overrides)
 
     @classmethod
-    def realistic(cls, **overrides: object) -> EmulatorConfig:
+    def realistic(cls, **overrides: Any) -> EmulatorConfig:
         """Uneven latency as Replicate shows it: a log-normal predict time with a long tail,
         an exponential queue wait, and 2 % of predictions waiting 30–120 s for a cold boot."""
         base = cls(queue_delay_dist="exponential", queue_delay_s=1.0,

@@ -35,7 +35,7 @@ from dashboard.errors import message_for
 from dashboard.resources import media_url, runtime
 
 PANEL_KEY = "rv_panel"
-QUEUE_AHEAD = 10  # generations sent to the panel: the one to show and nine preloaded
+QUEUE_AHEAD = 16  # generations sent to the panel: the one to show and 15 preloaded (~5 s of keys)
 
 STATE_DEFAULTS: dict[str, Any] = {
     "rv_scope": None,     # the Scope the panel shows; a new scope starts over

@@ -51,9 +51,12 @@ def review_panel() -> None:
 review_panel()
 
 
-@st.fragment(run_every=10)
-def team() -> None:
-    st.subheader("Reviewers and agreement")
+@st.fragment  # refreshed by its button, not on a timer: redrawing charts while someone
+def team() -> None:  # presses keys would hold up the browser between images
+    head, refresh = st.columns([4, 1], vertical_alignment="bottom")
+    head.subheader("Reviewers and agreement")
+    if refresh.button("Refresh", key="rv_team_refresh", icon=":material/refresh:"):
+        rw.reviews_changed()
     with shown_errors("summarising the reviewers"):
         data = rw.team(user, scope)
         if scope.sweep_id is not None:

@@ -5,7 +5,9 @@
 // is sent. The next pairs come preloaded and decoded, so a rating key shows the next image at
 // once, without waiting for the server; the server applies the actions in order, refuses what
 // it must (visibly, on the page) and acknowledges them. Actions not yet acknowledged are sent
-// again with every update, so none is lost when updates are coalesced.
+// again with every update, so none is lost when updates are coalesced. One update is in
+// flight at a time (the rest wait for the server's answer): a new update would stop the
+// server's run for the previous one, and under fast keys no run would finish.
 //
 // Keys (not while typing in the note or the tag field, except Ctrl+Enter):
 // 1–5 rate and go on · Ctrl+Enter save and go on · J next · K previous · U / D thumbs.
@@ -135,7 +137,9 @@ class Panel {
     } else if (this.items.has(this.shown)) {
       this.renderOthers(this.items.get(this.shown));
     }
-    if (this.pending.length) this.send();  // the server may have missed an update
+    this.inFlight = false;  // the server finished a run: the next update can go
+    clearTimeout(this.resendTimer);
+    if (this.pending.length) this.send();  // what came after, or what the server missed
   }
 
   preload(item) {
@@ -173,6 +177,8 @@ class Panel {
     this.shown = item ? id : null;
     this.shownAt = performance.now();
     this.root.dataset.generationId = item ? String(id) : "";
+    // how many next generations the panel holds (0: the next must come from the server)
+    this.root.dataset.ahead = String(this.order.filter((g) => g !== id && !this.doneHere().has(g)).length);
     delete this.root.dataset.shownId;
     this.body.hidden = !item;
     this.empty.hidden = Boolean(item);
@@ -275,7 +281,8 @@ class Panel {
                         seconds: Math.round((performance.now() - this.shownAt) / 100) / 10 });
     this.say(`Saving your review of generation ${gid}…`);
     this.show(this.nextAfter(gid));
-    this.send();
+    // paint the next pair first; telling the server costs the page a re-render
+    requestAnimationFrame(() => setTimeout(() => this.send(), 0));
   }
 
   navigate(kind) {
@@ -286,7 +293,11 @@ class Panel {
   }
 
   send() {
+    if (this.inFlight) return;  // sent with the next update, when the server has answered
+    this.inFlight = true;
     this.setState("log", { client: this.client, shown: this.shown, events: this.pending });
+    clearTimeout(this.resendTimer);
+    this.resendTimer = setTimeout(() => { this.inFlight = false; if (this.pending.length) this.send(); }, 3000);
   }
 
   key(event) {

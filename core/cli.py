@@ -313,7 +313,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         for value, s in values.items():
             ci = f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}] ({s['method']})" if s["ci_low"] is not None else ""
             print(f"  {axis}={value}: n={s['n']} mean={s['mean']:.2f} {ci}")
-    print(f"Recommendation: {rec['message']}")
+    if rec["parameters"]:
+        setting = ", ".join(f"{k}={v}" for k, v in rec["parameters"].items())
+        ci = (f" [{rec['ci_low']:.2f}, {rec['ci_high']:.2f}]" if rec["ci_low"] is not None
+              else "")
+        print(f"Recommended: {setting}: n={rec['n']} {rec['objective']} mean={rec['mean']:.2f}{ci}")
+    print(f"  {rec['message']}")
     took = "still running" if act["duration_s"] is None else f"{act['duration_s']:.0f} s"
     print(f"Estimate: ${est['cost_usd'] or 0:.4f}, {est['duration_s'] or 0:.0f} s; "
           f"actual: ${act['cost_usd']:.4f}, {took}")

@@ -99,14 +99,20 @@ def error_bars(table: pd.DataFrame, axis: str, value_label: str) -> alt.LayerCha
     data = table.assign(value=table[axis].map(fmt.axis_value),
                         low=table["ci_low"].fillna(table["mean"]),
                         high=table["ci_high"].fillna(table["mean"]))
-    base = alt.Chart(data).encode(x=alt.X("value:N", title=axis, sort=None))
+    low, high = float(data["low"].min()), float(data["high"].max())
+    pad = (high - low) * 0.15 or 0.5
+    scale = alt.Scale(domain=[low - pad, high + pad], nice=False)
+    base = alt.Chart(data).encode(x=alt.X("value:N", title=axis, sort=None,
+                                          axis=alt.Axis(labelAngle=0)))
     tooltip = ["value", "n", alt.Tooltip("mean:Q", format=".3f"),
                alt.Tooltip("ci_low:Q", format=".3f"), alt.Tooltip("ci_high:Q", format=".3f"),
                "method"]
     points = base.mark_point(filled=True, size=80).encode(
-        y=alt.Y("mean:Q", title=value_label, scale=alt.Scale(zero=False)), tooltip=tooltip)
-    bars = base.mark_errorbar().encode(y="low:Q", y2="high:Q")
-    labels = base.mark_text(dy=-12).encode(y="mean:Q", text=alt.Text("n:Q", format="d"))
+        y=alt.Y("mean:Q", title=value_label, scale=scale), tooltip=tooltip)
+    bars = base.mark_rule(strokeWidth=2).encode(y=alt.Y("low:Q", title=value_label, scale=scale),
+                                                y2="high:Q", tooltip=tooltip)
+    labels = base.mark_text(dx=14, align="left").encode(
+        y=alt.Y("mean:Q", scale=scale), text=alt.Text("n:Q", format="d"))
     return (bars + points + labels).properties(height=240)
 
 
@@ -114,7 +120,7 @@ def heatmap_chart(table: pd.DataFrame, x: str, y: str, value_label: str) -> alt.
     """Mean per (x, y) as colour, n written in each cell (columns: x, y, n, mean)."""
     data = table.assign(xv=table[x].map(fmt.axis_value), yv=table[y].map(fmt.axis_value),
                         label=[f"{m:.2f} (n={n})" for m, n in zip(table["mean"], table["n"])])
-    base = alt.Chart(data).encode(x=alt.X("xv:N", title=x, sort=None),
+    base = alt.Chart(data).encode(x=alt.X("xv:N", title=x, sort=None, axis=alt.Axis(labelAngle=0)),
                                   y=alt.Y("yv:N", title=y, sort=None))
     rect = base.mark_rect().encode(color=alt.Color("mean:Q", title=value_label),
                                    tooltip=["xv", "yv", "n", alt.Tooltip("mean:Q", format=".3f")])

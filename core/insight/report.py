@@ -62,6 +62,8 @@ def sweep_report(session: Session, sweep_id: int, *, objective: str = "rating",
 def cell_record(cell: dict[str, Any]) -> dict[str, Any]:
     metrics = {name: _number(cell[name]) for name in REPORTED_METRICS
                if name != "identity" or _number(cell["identity"]) is not None}
+    if metrics.get("phash_distance") is not None:
+        metrics["phash_distance"] = int(metrics["phash_distance"])
     return {"id": int(cell["id"]), "cell_index": int(cell["cell_index"]),
             "image": _number(cell["image"]),
             **{axis: _number(cell[axis]) for axis in PARAMETER_AXES},
@@ -104,7 +106,7 @@ def actual(sweep: Sweep, cells: pd.DataFrame) -> dict[str, Any]:
     """What the sweep cost and how long it took from submit to its last stored output (None
     while cells are still running)."""
     ran = cells[~cells["reused"]]
-    finished = bool(len(cells)) and cells["state"].isin([s.value for s in FINAL_STATES]).all()
+    finished = bool(len(cells)) and bool(cells["state"].isin([s.value for s in FINAL_STATES]).all())
     duration = None
     if finished and ran["completed_at"].notna().any():
         duration = (ran["completed_at"].max() - sweep.created_at).total_seconds()

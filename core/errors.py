@@ -32,3 +32,7 @@ class ConfigurationError(TunerError):
 
 class ServiceUnavailable(TunerError):
     """Redis, the database or Replicate did not answer."""
+
+
+class RedisUnavailable(ServiceUnavailable):
+    """Redis did not answer (restarting, unreachable, timed out): see core.data.redisio."""

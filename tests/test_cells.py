@@ -64,3 +64,32 @@ def test_recent_timings_are_the_newest_own_successes_of_one_version(db_session):
                                 limit=2) == recent[:2]
     assert cells.recent_timings(db_session, sdxl.version_id, Endpoint.EMULATOR, since,
                                 limit=10) == [PredictionTiming(2.0, 25)]
+
+
+def test_a_worker_whose_fence_moved_can_neither_create_record_nor_finish(db_session):  # noqa: ANN001
+    """Fencing: the second pick-up moves the fence; the first worker's begin submit, next
+    create attempt, recording and finishing are all refused, the second worker's apply."""
+    cell = make_generation(db_session, make_sweep(db_session), state=GenerationState.PENDING)
+    first = cells.claim(db_session, cell.id, NOW)
+    second = cells.claim(db_session, cell.id, NOW)
+    assert second.fence == first.fence + 1
+    assert not cells.begin_submit(db_session, cell.id, first.fence, NOW)
+    assert cells.begin_submit(db_session, cell.id, second.fence, NOW, reserved_usd=0.02)
+    assert not cells.begin_create_attempt(db_session, cell.id, first.fence, NOW)
+    assert not cells.record_prediction(db_session, cell.id, first.fence, {"id": "p-first"}, NOW)
+    assert not cells.finish(db_session, cell.id, first.fence, GenerationState.FAILED)
+    assert cells.begin_create_attempt(db_session, cell.id, second.fence, NOW, "HTTP 500")
+    assert cells.record_prediction(db_session, cell.id, second.fence, {"id": "p-second"}, NOW)
+    assert cells.finish(db_session, cell.id, second.fence, GenerationState.SUCCEEDED,
+                        cost_usd=0.003)
+    db_session.expire_all()
+    done = db_session.get(Generation, cell.id)
+    assert done.prediction_id == "p-second" and done.state == GenerationState.SUCCEEDED
+    assert done.reserved_usd == 0 and done.cost_usd == 0.003  # the reservation settled
+    assert done.create_attempts == 2 and done.fence == second.fence
+
+
+def test_a_claim_of_a_finished_cell_moves_no_fence(db_session):  # noqa: ANN001
+    done = make_generation(db_session, make_sweep(db_session))
+    before = done.fence
+    assert cells.claim(db_session, done.id, NOW).fence == before

@@ -176,11 +176,13 @@ def test_cancel_flags_are_read_for_the_whole_chunk_once_an_interval(redis_url):
 
     redis = Redis.from_url(redis_url)
     flags = CancelFlags(redis)
-    assert not flags.is_set(1) and not flags.is_set(2)
-    redis.set(keys.sweep_cancel(2), "tester")
-    assert not flags.is_set(2)  # as last read, until the watcher reads again
 
     async def until_the_watcher_sees_it() -> None:
+        await flags.track(1)
+        await flags.track(2)
+        assert not flags.is_set(1) and not flags.is_set(2)
+        redis.set(keys.sweep_cancel(2), "tester")
+        assert not flags.is_set(2)  # as last read, until the watcher reads again
         watcher = asyncio.create_task(flags.watch(0.05))
         try:
             async with asyncio.timeout(10):
@@ -199,14 +201,18 @@ def test_cancel_flags_with_redis_away_keep_what_was_known(redis_url, redis_serve
     redis = Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
     redis.set(keys.sweep_cancel(2), "tester")
     flags = CancelFlags(redis)
-    assert flags.is_set(2) and not flags.is_set(1)
-    redis_server.stop()
     reads, read = [], flags._read  # count the watcher's reads; each one goes to real Redis
     flags._read = lambda sweep_ids: reads.append(sweep_ids) or read(sweep_ids)
 
     async def watch_through_the_outage() -> None:
+        await flags.track(1)
+        await flags.track(2)
+        assert flags.is_set(2) and not flags.is_set(1)
+        redis_server.stop()
+        await flags.track(3)  # Redis away: no error; never read, so not canceled
         watcher = asyncio.create_task(flags.watch(0.05))
         try:
+            reads.clear()
             async with asyncio.timeout(10):
                 while len(reads) < 3:  # three reads against the stopped server
                     await asyncio.sleep(0.01)

@@ -140,3 +140,176 @@ def test_a_refused_input_fails_without_retrying(tuner_env, emulator):
     assert {c.state for c in result} == {GenerationState.FAILED}
     assert all("422" in c.error and "num_outputs" in c.error for c in result)
     assert emulator_stats(emulator)["creates_total"] == 0
+
+
+# -- one create per cell, provably (issue 16, reproductions 1 and 2; issue 14) ---------------
+def _as_if_a_dead_worker_created(runtime, sweep_id: int, seconds_ago: float):  # noqa: ANN001, ANN202
+    """Every cell of the sweep in `submitting` since ``seconds_ago``, each with a prediction
+    created then whose reply its worker never saw (it died)."""
+    import base64
+
+    from sqlalchemy import update
+
+    from core.data.models import utcnow
+
+    client = build_client(runtime.endpoint)
+    created = {}
+    with session_scope(runtime.engine) as session:
+        for cell in session.scalars(select(Generation).where(Generation.sweep_id == sweep_id)):
+            image = runtime.store.get(cell.input_image.storage_key)
+            model_input = {**cell.model_input, "image": "data:image/png;base64,"
+                           + base64.b64encode(image).decode()}
+            created[cell.id] = client.predictions.create(version=cell.sweep.version_id,
+                                                         input=model_input).id
+            session.execute(update(Generation).where(Generation.id == cell.id).values(
+                state=GenerationState.SUBMITTING, create_attempts=1,
+                submitting_at=utcnow() - __import__("datetime").timedelta(seconds=seconds_ago)))
+    return client, created
+
+
+@pytest.mark.parametrize("gone_s", [300, 1800])
+def test_a_lost_create_is_found_when_a_worker_comes_back_minutes_later(tuner_env, emulator,
+                                                                      gone_s):  # noqa: ANN001
+    """Reproduction 1: the only worker dies after its creates' replies were lost; a worker
+    starting 5 (or 30) minutes later adopts them, however much was created since. The
+    emulator's clock hook ages every prediction instead of waiting: the look-up is bounded
+    by the cell's own first create, not by how long ago that was."""
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, SMALL)
+    client, created = _as_if_a_dead_worker_created(runtime, sweep_id, gone_s)
+    with session_scope(runtime.engine) as session:
+        version = session.scalars(select(Generation).where(Generation.sweep_id == sweep_id)
+                                  ).first().sweep.version_id
+    for seed in range(130):  # the team kept working meanwhile: more than a page of others
+        client.predictions.create(version=version, input={"prompt": "other", "seed": seed})
+    httpx.post(f"{emulator.base_url}/_emulator/age", json={"seconds": gone_s}).raise_for_status()
+
+    run_queue(runtime.settings.redis_url)
+
+    result = cells(runtime, sweep_id)
+    assert {c.state for c in result} == {GenerationState.SUCCEEDED}
+    assert {c.id: c.prediction_id for c in result} == created
+    assert emulator_stats(emulator)["creates_total"] == 2 + 130  # none for these cells
+
+
+def test_a_lost_create_is_not_adopted_by_a_cell_that_already_holds_another(tuner_env,
+                                                                          emulator):  # noqa: ANN001
+    """Two cells with the same input (a fresh run of the same grid): each adopts its own
+    prediction, never the one another cell holds."""
+    runtime = open_runtime(Settings())
+    one = SweepRequest(**{**SMALL.__dict__, "strength": "0.4"})
+    first = submit(runtime, one)
+    run_queue(runtime.settings.redis_url)
+    second = submit(runtime, SweepRequest(**{**one.__dict__, "fresh_run": True}))
+    _, created = _as_if_a_dead_worker_created(runtime, second, 60)
+    run_queue(runtime.settings.redis_url)
+    [held_before] = cells(runtime, first)
+    [adopted] = cells(runtime, second)
+    assert adopted.state == GenerationState.SUCCEEDED
+    assert adopted.prediction_id == created[adopted.id] != held_before.prediction_id
+    assert emulator_stats(emulator)["creates_total"] == 2
+
+
+def test_a_redis_restart_while_creates_are_throttled_creates_each_cell_once(
+        tuner_env, emulator, redis_server):  # noqa: ANN001
+    """Reproduction 2: creates throttled to a low-credit limit; Redis restarts (queue,
+    leases, slots and the rate schedule gone) while a worker's retry loops wait out 429s,
+    and the cells are handed to a second worker — here two runners on the same cells, as
+    the reaper leaves them. Each cell is created once: the second runner's pick-up moves
+    each cell's fence, so the first runner's loops stop before their next create."""
+    import asyncio
+
+    configure(emulator, rate_limit_per_minute=30, burst=1, predict_time_s=0.5)
+    httpx.post(f"{emulator.base_url}/_emulator/reset")
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, SweepRequest(**{**SMALL.__dict__, "strength": "0.2, 0.4, 0.6",
+                                               "steps": "20, 30"}))  # 6 cells
+    ids = [c.id for c in cells(runtime, sweep_id)]
+
+    async def two_runners_one_redis_restart() -> None:
+        first = asyncio.create_task(asyncio.to_thread(lambda: asyncio.run(
+            _runner(runtime, "first").run_ids(ids))))
+        while emulator_stats(emulator)["throttled_total"] < 2:
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(redis_server.stop)
+        await asyncio.to_thread(redis_server.start)
+        second = asyncio.to_thread(lambda: asyncio.run(_runner(runtime, "second").run_ids(ids)))
+        await asyncio.gather(first, second)
+
+    asyncio.run(two_runners_one_redis_restart())
+    result = cells(runtime, sweep_id)
+    assert {c.state for c in result} == {GenerationState.SUCCEEDED}, [c.error for c in result]
+    assert_one_create_per_cell(emulator, 6)
+    assert all(c.fence == 2 for c in result)  # every cell changed hands
+
+
+class _runner:
+    """A ChunkRunner as a worker would build it (short lease, fast polling)."""
+
+    def __init__(self, runtime, name: str) -> None:  # noqa: ANN001
+        from core.engine.execution import ExecutionContext
+        from core.planning.budget import Caps
+
+        self.ctx = ExecutionContext(
+            engine=runtime.engine, redis=runtime.redis, store=runtime.store,
+            endpoint=runtime.endpoint, caps=Caps(sweep_usd=None, daily_usd=20, monthly_usd=300),
+            default_inflight_cap=8, create_rate_per_minute=600, poll_interval_s=0.1,
+            lease_s=5, thumbnail_max_px=400, worker_name=name)
+
+    async def run_ids(self, ids: list[int]) -> None:
+        from core.engine.execution import ChunkRunner
+
+        await ChunkRunner(self.ctx, ids).run()
+
+
+def test_a_database_outage_right_after_a_create_never_creates_again(tuner_env, emulator,
+                                                                    monkeypatch):  # noqa: ANN001
+    """Issue 14: the database goes away the moment a create succeeded, for longer than the
+    worker's outage tolerance. The created id is held and recorded once the database is
+    back; no second create. (The cut is timed by wrapping the runner's create call; the
+    create, the database and its outage through a TCP proxy are real.)"""
+    import asyncio
+    import threading
+
+    from core.engine.execution import ChunkRunner, ExecutionContext
+    from tests.services import TcpProxy, fresh_postgres_database
+
+    with fresh_postgres_database() as direct_url:
+        proxy = TcpProxy("127.0.0.1", 5432)
+        try:
+            monkeypatch.setenv("DATABASE_URL", direct_url)
+            runtime = open_runtime(Settings())
+            sweep_id = submit(runtime, SweepRequest(**{**SMALL.__dict__, "strength": "0.5"}))
+            from core.data.db import create_db_engine
+            from core.planning.budget import Caps
+
+            proxied = create_db_engine(direct_url.replace("127.0.0.1:5432",
+                                                          f"127.0.0.1:{proxy.port}"))
+            ctx = ExecutionContext(
+                engine=proxied, redis=runtime.redis, store=runtime.store,
+                endpoint=runtime.endpoint, caps=Caps(sweep_usd=None, daily_usd=20,
+                                                     monthly_usd=300),
+                default_inflight_cap=4, create_rate_per_minute=600, poll_interval_s=0.1,
+                lease_s=10, thumbnail_max_px=400, worker_name="test", outage_tolerance_s=1.0)
+            runner = ChunkRunner(ctx, [c.id for c in cells(runtime, sweep_id)])
+            real_create = runner._send_create
+            cut_once = threading.Event()
+
+            async def create_then_lose_the_database(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+                prediction = await real_create(*args, **kwargs)
+                if isinstance(prediction, dict) and not cut_once.is_set():
+                    cut_once.set()
+                    proxy.cut()
+                    threading.Timer(4.0, proxy.restore).start()  # 4 s > the 1 s tolerance
+                return prediction
+
+            runner._send_create = create_then_lose_the_database
+            asyncio.run(runner.run())
+            result = cells(runtime, sweep_id)
+            assert cut_once.is_set()
+            assert {c.state for c in result} == {GenerationState.SUCCEEDED}, [c.error for c in result]
+            assert_one_create_per_cell(emulator, 1)
+            proxied.dispose()
+            runtime.engine.dispose()
+        finally:
+            proxy.close()

@@ -106,11 +106,14 @@ def test_a_running_sweep_stops_before_crossing_a_cap(tuner_env, emulator, cap):
     result = cells_of(runtime, sweep_id)
     succeeded = [c for c in result if c.state == GenerationState.SUCCEEDED]
     halted = [c for c in result if c.state == GenerationState.CANCELED]
-    assert len(succeeded) == 3 and len(halted) == 1
-    assert "budget" in halted[0].error and "$0.0090" in halted[0].error
-    assert halted[0].prediction_id is None  # never created, never paid
+    # Each create reserved a bound on its cost (its deadline × the rate) within the cap, so
+    # the cap is never crossed; the cells that no longer fit were never created.
+    assert len(succeeded) >= 2 and len(succeeded) + len(halted) == 4 and halted
+    assert all("budget" in c.error and "$0.0090" in c.error for c in halted)
+    assert all(c.prediction_id is None for c in halted)  # never created, never paid
     spent = sum(c.cost_usd for c in result)
-    assert spent <= budget + 0.0029  # at most the last cell's overrun on its estimate
+    assert spent <= budget
+    assert all(c.reserved_usd == 0 for c in result)  # every reservation settled
     with session_scope(runtime.engine) as session:
         assert "budget" in session.get(Sweep, sweep_id).halted_reason
 
@@ -125,3 +128,82 @@ def test_factories_make_spend_that_counts(db_session):
     make_generation(db_session, sweep=sweep, state=GenerationState.SUCCEEDED, cost_usd=9.0,
                     endpoint=EndpointKind.EMULATOR, completed_at=at(2026, 11, 2))
     assert real_spend_since(db_session, at(2026, 11, 1, 0)) == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("scope", ["sweep", "daily"])
+def test_concurrent_reservations_never_cross_a_cap(db_url, scope):  # noqa: ANN001
+    """Reproduction 3: eight workers reserve at once near a cap (SQLite and PostgreSQL).
+    The check and the reservation are one atomic step, so exactly what fits is granted."""
+    import threading
+
+    from core.data.db import create_db_engine
+    from core.engine import lifecycle
+    from core.engine.execution import _reserve_and_begin
+    from core.planning.budget import CostBound
+    from core.data.models import utcnow
+
+    engine = create_db_engine(db_url)
+    with session_scope(engine) as session:
+        sweep = make_sweep(session, model=make_model(session), endpoint=EndpointKind.REPLICATE,
+                           budget_usd=0.10 if scope == "sweep" else None)
+        ids = [make_generation(session, sweep, state=GenerationState.PENDING,
+                               endpoint=EndpointKind.REPLICATE).id for _ in range(40)]
+        sweep_id = sweep.id
+    caps = Caps(sweep_usd=0.10 if scope == "sweep" else None,
+                daily_usd=0.10 if scope == "daily" else 20, monthly_usd=300)
+    bound = CostBound.exact(0.01)  # a per-output price: the bound is exact
+    outcomes: list[object] = []
+    start = threading.Barrier(8)
+
+    def worker(chunk: list[int]) -> None:
+        start.wait()
+        for gid in chunk:
+            with session_scope(engine) as session:
+                task = lifecycle.claim(session, gid, utcnow())
+            try:
+                with session_scope(engine) as session:
+                    outcomes.append(_reserve_and_begin(session, task, caps, bound, True,
+                                                       utcnow()))
+            except BudgetExceeded:
+                outcomes.append("refused")
+
+    threads = [threading.Thread(target=worker, args=(ids[i::8],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with session_scope(engine) as session:
+        reserved = session.scalars(select(Generation.reserved_usd).where(
+            Generation.sweep_id == sweep_id)).all()
+    engine.dispose()
+    assert sum(reserved) == pytest.approx(0.10)
+    assert sum(1 for r in reserved if r) == 10
+    assert outcomes.count(0.01) == 10 and len(outcomes) == 40  # the rest waited or were refused
+
+
+def test_predictions_slower_than_estimated_cannot_cross_the_sweep_budget(tuner_env,
+                                                                         emulator):  # noqa: ANN001
+    """Reproduction 3: a $0.02 sweep whose predictions take 4 s (estimated 3 s), eight in
+    flight. In-flight cells hold a reservation (deadline × rate), not the estimate, so the
+    spend stays within the budget; cells that no longer fit are never created."""
+    configure(emulator, predict_time_s=4.0)
+    runtime = open_runtime(Settings())
+    request = SweepRequest(**{**GRID.__dict__, "strength": "0.2, 0.4, 0.6, 0.8", "steps": "20",
+                              "prompts": ["a portrait", "a photo"], "budget_usd": 0.02})
+    sweep_plan = plan(runtime, request)
+    caps = Caps(sweep_usd=0.02, daily_usd=20, monthly_usd=300)
+    with session_scope(runtime.engine) as session:
+        sweep_id = create_sweep(session, sweep_plan, created_by="tester",
+                                endpoint=EndpointKind.REPLICATE,
+                                caps=dataclasses.replace(caps, sweep_usd=1.0)).id
+    endpoint = Endpoint(runtime.endpoint.base_url, runtime.endpoint.token, is_emulator=False)
+    ctx = ExecutionContext(engine=runtime.engine, redis=runtime.redis, store=runtime.store,
+                           endpoint=endpoint, caps=caps, default_inflight_cap=8,
+                           create_rate_per_minute=600, poll_interval_s=0.05, lease_s=10,
+                           thumbnail_max_px=400, worker_name="test")
+    asyncio.run(ChunkRunner(ctx, [c.id for c in cells_of(runtime, sweep_id)]).run())
+    result = cells_of(runtime, sweep_id)
+    assert sum(c.cost_usd for c in result) <= 0.02
+    assert all(c.state.is_final and c.reserved_usd == 0 for c in result)
+    assert sum(c.state == GenerationState.SUCCEEDED for c in result) >= 4
+    assert all(c.prediction_id is None for c in result if "budget" in (c.error or ""))

@@ -81,8 +81,11 @@ def test_sqlite_with_eight_workers_writing_at_once(tuner_env, emulator, processe
     assert all(c.error is None for c in cells(runtime, sweep_id))
 
 
-def test_a_full_media_disk_fails_cells_with_the_reason(tuner_env, emulator, monkeypatch,
-                                                       tmp_path):
+def test_a_full_media_disk_keeps_the_billed_outputs_until_there_is_room(
+        tuner_env, emulator, processes, monkeypatch, tmp_path):  # noqa: ANN001
+    """Reproduction 5: with the media disk full, cells whose predictions Replicate billed
+    wait (saying so on the cell) and store once there is room: none fails, none is created
+    again."""
     media = tmp_path / "small-disk"
     media.mkdir()
     if shutil.which("mount") is None or subprocess.run(
@@ -90,19 +93,25 @@ def test_a_full_media_disk_fails_cells_with_the_reason(tuner_env, emulator, monk
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
         monkeypatch.setenv("MEDIA_URL", f"file://{media}")
+        env = {**tuner_env, "MEDIA_URL": f"file://{media}"}
         runtime = open_runtime(Settings())
         sweep_id = submit(runtime, SweepRequest(**{**TWELVE.__dict__}), image=png_bytes(size=200))
-        from tests.test_execution import run_queue
-
-        run_queue(runtime.settings.redis_url)
-        result = cells(runtime, sweep_id)
-        assert all(c.state.is_final for c in result)
-        full = [c for c in result if c.state == GenerationState.FAILED]
-        assert full, "the 600 kB disk should fill before 12 outputs are stored"
-        assert all("disk is full" in c.error for c in full)
-        stored = [c for c in result if c.state == GenerationState.SUCCEEDED]
-        assert all(runtime.store.exists(c.output_key) for c in stored)
+        processes.python(["core", "worker"], env, tmp_path / "worker.log")
+        wait_for(lambda: any((c.error or "").startswith("Waiting to store")
+                             for c in cells(runtime, sweep_id)), 60,
+                 "a cell to wait for room on the disk")
+        assert not any(c.state == GenerationState.FAILED for c in cells(runtime, sweep_id))
+        waiting = [c for c in cells(runtime, sweep_id) if (c.error or "").startswith("Waiting")]
+        assert all(c.state == GenerationState.SUBMITTED and c.prediction_id for c in waiting)
+        assert "disk is full" in waiting[0].error
+        subprocess.run(["mount", "-o", "remount,size=50m", str(media)], check=True)
+        wait_for(lambda: states(runtime, sweep_id) == {"succeeded": 12}, 120,
+                 "every cell to be stored once there is room")
+        assert all(runtime.store.exists(c.output_key) and c.error is None
+                   for c in cells(runtime, sweep_id))
+        assert_all_succeeded_once(runtime, sweep_id, emulator, 12)
     finally:
+        processes.stop_all()
         subprocess.run(["umount", "-l", str(media)], check=False)
 
 

@@ -4,6 +4,7 @@ created per cell, and a create whose answer was lost is found again, not repeate
 from __future__ import annotations
 
 import base64
+import datetime
 import signal
 
 from sqlalchemy import select, update
@@ -53,9 +54,11 @@ def test_a_create_whose_reply_was_lost_is_adopted_not_repeated(tuner_env, emulat
         model_input = {**cell.model_input,
                        "image": "data:image/png;base64," + base64.b64encode(image).decode()}
         version = f"stability-ai/sdxl:{cell.sweep.version_id}"
-        # The worker sent the create and died before the reply: the cell says "submitting".
+        # The worker sent the create a minute ago and died before the reply: the cell says
+        # "submitting".
+        a_minute_ago = utcnow() - datetime.timedelta(minutes=1)
         session.execute(update(Generation).where(Generation.id == cell.id).values(
-            state=GenerationState.SUBMITTING, submitting_at=utcnow(), create_attempts=1))
+            state=GenerationState.SUBMITTING, submitting_at=a_minute_ago, create_attempts=1))
     client = build_client(runtime.endpoint)
     created = client.predictions.create(version=version.split(":")[1], input=model_input)
 

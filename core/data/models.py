@@ -205,6 +205,9 @@ class Sweep(Base):
     # Reviews wanted per generation: None = every reviewer rates everything; N = a
     # generation leaves the review queue once N people have reviewed it.
     min_ratings: Mapped[int | None] = mapped_column(Integer)
+    # The API base URL fixed at submission: a worker configured for another endpoint refuses
+    # the sweep's cells rather than create predictions where the sweep was not meant to run.
+    base_url: Mapped[str | None] = mapped_column(String(300))
 
     scenario: Mapped[Scenario | None] = relationship()
     model: Mapped[ModelSpec] = relationship()
@@ -248,13 +251,21 @@ class Generation(Base):
     job_id: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(default=0)
     create_attempts: Mapped[int] = mapped_column(default=0)
+    # Fencing token: every pick-up by a worker increments it, and that worker's writes
+    # (begin submit, record the prediction, finish) only apply while it still matches, so a
+    # worker that lost the cell to another can neither create for it nor finish it.
+    fence: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Cost bound reserved before the create was sent, held against the caps until the cell
+    # ends and its true cost is settled into cost_usd.
+    reserved_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     reused_from_id: Mapped[int | None] = mapped_column(
         ForeignKey("generation.id", ondelete="SET NULL"))
 
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     enqueued_at: Mapped[dt.datetime | None]
     claimed_at: Mapped[dt.datetime | None]  # a worker picked the cell up
-    submitting_at: Mapped[dt.datetime | None]
+    submitting_at: Mapped[dt.datetime | None]  # the first create of this attempt was sent
+    create_sent_at: Mapped[dt.datetime | None]  # the latest create was sent
     submitted_at: Mapped[dt.datetime | None]
     replicate_created_at: Mapped[dt.datetime | None]
     started_at: Mapped[dt.datetime | None]  # Replicate began predicting

@@ -6,6 +6,7 @@ DELETE /_emulator/faults   clear them
 GET    /_emulator/stats    counters (creates, per-input-hash creates, statuses, requests)
 POST   /_emulator/reset    forget everything: predictions, files, counters, faults, throttle
 POST   /_emulator/config   change numeric settings at runtime, e.g. {"failure_rate": 0.5}
+POST   /_emulator/age      make every prediction and file N seconds older: {"seconds": 300}
 GET    /_emulator/health   {"ok": true}
 """
 
@@ -85,6 +86,17 @@ async def update_config(request: Request) -> Response:
     return JSONResponse({name: getattr(config, name) for name in sorted(RUNTIME_SETTINGS)})
 
 
+async def age(request: Request) -> Response:
+    try:
+        seconds = (await _json(request)).get("seconds")
+    except (ValueError, AttributeError) as exc:
+        return _bad(str(exc))
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        return _bad("give {\"seconds\": N}, N a number of seconds, 0 or more")
+    _emulator(request).store.age(float(seconds))
+    return JSONResponse({"aged_s": seconds})
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
@@ -97,5 +109,6 @@ def routes() -> list[Route]:
         Route("/_emulator/stats", stats, methods=["GET"]),
         Route("/_emulator/reset", reset, methods=["POST"]),
         Route("/_emulator/config", update_config, methods=["POST"]),
+        Route("/_emulator/age", age, methods=["POST"]),
         Route("/_emulator/health", health, methods=["GET"]),
     ]

@@ -117,6 +117,17 @@ class Store:
             self._outputs.clear()
             self._outputs_bytes = 0
 
+    def age(self, seconds: float) -> None:
+        """Make everything held ``seconds`` older, as if that much time had passed since it
+        was created (tests of what a client does long after a create, without the wait)."""
+        with self._lock:
+            for pred in self.predictions.values():
+                pred.created -= seconds
+                if pred.canceled is not None:
+                    pred.canceled -= seconds
+            for record in self.files.values():
+                record.created -= seconds
+
     # -- predictions -------------------------------------------------------------------
     def create(self, model: ModelInfo, version_id: str, values: dict[str, Any], now: float,
                own_host: str = "") -> Prediction:

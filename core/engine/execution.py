@@ -1,8 +1,16 @@
 """Runs the cells of one chunk concurrently on one event loop.
 
-Replicate does the heavy work; a cell here only creates a prediction, polls it and stores
-the output, so one process keeps many predictions in flight. Database calls run in threads
-(they may wait on SQLite's lock); Redis calls are short and run inline.
+Replicate does the heavy work; a cell here only creates a prediction, waits for it and stores
+the output, so one process keeps many predictions in flight. A cell's journey is three steps
+that each return what happened — ``_submit`` → ``_wait`` → ``_store`` — and a step that ends
+the cell returns ``Ended`` instead of the next step's input. Database calls run in threads
+(they may wait on SQLite's lock); so do Redis calls, so a hung Redis never stalls the loop.
+
+One create per cell: the worker creates only while it owns the cell (its fencing token,
+checked in the same UPDATE as each write, see core.engine.lifecycle); a create whose reply
+was lost is looked for by its exact input back to the cell's first create, however long ago;
+a created prediction's id is recorded whatever the database does meanwhile, never followed
+by a second create.
 """
 
 from __future__ import annotations
@@ -17,32 +25,29 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 from redis import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from core.engine import lifecycle as cells
-
-from core.data import keys
-from core.planning.budget import Caps, check_before_create
+from core.data import keys, redisio
 from core.data.db import session_scope
-from core.errors import BudgetExceeded, StorageError
 from core.data.images import decode_rgb, image_size, thumbnail_of
 from core.insight import measured
 from core.insight.metrics import NORMALISED_PX
-from core.engine.limits import CellLeases, CreateRateLimiter, InflightSlots
 from core.data.models import Endpoint as EndpointKind
 from core.data.models import GenerationState, utcnow
-from core.engine.polling import MAX_SAMPLES, PredictionTiming, PredictTimeEstimate, next_poll_in
-from core.planning.pricing import Pricing, cost_of
-from core.engine.replicate_api import Endpoint, Failure, build_async_client, classify, tls_context
 from core.data.storage import MediaStore
+from core.engine import lifecycle as cells
+from core.engine.limits import CellLeases, CreateRateLimiter, InflightSlots
+from core.engine.polling import MAX_SAMPLES, PredictionTiming, PredictTimeEstimate, next_poll_in
+from core.engine.replicate_api import (CREATE_REPLY_BOUND_S, Endpoint, Failure, aclose_client,
+                                       build_async_client, classify, tls_context)
+from core.errors import BudgetExceeded, RedisUnavailable, StorageError
+from core.planning.budget import Caps, CostBound, reserve
+from core.planning.pricing import DEFAULT_PRICING, Pricing, PredictTimeModel, cost_of
 from core.timeutil import parse_replicate_time, seconds_between
 
 log = logging.getLogger(__name__)
@@ -51,11 +56,16 @@ MAX_CREATE_ATTEMPTS = 6
 MAX_THROTTLED_WAITS = 60
 POLL_GIVE_UP_S = 15 * 60  # this long without one good poll answer: the cell fails
 DOWNLOAD_ATTEMPTS = 4
-RECONCILE_WINDOW_S = 120
+# A lost create is looked for among predictions created since the cell's first create,
+# less this much for clocks (ours, Replicate's) that disagree. Not a window: the walk goes
+# back as far as the cell's own first create, however long ago that was.
+CLOCK_SKEW_S = 60
+LIST_GIVE_UP_S = 15 * 60  # cannot list predictions this long: fail rather than risk a 2nd create
 FILE_URL_TTL_S = 6 * 3600
 PREDICT_HISTORY = dt.timedelta(days=7)  # older predict times say little about today's
 OUTAGE_TOLERANCE_S = 300  # Redis or the database away this long: the cell fails, saying so
-REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
+STORE_KEEP_TRYING_S = 55 * 60  # Replicate keeps outputs an hour after they are made
+BUDGET_WAIT_S = 1.0  # a cell waiting for budget held by cells in flight asks again this often
 
 
 @dataclasses.dataclass
@@ -71,10 +81,31 @@ class ExecutionContext:
     lease_s: float
     thumbnail_max_px: int
     worker_name: str
+    outage_tolerance_s: float = OUTAGE_TOLERANCE_S
+    store_keep_trying_s: float = STORE_KEEP_TRYING_S
 
 
-class _CellFinished(Exception):
-    """Raised inside a cell's flow once its final state is written (or another worker's is)."""
+@dataclasses.dataclass(frozen=True)
+class Ended:
+    """A step's answer when the cell needs nothing more from this runner: its final state is
+    written, or another worker owns the cell now."""
+
+    why: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Created:
+    """The cell's prediction, its id committed. ``answer``: the prediction as its create
+    answered (None when found again or resumed); ``deadline_s``: cancel it after running this
+    long (its cost reservation runs out then; None for per-output prices)."""
+
+    prediction_id: str
+    answer: dict[str, Any] | None = None
+    deadline_s: float | None = None
+
+
+LOST = Ended("another worker owns the cell now")
+FINISHED = Ended("final state written")
 
 
 def backoff_s(attempt: int, cap: float = 30.0) -> float:
@@ -87,6 +118,8 @@ class ChunkRunner:
         self.ids = list(generation_ids)
         self._leases = CellLeases(ctx.redis, ctx.worker_name, ctx.lease_s)
         self._held_leases: set[int] = set()
+        self._tasks: dict[int, cells.CellTask] = {}
+        self._past_deadline: set[int] = set()  # cells this runner canceled at their deadline
         self._slots: dict[str, InflightSlots] = {}
         self._slot_of: dict[int, InflightSlots] = {}  # only the slots this runner acquired
         # One cell per model asks Redis for a slot at a time; the rest wait their turn here,
@@ -103,7 +136,7 @@ class ChunkRunner:
 
     async def run(self) -> None:
         self._held_leases.update(self.ids)
-        _best_effort(self._leases.take, self.ids)
+        await self._best_effort(self._leases.take, self.ids)
         helpers = [asyncio.create_task(self._heartbeat()),
                    asyncio.create_task(self._cancels.watch(self.ctx.poll_interval_s))]
         try:
@@ -112,50 +145,221 @@ class ChunkRunner:
             for helper in helpers:
                 helper.cancel()
             await self._http.aclose()
+            await aclose_client(self._client)
 
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.ctx.lease_s / 3)
-            try:
-                self._leases.take(list(self._held_leases))
-                held: dict[InflightSlots, list[str]] = {}
-                for gid, slots in list(self._slot_of.items()):
-                    held.setdefault(slots, []).append(keys.slot_holder(gid))
-                for slots, holders in held.items():
-                    slots.renew(holders)
-            except REDIS_ERRORS:  # Redis restarting: keep working; the reaper copes
-                log.warning("lease heartbeat failed; retrying")
+            held: dict[InflightSlots, list[str]] = {}
+            for gid, slots in list(self._slot_of.items()):
+                held.setdefault(slots, []).append(keys.slot_holder(gid))
+            await self._best_effort(self._leases.take, list(self._held_leases))
+            for slots, holders in held.items():
+                await self._best_effort(slots.renew, holders)
 
     # -- one cell ----------------------------------------------------------------------------
     async def _run_cell_guarded(self, gid: int) -> None:
         try:
             await self._run_cell(gid)
-        except _CellFinished:
-            pass
         except Exception as exc:  # a bug or an outage we did not foresee: say so on the cell
             log.exception("cell %s crashed", gid)
-            await self._finish(gid, GenerationState.FAILED,
-                               error=f"Internal error while running this cell: {exc!r}")
+            task = self._tasks.get(gid)
+            if task is not None:
+                await self._finish(task, GenerationState.FAILED,
+                                   error=f"Internal error while running this cell: {exc!r}")
         finally:
             slots = self._slot_of.pop(gid, None)
             if slots is not None:
-                _best_effort(slots.release, keys.slot_holder(gid))
+                await self._best_effort(slots.release, keys.slot_holder(gid))
                 self._slot_freed.set()
             self._held_leases.discard(gid)
-            _best_effort(self._leases.release, gid)
+            await self._best_effort(self._leases.release, gid)
 
     async def _run_cell(self, gid: int) -> None:
+        """The cell's journey: submit → wait → store, each step returning what happened."""
         task = await self._db(cells.claim, gid, utcnow())
         if task is None or task.state.is_final:
             return
-        if task.sweep_canceled or self._cancel_requested(task.sweep_id):
+        self._tasks[gid] = task
+        if (refusal := self._endpoint_refusal(task)) is not None:
+            await self._finish(task, GenerationState.FAILED, error=refusal)
+            return
+        await self._cancels.track(task.sweep_id)
+        if task.sweep_canceled or self._cancels.is_set(task.sweep_id):
             await self._cancel(task, task.prediction_id)
-        prediction_id, created = task.prediction_id, None
-        if prediction_id is None:
+            return
+        created = await self._submit(task)
+        if isinstance(created, Ended):
+            return
+        prediction = await self._wait(task, created)
+        if isinstance(prediction, Ended):
+            return
+        await self._store(task, prediction)
+
+    def _endpoint_refusal(self, task: cells.CellTask) -> str | None:
+        """The sweep runs where it was submitted to run, or not at all."""
+        mine = self.ctx.endpoint
+        kind_differs = task.endpoint.value != mine.name
+        url_differs = task.base_url is not None and task.base_url.rstrip("/") != mine.base_url
+        if not (kind_differs or url_differs):
+            return None
+        where = f"{task.endpoint.value} at {task.base_url}" if task.base_url \
+            else task.endpoint.value
+        return (f"Not run: this sweep was submitted to run on {where}, but the worker that "
+                f"picked it up is configured for {mine.name} at {mine.base_url}. Start a "
+                "worker with the same REPLICATE_BASE_URL and REPLICATE_API_TOKEN as the "
+                "dashboard, then retry the sweep's failed cells.")
+
+    # -- step 1: submit ------------------------------------------------------------------------
+    async def _submit(self, task: cells.CellTask) -> Created | Ended:
+        """The cell's prediction, created once: an id already recorded is resumed, a create
+        whose reply was lost is found again, and a create is only sent while this worker owns
+        the cell (its fence)."""
+        if task.prediction_id:
+            return Created(task.prediction_id, None, await self._deadline_of_resumed(task))
+        if task.state == GenerationState.SUBMITTING:
+            # A worker sent a create and lost the cell before recording the answer. Its
+            # request may still be on its way: look once it has surely landed or failed (the
+            # claim moved the fence, so that worker sends no further create).
+            await self._until_a_sent_create_has_landed(task)
+            found = await self._find_lost_create(task)
+            if found is not None:
+                return found
             await self._acquire_slot(task)
-            prediction_id, created = await self._submit(task)
-        prediction = await self._poll(task, prediction_id, created)
-        await self._complete(task, prediction)
+            bound = await self._cost_bound(task)
+            deadline = bound.deadline_s(task.reserved_usd)
+            if not await self._db(cells.begin_create_attempt, task.id, task.fence, utcnow()):
+                return LOST
+        else:
+            await self._acquire_slot(task)
+            began = await self._begin_submit(task)
+            if isinstance(began, Ended):
+                return began
+            deadline = began
+        return await self._create(task, deadline)
+
+    async def _until_a_sent_create_has_landed(self, task: cells.CellTask) -> None:
+        sent = task.create_sent_at or task.submitting_at
+        if sent is not None:
+            left = CREATE_REPLY_BOUND_S - (utcnow() - sent).total_seconds()
+            if left > 0:
+                log.info("cell %s: waiting %.0f s for a create sent elsewhere to land",
+                         task.id, left)
+                await asyncio.sleep(left)
+
+    async def _create(self, task: cells.CellTask, deadline_s: float | None) -> Created | Ended:
+        model_input = await self._model_input(task)
+        attempts, throttled = 1, 0
+        while True:
+            await self._wait_for_rate()
+            answer = await self._send_create(task, model_input)
+            if isinstance(answer, dict):  # created: nothing may lead to a second create now
+                return await self._record(task, answer, deadline_s)
+            failure = answer
+            if failure.kind == Failure.REJECTED:
+                return await self._finish(task, GenerationState.FAILED, error=failure.message)
+            if failure.kind == Failure.THROTTLED:
+                throttled += 1
+                if throttled > MAX_THROTTLED_WAITS:
+                    return await self._finish(task, GenerationState.FAILED, error=(
+                        f"Still throttled after {throttled} waits: {failure.message}"))
+                await asyncio.sleep(failure.retry_after_s or backoff_s(throttled))
+            else:
+                if attempts >= MAX_CREATE_ATTEMPTS:
+                    return await self._finish(task, GenerationState.FAILED, error=(
+                        f"Gave up creating the prediction after {attempts} attempts: "
+                        f"{failure.message}"))
+                await asyncio.sleep(backoff_s(attempts))
+                if failure.kind == Failure.AMBIGUOUS:
+                    found = await self._find_lost_create(task, model_input, deadline_s)
+                    if found is not None:
+                        return found
+                attempts += 1
+            # Another worker may have taken the cell while this one slept (a lapsed lease,
+            # Redis restarted): create again only while it is still ours.
+            if not await self._db(cells.begin_create_attempt, task.id, task.fence, utcnow(),
+                                  failure.message):
+                log.warning("cell %s: another worker owns it now; not creating again", task.id)
+                return LOST
+
+    async def _send_create(self, task: cells.CellTask,
+                           model_input: dict[str, Any]) -> dict[str, Any] | Any:
+        """One create request: the prediction as answered, or the classified failure. Only
+        the API call is inside the ``try``."""
+        try:
+            prediction = await self._client.predictions.async_create(
+                version=task.version_id, input=model_input)
+        except Exception as exc:  # noqa: BLE001 - classified by the caller's rules
+            return classify(exc)
+        return prediction.dict() if hasattr(prediction, "dict") else vars(prediction)
+
+    async def _record(self, task: cells.CellTask, prediction: dict[str, Any],
+                      deadline_s: float | None) -> Created | Ended:
+        """Commit a created prediction's id. Waits through a database outage however long
+        it lasts (the id is only in memory until then). If another worker took the cell
+        meanwhile, this prediction is a duplicate: it is canceled, and that worker goes on."""
+        recorded = await self._db(cells.record_prediction, task.id, task.fence, prediction,
+                                  utcnow(), _forever=True)
+        if recorded:
+            return Created(prediction["id"], prediction, deadline_s)
+        _, held = await self._db(cells.current_state, task.id, _forever=True)
+        if held != prediction["id"]:
+            log.warning("cell %s was taken over; canceling its duplicate prediction %s",
+                        task.id, prediction["id"])
+            await self._send_cancel(prediction["id"])
+        return LOST
+
+    async def _find_lost_create(self, task: cells.CellTask,
+                                model_input: dict[str, Any] | None = None,
+                                deadline_s: float | None = None) -> Created | Ended | None:
+        """After a create whose fate is unknown, look for it among the predictions created
+        since the cell's first create (the seed is always fixed, so an identical input no
+        other cell holds is this cell's) and adopt it. None: provably never created. When
+        the list cannot be read, wait and read again; never create blind."""
+        want = {k: v for k, v in (model_input or task.model_input).items()
+                if k != task.image_input}
+        since = (task.submitting_at or utcnow()).timestamp() - CLOCK_SKEW_S
+        started, attempt = time.monotonic(), 0
+        while True:
+            try:
+                candidates = await self._predictions_since(since, task.version_id, want,
+                                                           task.image_input)
+                break
+            except Exception as exc:  # noqa: BLE001 - cannot see: do not create blind
+                attempt += 1
+                if time.monotonic() - started > LIST_GIVE_UP_S:
+                    return await self._finish(task, GenerationState.FAILED, error=(
+                        "Could not check whether the prediction was created (listing "
+                        f"predictions failed for {LIST_GIVE_UP_S // 60} minutes: {exc}); not "
+                        "created again, so as not to pay twice. Retry the cell."))
+                log.warning("could not list predictions for cell %s; retrying", task.id)
+                await asyncio.sleep(backoff_s(attempt))
+        known = await self._db(cells.known_prediction_ids, [p["id"] for p in candidates])
+        for prediction in candidates:
+            if prediction["id"] not in known:
+                if deadline_s is None and task.reserved_usd:
+                    deadline_s = (await self._cost_bound(task)).deadline_s(task.reserved_usd)
+                return await self._record(task, prediction, deadline_s)
+        return None
+
+    async def _predictions_since(self, since: float, version_id: str, want: dict[str, Any],
+                                 image_input: str) -> list[dict[str, Any]]:
+        """Predictions of ``version_id`` with input ``want`` (the image aside) created at or
+        after ``since``, oldest first; walks the list (newest first) back to ``since``."""
+        found: list[dict[str, Any]] = []
+        cursor: Any = ...
+        while True:
+            page = await self._client.predictions.async_list(cursor)
+            for p in page.results:
+                created = parse_replicate_time(p.created_at)
+                if created and created.timestamp() < since:
+                    return found[::-1]
+                got = {k: v for k, v in (p.input or {}).items() if k != image_input}
+                if p.version == version_id and got == want:
+                    found.append(p.dict())
+            if not page.next:
+                return found[::-1]
+            cursor = page.next
 
     async def _acquire_slot(self, task: cells.CellTask) -> None:
         cap = task.inflight_cap or self.ctx.default_inflight_cap
@@ -164,8 +368,6 @@ class ChunkRunner:
         async with self._slot_turn.setdefault(task.model_ref, asyncio.Lock()):
             waited = 0
             while True:
-                if self._cancel_requested(task.sweep_id):
-                    await self._cancel(task, None)
                 self._slot_freed.clear()
                 if await self._redis(slots.try_acquire, keys.slot_holder(task.id)):
                     break
@@ -175,111 +377,88 @@ class ChunkRunner:
                     await asyncio.wait_for(self._slot_freed.wait(), min(0.5, 0.05 * waited))
             self._slot_of[task.id] = slots
 
-    async def _submit(self, task: cells.CellTask) -> tuple[str, dict[str, Any] | None]:
-        """Create the prediction exactly once; its id is committed before anything else.
-        Returns the id, and the prediction as the create answered (None when adopted)."""
-        if task.state == GenerationState.SUBMITTING:
-            adopted = await self._reconcile(task)
-            if adopted:
-                return adopted, None
-        else:
-            if not await self._begin_submit(task):
-                state, pid = await self._db(cells.current_state, task.id)
-                if pid:
-                    return pid, None
-                raise _CellFinished  # another worker owns the create now
-        model_input = await self._model_input(task)
-        attempts, throttled = 1, 0
+    async def _begin_submit(self, task: cells.CellTask) -> float | None | Ended:
+        """pending → submitting, holding a bound on the prediction's cost against the caps,
+        in one transaction. Returns the prediction's deadline (None for per-output prices).
+        Waits while the budget is held by cells in flight; over a cap the sweep halts and
+        the cell is canceled with the numbers."""
+        caps = dataclasses.replace(self.ctx.caps, sweep_usd=task.sweep_budget_usd)
+        bound = await self._cost_bound(task)
+        is_real = not self.ctx.endpoint.is_emulator
         while True:
-            await self._wait_for_rate()
             try:
-                prediction = await self._client.predictions.async_create(
-                    version=task.version_id, input=model_input)
-                data = prediction.dict() if hasattr(prediction, "dict") else vars(prediction)
-                await self._db(cells.record_prediction, task.id, data, utcnow())
-                return prediction.id, data
-            except Exception as exc:  # noqa: BLE001 - classified below
-                failure = classify(exc)
-            if failure.kind == Failure.REJECTED:
-                await self._finish(task.id, GenerationState.FAILED, error=failure.message)
-            if failure.kind == Failure.THROTTLED:
-                throttled += 1
-                if throttled > MAX_THROTTLED_WAITS:
-                    await self._finish(task.id, GenerationState.FAILED, error=(
-                        f"Still throttled after {throttled} waits: {failure.message}"))
-                await asyncio.sleep(failure.retry_after_s or backoff_s(throttled))
-                continue  # a 429 was never created: retrying cannot double-charge
-            if attempts >= MAX_CREATE_ATTEMPTS:
-                await self._finish(task.id, GenerationState.FAILED, error=(
-                    f"Gave up creating the prediction after {attempts} attempts: "
-                    f"{failure.message}"))
-            await asyncio.sleep(backoff_s(attempts))
-            if failure.kind == Failure.AMBIGUOUS:
-                adopted = await self._reconcile(task, model_input)
-                if adopted:
-                    return adopted, None
-            attempts += 1
-            await self._db(cells.note_create_retry, task.id, utcnow(), failure.message)
+                reserved = await self._db(_reserve_and_begin, task, caps, bound, is_real,
+                                          utcnow())
+            except BudgetExceeded as exc:
+                await self._db(_halt_sweep, task.sweep_id, str(exc))
+                return await self._finish(task, GenerationState.CANCELED, error=str(exc))
+            if reserved is None:
+                return LOST
+            if reserved > 0 or (bound.wanted_usd == 0):
+                return bound.deadline_s(reserved)
+            if self._cancels.is_set(task.sweep_id):
+                return await self._cancel(task, None)
+            await asyncio.sleep(BUDGET_WAIT_S)  # budget held by cells in flight: wait
 
-    async def _reconcile(self, task: cells.CellTask,
-                         model_input: dict[str, Any] | None = None) -> str | None:
-        """After a create whose fate is unknown, look for it among recent predictions (the
-        seed is always fixed, so an identical input is this cell's) and adopt it."""
-        want = {k: v for k, v in (model_input or task.model_input).items() if k != task.image_input}
-        cutoff = time.time() - RECONCILE_WINDOW_S
-        cursor: Any = ...
-        for _ in range(5):
-            try:
-                page = await self._client.predictions.async_list(cursor)
-            except Exception:  # noqa: BLE001 - cannot see: treat as not found, retry create
-                log.warning("could not list predictions to reconcile cell %s", task.id)
-                return None
-            for p in page.results:
-                created = parse_replicate_time(p.created_at)
-                if created and created.timestamp() < cutoff:
-                    return None
-                got = {k: v for k, v in (p.input or {}).items() if k != task.image_input}
-                if p.version == task.version_id and got == want:
-                    await self._db(cells.record_prediction, task.id, p.dict(), utcnow())
-                    return p.id
-            if not page.next:
-                return None
-            cursor = page.next
-        return None
+    async def _cost_bound(self, task: cells.CellTask) -> CostBound:
+        """The most this cell's create may cost (exact for per-output prices; per-second:
+        a deadline from the expected predict time). The price table feeds this number."""
+        pricing = Pricing(**task.pricing) if task.pricing.get("kind") else DEFAULT_PRICING
+        if pricing.kind != "per_second":
+            outputs = int(task.model_input.get("num_outputs", 1) or 1)
+            return CostBound.exact(cost_of(pricing, None, outputs))
+        expected = (await self._estimate(task)).expected_s(task.steps)
+        if expected is None:
+            expected = PredictTimeModel().predict_s(task.steps or 30)
+        return CostBound.per_second(pricing.usd_per_second or 0.0, expected)
 
-    async def _poll(self, task: cells.CellTask, prediction_id: str,
-                    created: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Poll until the prediction is final. ``created``: the prediction as its create
-        answered, so the first wait needs no request of its own."""
+    async def _deadline_of_resumed(self, task: cells.CellTask) -> float | None:
+        if not task.reserved_usd:
+            return None
+        return (await self._cost_bound(task)).deadline_s(task.reserved_usd)
+
+    # -- step 2: wait ----------------------------------------------------------------------------
+    async def _wait(self, task: cells.CellTask, created: Created) -> dict[str, Any] | Ended:
+        """Poll until the prediction is final. The first wait uses the create's answer; a
+        prediction still running at its deadline is canceled (its reservation ends there)."""
+        prediction_id, pending = created.prediction_id, created.answer
         last_ok = time.monotonic()
         errors = 0
         cancel_sent = False
+        latest: dict[str, Any] | None = None
         estimate = await self._estimate(task)
         while True:
-            if not cancel_sent and self._cancel_requested(task.sweep_id):
+            if not cancel_sent and self._cancels.is_set(task.sweep_id):
+                cancel_sent = await self._send_cancel(prediction_id)
+            elif not cancel_sent and _past_deadline(latest, created.deadline_s):
+                self._past_deadline.add(task.id)
                 cancel_sent = await self._send_cancel(prediction_id)
             try:
-                if created is not None:
-                    data, created = created, None
+                if pending is not None:
+                    data, pending = pending, None
                 else:
                     data = (await self._client.predictions.async_get(prediction_id)).dict()
                 last_ok, errors = time.monotonic(), 0
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - classified below
                 failure = classify(exc)
                 if failure.kind == Failure.REJECTED:  # 404: the prediction is gone
-                    await self._finish(task.id, GenerationState.FAILED, error=failure.message)
+                    return await self._finish(task, GenerationState.FAILED,
+                                              error=failure.message)
                 errors += 1
                 if time.monotonic() - last_ok > POLL_GIVE_UP_S:
-                    await self._finish(task.id, GenerationState.FAILED, error=(
+                    return await self._finish(task, GenerationState.FAILED, error=(
                         f"Lost contact with the prediction {prediction_id} for "
                         f"{POLL_GIVE_UP_S // 60} minutes: {failure.message}"))
                 await asyncio.sleep(failure.retry_after_s or backoff_s(errors))
                 continue
-            if data["status"] in ("succeeded", "failed", "canceled"):
+            latest = data
+            if data["status"] in ("succeeded", "failed", "canceled", "aborted"):
                 if data["status"] == "succeeded":
                     estimate.note(_timing(data, task.steps))
                 return data
-            await self._sleep_until_worth_polling(task, data, estimate)
+            if not cancel_sent and _past_deadline(data, created.deadline_s):
+                continue  # cancel it now, then ask how it ended
+            await self._sleep_until_worth_polling(task, data, estimate, created.deadline_s)
 
     async def _estimate(self, task: cells.CellTask) -> PredictTimeEstimate:
         """The chunk's predict-time estimate for the cell's model version, seeded once from
@@ -299,62 +478,97 @@ class ChunkRunner:
             return PredictTimeEstimate()
 
     async def _sleep_until_worth_polling(self, task: cells.CellTask, data: dict[str, Any],
-                                         estimate: PredictTimeEstimate) -> None:
+                                         estimate: PredictTimeEstimate,
+                                         deadline_s: float | None) -> None:
         """Wait until the prediction is worth asking about again; a cancel of the sweep is
-        still noticed within the poll interval."""
+        still noticed within the poll interval, and a deadline is not slept past."""
         status = data["status"]
         since = parse_replicate_time(data.get("started_at" if status == "processing"
                                               else "created_at"))
         waited = (utcnow() - since).total_seconds() if since else 0.0
         wait = next_poll_in(status, waited, self.ctx.poll_interval_s,
                             estimate.expected_s(task.steps), estimate.expected_queue_s())
+        if deadline_s is not None and status == "processing":
+            wait = max(0.0, min(wait, deadline_s - waited))
         deadline = time.monotonic() + wait
         while (left := deadline - time.monotonic()) > 0:
-            if self._cancel_requested(task.sweep_id):
+            if self._cancels.is_set(task.sweep_id):
                 return
             await asyncio.sleep(min(left, self.ctx.poll_interval_s))
 
-    async def _complete(self, task: cells.CellTask, prediction: dict[str, Any]) -> None:
+    # -- step 3: store ---------------------------------------------------------------------------
+    async def _store(self, task: cells.CellTask, prediction: dict[str, Any]) -> Ended:
+        """Record how the prediction ended and keep its output. A billed output is never
+        thrown away for an outage of ours: while storage is down or full the cell waits
+        (saying so) and storing is retried, for as long as Replicate keeps the output."""
         metrics = prediction.get("metrics") or {}
         predict_time = metrics.get("predict_time")
-        pricing = Pricing(**task.pricing)
+        pricing = Pricing(**task.pricing) if task.pricing.get("kind") else DEFAULT_PRICING
         outputs = prediction.get("output") or []
         if isinstance(outputs, str):
             outputs = [outputs]
+        status = prediction["status"]
         timing = {
-            "replicate_status": prediction["status"],
+            "replicate_status": status,
             "predict_time_s": predict_time,
             "started_at": parse_replicate_time(prediction.get("started_at")),
             "replicate_completed_at": parse_replicate_time(prediction.get("completed_at")),
         }
         created = parse_replicate_time(prediction.get("created_at"))
         timing["replicate_queue_s"] = seconds_between(created, timing["started_at"])
-        billed = cost_of(pricing, predict_time, len(outputs) if prediction["status"] == "succeeded" else 0)
-        status = prediction["status"]
-        if status == "failed":
-            await self._finish(task.id, GenerationState.FAILED, cost_usd=billed,
-                               error=prediction.get("error") or "The prediction failed "
-                               "on Replicate without an error message.", **timing)
+        billed = cost_of(pricing, predict_time, len(outputs) if status == "succeeded" else 0)
+        if status in ("failed", "aborted"):
+            return await self._finish(task, GenerationState.FAILED, cost_usd=billed,
+                                      error=prediction.get("error") or "The prediction "
+                                      f"{status} on Replicate without an error message.",
+                                      **timing)
         if status == "canceled":
-            await self._finish(task.id, GenerationState.CANCELED, cost_usd=billed,
-                               error=self._cancel_reason(task), **timing)
+            return await self._finish(task, GenerationState.CANCELED, cost_usd=billed,
+                                      error=self._cancel_reason(task), **timing)
         if not outputs:
             # The client's Prediction model drops data_removed; a success with no output
             # can only mean Replicate already deleted it.
             reason = ("The prediction succeeded but its output is gone (data_removed): Replicate "
                       "deletes outputs an hour after completion, before this cell stored it.")
-            await self._finish(task.id, GenerationState.FAILED, cost_usd=billed, error=reason,
-                               **timing)
+            return await self._finish(task, GenerationState.FAILED, cost_usd=billed,
+                                      error=reason, **timing)
         started = time.monotonic()
-        try:
-            stored = await self._store_output(outputs[0], task)
-        except (StorageError, _DownloadFailed) as exc:
-            await self._finish(task.id, GenerationState.FAILED, cost_usd=billed, error=str(exc),
-                               overhead_s=time.monotonic() - started, **timing)
+        stored = await self._keep_output(task, outputs[0])
+        if isinstance(stored, Ended):
+            return stored
+        if isinstance(stored, str):
+            return await self._finish(task, GenerationState.FAILED, cost_usd=billed,
+                                      error=stored, overhead_s=time.monotonic() - started,
+                                      **timing)
         now = utcnow()
-        await self._finish(task.id, GenerationState.SUCCEEDED, cost_usd=billed,
-                           overhead_s=time.monotonic() - started, completed_at=now,
-                           latency_s=seconds_between(task.enqueued_at, now), **stored, **timing)
+        return await self._finish(task, GenerationState.SUCCEEDED, cost_usd=billed, error=None,
+                                  overhead_s=time.monotonic() - started, completed_at=now,
+                                  latency_s=seconds_between(task.enqueued_at, now),
+                                  **stored, **timing)
+
+    async def _keep_output(self, task: cells.CellTask,
+                           url: str) -> dict[str, Any] | str | Ended:
+        """The stored output's columns, or why it cannot be had (expired, unreadable). A
+        storage outage is waited out with backoff, the cell saying it is waiting."""
+        started, attempt, said = time.monotonic(), 0, False
+        while True:
+            try:
+                return await self._store_output(url, task)
+            except _DownloadFailed as exc:
+                return str(exc)
+            except StorageError as exc:
+                attempt += 1
+                if time.monotonic() - started > self.ctx.store_keep_trying_s:
+                    return (f"The output could not be stored ({exc}) before Replicate "
+                            "deleted it.")
+                if not said:  # visible on the cell while it waits
+                    said = True
+                    if not await self._db(cells.note_waiting, task.id, task.fence,
+                                          f"Waiting to store the output: {exc} Retrying; "
+                                          "the prediction is kept."):
+                        return LOST
+                log.warning("storing the output of cell %s failed (%s); retrying", task.id, exc)
+                await asyncio.sleep(backoff_s(attempt, cap=30))
 
     # -- helpers --------------------------------------------------------------------------------
     async def _store_output(self, url: str, task: cells.CellTask) -> dict[str, Any]:
@@ -424,14 +638,15 @@ class ChunkRunner:
             try:
                 uploaded = await self._client.files.async_create(
                     io.BytesIO(data), metadata={"sha256": task.image_sha256})
-                url = uploaded.urls["get"]
-                _best_effort(self.ctx.redis.set, cache_key, url, ex=FILE_URL_TTL_S)
-                return url
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - classified below
                 failure = classify(exc)
                 if failure.kind == Failure.REJECTED:
                     break
                 await asyncio.sleep(failure.retry_after_s or backoff_s(attempt))
+                continue
+            url = uploaded.urls["get"]
+            await self._best_effort(self.ctx.redis.set, cache_key, url, ex=FILE_URL_TTL_S)
+            return url
         # Fall back to inlining the image: always accepted, just a larger request.
         return "data:image/png;base64," + base64.b64encode(data).decode()
 
@@ -440,23 +655,13 @@ class ChunkRunner:
         if wait > 0:
             await asyncio.sleep(wait)
 
-    async def _begin_submit(self, task: cells.CellTask) -> bool:
-        """pending → submitting if no cap would be crossed, in one transaction; over a cap
-        the sweep halts and the cell is canceled with the numbers."""
-        caps = dataclasses.replace(self.ctx.caps, sweep_usd=task.sweep_budget_usd)
-        try:
-            return await self._db(_begin_submit_within_caps, task, caps,
-                                  not self.ctx.endpoint.is_emulator, utcnow())
-        except BudgetExceeded as exc:
-            await self._db(_halt_sweep, task.sweep_id, str(exc))
-            await self._finish(task.id, GenerationState.CANCELED, error=str(exc))
-
-    def _cancel_requested(self, sweep_id: int) -> bool:
-        return self._cancels.is_set(sweep_id)
-
     def _cancel_reason(self, task: cells.CellTask) -> str:
-        if self._cancel_requested(task.sweep_id):
+        if self._cancels.is_set(task.sweep_id):
             return "Canceled: the sweep was canceled."
+        if task.id in self._past_deadline:
+            return ("Canceled at its deadline: the budget left room for no longer a run "
+                    "(its cost was reserved before the create). Raise the budget to let "
+                    "predictions run longer.")
         return "Canceled on Replicate (not by this dashboard)."
 
     async def _send_cancel(self, prediction_id: str) -> bool:
@@ -467,15 +672,17 @@ class ChunkRunner:
             log.warning("cancel of %s failed; will retry", prediction_id)
             return False
 
-    async def _cancel(self, task: cells.CellTask, prediction_id: str | None) -> None:
+    async def _cancel(self, task: cells.CellTask, prediction_id: str | None) -> Ended:
         if prediction_id:
             await self._send_cancel(prediction_id)
-        await self._finish(task.id, GenerationState.CANCELED,
-                           error="Canceled: the sweep was canceled.")
+        return await self._finish(task, GenerationState.CANCELED,
+                                  error="Canceled: the sweep was canceled.")
 
-    async def _finish(self, gid: int, state: GenerationState, **values: Any) -> NoReturn:
-        await self._db(cells.finish, gid, state, **values)
-        raise _CellFinished
+    async def _finish(self, task: cells.CellTask, state: GenerationState,
+                      **values: Any) -> Ended:
+        """Write the cell's final state (settling its reservation), if it is still ours."""
+        done = await self._db(cells.finish, task.id, task.fence, state, **values)
+        return FINISHED if done else LOST
 
     async def _db_once(self, fn, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
         """``fn(session, …)`` as one transaction in a thread."""
@@ -485,32 +692,45 @@ class ChunkRunner:
 
         return await asyncio.to_thread(call)
 
-    async def _db(self, fn, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
+    async def _db(self, fn, *args: Any, _forever: bool = False,  # noqa: ANN001
+                  **kwargs: Any) -> Any:
         """``_db_once``, with a lost connection or a locked SQLite file retried (every
-        transition is conditional, so running one twice is harmless)."""
+        transition is conditional, so running one twice is harmless); for as long as the
+        outage tolerance, or without end when ``_forever`` (a created prediction's id)."""
         started, attempt = time.monotonic(), 0
         while True:
             try:
                 return await self._db_once(fn, *args, **kwargs)
             except DBAPIError as exc:
-                if not _is_transient(exc) or time.monotonic() - started > OUTAGE_TOLERANCE_S:
+                if not _is_transient(exc) or (
+                        not _forever
+                        and time.monotonic() - started > self.ctx.outage_tolerance_s):
                     raise
                 attempt += 1
                 log.warning("database unavailable (%s); retrying", type(exc.orig).__name__)
                 await asyncio.sleep(backoff_s(attempt, cap=5))
 
     async def _redis(self, fn, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
-        """A Redis call that must succeed: waits out a restart instead of failing the cell."""
+        """A Redis call that must succeed, off the event loop: waits out a restart instead
+        of failing the cell (RedisUnavailable after the outage tolerance)."""
         started, attempt = time.monotonic(), 0
         while True:
             try:
-                return fn(*args, **kwargs)
-            except REDIS_ERRORS:
-                if time.monotonic() - started > OUTAGE_TOLERANCE_S:
+                return await asyncio.to_thread(redisio.call, fn, *args, **kwargs)
+            except RedisUnavailable:
+                if time.monotonic() - started > self.ctx.outage_tolerance_s:
                     raise
                 attempt += 1
                 log.warning("Redis unavailable; retrying")
                 await asyncio.sleep(backoff_s(attempt, cap=5))
+
+    async def _best_effort(self, fn, *args: Any, **kwargs: Any) -> None:  # noqa: ANN001
+        """Lease and slot bookkeeping, off the event loop: losing one only delays a resume,
+        so a Redis outage never fails a cell."""
+        try:
+            await asyncio.to_thread(redisio.call, fn, *args, **kwargs)
+        except RedisUnavailable:
+            log.warning("Redis unavailable for %s; continuing", getattr(fn, "__name__", fn))
 
 
 class _DownloadFailed(Exception):
@@ -519,33 +739,42 @@ class _DownloadFailed(Exception):
 
 class CancelFlags:
     """The sweeps' cancel flags as this runner last read them. One task reads the flags of
-    every sweep the runner works on once a poll interval, instead of every waiting cell
-    asking Redis each interval (the sweep's cancel is seen as soon as before)."""
+    every sweep the runner works on once a poll interval (in a thread), instead of every
+    waiting cell asking Redis each interval (the sweep's cancel is seen as soon as before)."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._canceled: dict[int, bool] = {}
 
+    async def track(self, sweep_id: int) -> None:
+        """Read a sweep's flag now if it is new to this runner."""
+        if sweep_id not in self._canceled:
+            self._canceled[sweep_id] = (await asyncio.to_thread(self._read, [sweep_id]))[0]
+
     def is_set(self, sweep_id: int) -> bool:
-        if sweep_id not in self._canceled:  # a sweep seen for the first time: ask now
-            self._canceled[sweep_id] = self._read([sweep_id])[0]
-        return self._canceled[sweep_id]
+        return self._canceled.get(sweep_id, False)
 
     async def watch(self, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
-            sweep_ids = list(self._canceled)
-            if sweep_ids:
-                self._canceled.update(zip(sweep_ids, self._read(sweep_ids)))
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        """Read every tracked sweep's flag again (one pipeline, in a thread)."""
+        sweep_ids = list(self._canceled)
+        if sweep_ids:
+            flags = await asyncio.to_thread(self._read, sweep_ids)
+            self._canceled.update(zip(sweep_ids, flags))
 
     def _read(self, sweep_ids: list[int]) -> list[bool]:
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            for sweep_id in sweep_ids:
-                pipe.exists(keys.sweep_cancel(sweep_id))
-            return [bool(n) for n in pipe.execute()]
-        except RedisError:  # Redis away: keep what was known; the database check at
-            # pick-up and the reaper's re-raised flags stand
+            with redisio.redis_errors():
+                pipe = self._redis.pipeline(transaction=False)
+                for sweep_id in sweep_ids:
+                    pipe.exists(keys.sweep_cancel(sweep_id))
+                return [bool(n) for n in pipe.execute()]
+        except RedisUnavailable:  # keep what was known; the database check at pick-up and
+            # the reaper's re-raised flags stand
             return [self._canceled.get(sweep_id, False) for sweep_id in sweep_ids]
 
 
@@ -558,14 +787,6 @@ def _shared(futures: dict[str, asyncio.Future[Any]], key: str,
     return asyncio.shield(futures[key])
 
 
-def _best_effort(fn, *args: Any, **kwargs: Any) -> None:  # noqa: ANN001
-    """Lease and slot bookkeeping: losing one only delays a resume, so never fail a cell."""
-    try:
-        fn(*args, **kwargs)
-    except REDIS_ERRORS:
-        log.warning("Redis unavailable for %s; continuing", getattr(fn, "__name__", fn))
-
-
 def _is_transient(exc: DBAPIError) -> bool:
     if exc.connection_invalidated:
         return True
@@ -574,11 +795,26 @@ def _is_transient(exc: DBAPIError) -> bool:
                                          "terminating", "could not connect", "timeout"))
 
 
-def _begin_submit_within_caps(session, task: cells.CellTask, caps: Caps,  # noqa: ANN001
-                              is_real: bool, now: dt.datetime) -> bool:
-    check_before_create(session, caps, task.sweep_id, task.estimated_cell_usd,
-                        is_real=is_real, now=now)
-    return cells.begin_submit(session, task.id, now)
+def _reserve_and_begin(session, task: cells.CellTask, caps: Caps,  # noqa: ANN001
+                       bound: CostBound, is_real: bool, now: dt.datetime) -> float | None:
+    """Reserve a bound on the create's cost within every cap and move the cell to
+    submitting, one transaction. Returns what was reserved (0: wait for budget), None when
+    the cell is no longer this worker's to submit; BudgetExceeded over a cap."""
+    reservation = reserve(session, caps, task.sweep_id, wanted_usd=bound.wanted_usd,
+                          least_usd=bound.least_usd, is_real=is_real, now=now)
+    if not reservation.granted and bound.wanted_usd > 0:
+        return 0.0
+    if not cells.begin_submit(session, task.id, task.fence, now, reservation.usd):
+        return None
+    return reservation.usd
+
+
+def _past_deadline(prediction: dict[str, Any] | None, deadline_s: float | None) -> bool:
+    """A prediction that has run longer than its reservation allows (started_at + deadline)."""
+    if prediction is None or deadline_s is None or prediction.get("status") != "processing":
+        return False
+    started = parse_replicate_time(prediction.get("started_at"))
+    return started is not None and (utcnow() - started).total_seconds() >= deadline_s
 
 
 def _timing(prediction: dict[str, Any], steps: int | None) -> PredictionTiming:

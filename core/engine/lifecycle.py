@@ -4,6 +4,12 @@ both create a prediction for it, nor both finalise it.
 
     pending → submitting → submitted → succeeded | failed | canceled
     (pending or submitting may also go straight to failed or canceled)
+
+Fencing: every pick-up (``claim``) increments the cell's ``fence`` and hands the new value to
+that worker. Each later write of the worker (begin submit, a further create attempt, record
+the prediction, finish) applies only while the fence still matches, in the same UPDATE; so a
+worker that lost the cell to another one — its lease lapsed while it slept on a 429, Redis
+restarted — learns it before its next create and stops, and cannot record or finish.
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ class CellTask:
     """What a worker needs to run one cell, read once at pick-up."""
 
     id: int
+    fence: int  # this pick-up's fencing token
     sweep_id: int
     state: GenerationState
     prediction_id: str | None
     submitting_at: dt.datetime | None
+    create_sent_at: dt.datetime | None
     enqueued_at: dt.datetime | None
     model_ref: str
     version_id: str
@@ -46,18 +54,21 @@ class CellTask:
     sweep_canceled: bool
     sweep_budget_usd: float | None
     estimated_cell_usd: float
+    endpoint: Endpoint  # where the sweep was submitted to run
+    base_url: str | None  # its API base URL, when recorded at submission
+    reserved_usd: float  # cost bound held against the caps (a resumed cell keeps its own)
 
 
 def claim(session: Session, generation_id: int, now: dt.datetime) -> CellTask | None:
-    """Read what the worker needs and count the pick-up, in one transaction; the first
-    pick-up ends our queue wait. None when the cell is gone."""
-    task = _load_task(session, generation_id)
-    if task is not None and not task.state.is_final:
-        _mark_claimed(session, generation_id, now, seconds_between(task.enqueued_at, now))
-    return task
+    """Take the cell: count the pick-up and move its fence on (one UPDATE … RETURNING, so two
+    workers taking it at once get different fences), then read what the worker needs, in one
+    transaction; the first pick-up ends our queue wait. None when the cell is gone; a
+    finished cell is returned as it is (nothing to do)."""
+    fence = _mark_claimed(session, generation_id, now)
+    return _load_task(session, generation_id, fence)
 
 
-def _load_task(session: Session, generation_id: int) -> CellTask | None:
+def _load_task(session: Session, generation_id: int, fence: int | None) -> CellTask | None:
     row = session.execute(
         select(Generation, Sweep, ModelSpec, InputImage)
         .join(Sweep, Generation.sweep_id == Sweep.id)
@@ -70,8 +81,9 @@ def _load_task(session: Session, generation_id: int) -> CellTask | None:
     gen, sweep, model, image = row
     n_cells = math.prod(len(values) for values in sweep.axes.values()) or 1  # no COUNT per cell
     return CellTask(
-        id=gen.id, sweep_id=sweep.id, state=gen.state, prediction_id=gen.prediction_id,
-        submitting_at=gen.submitting_at, enqueued_at=gen.enqueued_at,
+        id=gen.id, fence=gen.fence if fence is None else fence, sweep_id=sweep.id, state=gen.state, prediction_id=gen.prediction_id,
+        submitting_at=gen.submitting_at, create_sent_at=gen.create_sent_at,
+        enqueued_at=gen.enqueued_at,
         model_ref=sweep.model_ref, version_id=sweep.version_id,
         strength_input=model.strength_input, image_input=model.image_input,
         model_input=dict(gen.model_input), steps=gen.steps,
@@ -83,63 +95,95 @@ def _load_task(session: Session, generation_id: int) -> CellTask | None:
         sweep_canceled=sweep.cancel_requested_at is not None,
         sweep_budget_usd=sweep.budget_usd,
         estimated_cell_usd=(sweep.estimated_cost_usd or 0.0) / n_cells,
+        endpoint=sweep.endpoint, base_url=sweep.base_url, reserved_usd=gen.reserved_usd or 0.0,
     )
 
 
-def _transition(session: Session, generation_id: int, from_states: set[GenerationState],
-                **values: Any) -> bool:
+def _transition(session: Session, generation_id: int, fence: int,
+                from_states: set[GenerationState], **values: Any) -> bool:
+    """One conditional UPDATE: applies only in one of ``from_states`` and while ``fence`` is
+    still the cell's (no other worker has picked it up since)."""
     result = session.execute(
         update(Generation)
-        .where(Generation.id == generation_id, Generation.state.in_(from_states))
+        .where(Generation.id == generation_id, Generation.state.in_(from_states),
+               Generation.fence == fence)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
 
 
-def _mark_claimed(session: Session, generation_id: int, now: dt.datetime,
-                 queue_s: float | None) -> None:
-    """Count a pick-up; the first one ends our queue wait."""
-    session.execute(update(Generation).where(Generation.id == generation_id).values(
-        claimed_at=func.coalesce(Generation.claimed_at, now),
-        queue_s=func.coalesce(Generation.queue_s, queue_s), attempts=Generation.attempts + 1,
-    ).execution_options(synchronize_session=False))
+def _mark_claimed(session: Session, generation_id: int, now: dt.datetime) -> int | None:
+    """Count a pick-up of an unfinished cell and move its fence on; the first pick-up ends
+    our queue wait. Returns the new fence (None: the cell is finished or gone)."""
+    enqueued_at = session.scalar(select(Generation.enqueued_at)
+                                 .where(Generation.id == generation_id))
+    queue_s = func.coalesce(Generation.queue_s, seconds_between(enqueued_at, now))
+    return session.execute(update(Generation).where(
+        Generation.id == generation_id, Generation.state.not_in(FINAL_STATES)
+    ).values(
+        claimed_at=func.coalesce(Generation.claimed_at, now), queue_s=queue_s,
+        attempts=Generation.attempts + 1, fence=Generation.fence + 1,
+    ).returning(Generation.fence).execution_options(synchronize_session=False)).scalar()
 
 
-def begin_submit(session: Session, generation_id: int, now: dt.datetime) -> bool:
-    """pending → submitting. Only the worker that wins this may create the prediction."""
-    return _transition(session, generation_id, {GenerationState.PENDING},
+def begin_submit(session: Session, generation_id: int, fence: int, now: dt.datetime,
+                 reserved_usd: float = 0.0) -> bool:
+    """pending → submitting, holding ``reserved_usd`` against the caps. Only the worker that
+    wins this may create the prediction. ``submitting_at`` stays the time of the first
+    create: a lost create is looked for back to there."""
+    return _transition(session, generation_id, fence, {GenerationState.PENDING},
                        state=GenerationState.SUBMITTING, submitting_at=now,
-                       create_attempts=Generation.create_attempts + 1)
+                       create_sent_at=now, reserved_usd=reserved_usd, create_attempts=Generation.create_attempts + 1)
 
 
-def note_create_retry(session: Session, generation_id: int, now: dt.datetime,
-                      error: str) -> None:
-    session.execute(update(Generation).where(
-        Generation.id == generation_id, Generation.state == GenerationState.SUBMITTING
-    ).values(submitting_at=now, create_attempts=Generation.create_attempts + 1, error=error)
-        .execution_options(synchronize_session=False))
+def begin_create_attempt(session: Session, generation_id: int, fence: int, now: dt.datetime,
+                         error: str | None = None) -> bool:
+    """Before another create of a cell in submitting: count it, and only while this worker
+    still owns the cell. False: another worker picked it up, or it ended; do not create."""
+    values: dict[str, Any] = {"create_attempts": Generation.create_attempts + 1,
+                              "create_sent_at": now}
+    if error is not None:
+        values["error"] = error
+    return _transition(session, generation_id, fence, {GenerationState.SUBMITTING}, **values)
 
 
-def record_prediction(session: Session, generation_id: int, prediction: dict[str, Any],
-                      now: dt.datetime) -> bool:
-    """submitting → submitted, with the prediction id: committed before anything else."""
-    return _transition(session, generation_id, {GenerationState.SUBMITTING},
+def record_prediction(session: Session, generation_id: int, fence: int,
+                      prediction: dict[str, Any], now: dt.datetime) -> bool:
+    """submitting → submitted, with the prediction id: committed before anything else.
+    False when this worker no longer owns the cell (its fence moved) or it has ended."""
+    return _transition(session, generation_id, fence, {GenerationState.SUBMITTING},
                        state=GenerationState.SUBMITTED, prediction_id=prediction["id"],
                        replicate_status=prediction.get("status"), submitted_at=now,
                        replicate_created_at=parse_replicate_time(prediction.get("created_at")),
                        error=None)
 
 
-def finish(session: Session, generation_id: int, state: GenerationState,
+def note_waiting(session: Session, generation_id: int, fence: int, error: str) -> bool:
+    """A submitted cell waiting on something of ours (storage away): say so on the cell."""
+    return _transition(session, generation_id, fence, {GenerationState.SUBMITTED}, error=error)
+
+
+def finish(session: Session, generation_id: int, fence: int, state: GenerationState,
            **values: Any) -> bool:
-    """Any unfinished state → a final one. False when another worker finished it first."""
+    """Any unfinished state → a final one, settling the cell's reservation: its true cost is
+    added to ``cost_usd`` and nothing stays reserved. False when another worker owns the
+    cell now, or finished it first."""
     assert state in FINAL_STATES
     values.setdefault("completed_at", utcnow())
     if "cost_usd" in values:  # a retried cell keeps what its earlier predictions cost
         values["cost_usd"] = Generation.cost_usd + values["cost_usd"]
+    values["reserved_usd"] = 0.0
     unfinished = {GenerationState.PENDING, GenerationState.SUBMITTING, GenerationState.SUBMITTED}
-    return _transition(session, generation_id, unfinished, state=state, **values)
+    return _transition(session, generation_id, fence, unfinished, state=state, **values)
+
+
+def known_prediction_ids(session: Session, prediction_ids: list[str]) -> set[str]:
+    """Which of these predictions some cell already holds (never adopted by another)."""
+    if not prediction_ids:
+        return set()
+    return set(session.scalars(select(Generation.prediction_id)
+                               .where(Generation.prediction_id.in_(prediction_ids))))
 
 
 def recent_timings(session: Session, version_id: str, endpoint: Endpoint,

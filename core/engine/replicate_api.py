@@ -101,13 +101,20 @@ def _retry_after_of(response: httpx.Response) -> float | None:
         return None
 
 
+# The async client's time-outs, and what they add up to: a create sent this long ago has
+# landed on Replicate or failed, so a worker taking over a cell can look for it after that.
+_ASYNC_TIMEOUT = httpx.Timeout(10.0, read=20.0, write=10.0, connect=5.0, pool=10.0)
+CREATE_REPLY_BOUND_S = sum(t or 0.0 for t in (_ASYNC_TIMEOUT.pool, _ASYNC_TIMEOUT.connect,
+                                              _ASYNC_TIMEOUT.write, _ASYNC_TIMEOUT.read)) + 1
+
+
 def build_async_client(endpoint: Endpoint) -> replicate.Client:
     """A client for one event loop. Read time-out is generous: ``Prefer: wait`` is not used,
     but a busy API can still take seconds to answer a create."""
     return replicate.Client(
         api_token=endpoint.token,
         base_url=endpoint.base_url,
-        timeout=httpx.Timeout(10.0, read=30.0, write=30.0, connect=5.0, pool=30.0),
+        timeout=_ASYNC_TIMEOUT,
         transport=_RetryAfterNotingTransport(),
     )
 
@@ -148,3 +155,10 @@ def classify(exc: BaseException) -> ClassifiedError:
         name = type(exc).__name__
         return ClassifiedError(Failure.AMBIGUOUS, f"Connection to Replicate broke ({name}): {exc!s}")
     return ClassifiedError(Failure.AMBIGUOUS, f"{type(exc).__name__}: {exc!s}")
+
+
+async def aclose_client(client: replicate.Client) -> None:
+    """Close the connections an async client opened (the client has no close of its own)."""
+    http = getattr(client, "_Client__async_client", None)
+    if http is not None:
+        await http.aclose()

@@ -16,11 +16,11 @@ import threading
 import time
 
 from redis import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker
 
 from core.data import keys
+from core.data.redisio import redis_errors
+from core.errors import RedisUnavailable
 from core.config import Settings
 from core.data.db import session_scope
 from core.engine.reaper import reap
@@ -45,11 +45,12 @@ def run_worker(settings: Settings, *, concurrency: int = 1, burst: bool = False)
     try:
         while True:
             try:
-                worker = SimpleWorker([Queue(keys.QUEUE_NAME, connection=runtime.redis)],
-                                      connection=runtime.redis)
-                worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+                with redis_errors():
+                    worker = SimpleWorker([Queue(keys.QUEUE_NAME, connection=runtime.redis)],
+                                          connection=runtime.redis)
+                    worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
                 return 0
-            except (RedisConnectionError, RedisTimeoutError):
+            except RedisUnavailable:
                 log.warning("Redis at %s is unreachable; retrying in 2 s", _safe(settings.redis_url))
                 if burst:
                     return 1

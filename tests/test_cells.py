@@ -66,7 +66,7 @@ def test_recent_timings_are_the_newest_own_successes_of_one_version(db_session):
                                 limit=10) == [PredictionTiming(2.0, 25)]
 
 
-def test_a_worker_whose_fence_moved_can_neither_create_record_nor_finish(db_session):  # noqa: ANN001
+def test_a_worker_whose_fence_moved_can_neither_create_record_nor_finish(db_session):
     """Fencing: the second pick-up moves the fence; the first worker's begin submit, next
     create attempt, recording and finishing are all refused, the second worker's apply."""
     cell = make_generation(db_session, make_sweep(db_session), state=GenerationState.PENDING)
@@ -89,7 +89,7 @@ def test_a_worker_whose_fence_moved_can_neither_create_record_nor_finish(db_sess
     assert done.create_attempts == 2 and done.fence == second.fence
 
 
-def test_a_claim_of_a_finished_cell_moves_no_fence(db_session):  # noqa: ANN001
+def test_a_claim_of_a_finished_cell_moves_no_fence(db_session):
     done = make_generation(db_session, make_sweep(db_session))
     before = done.fence
     assert cells.claim(db_session, done.id, NOW).fence == before

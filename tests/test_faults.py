@@ -143,7 +143,7 @@ def test_a_refused_input_fails_without_retrying(tuner_env, emulator):
 
 
 # -- one create per cell, provably (issue 16, reproductions 1 and 2; issue 14) ---------------
-def _as_if_a_dead_worker_created(runtime, sweep_id: int, seconds_ago: float):  # noqa: ANN001, ANN202
+def _as_if_a_dead_worker_created(runtime, sweep_id: int, seconds_ago: float):
     """Every cell of the sweep in `submitting` since ``seconds_ago``, each with a prediction
     created then whose reply its worker never saw (it died)."""
     import base64
@@ -169,7 +169,7 @@ def _as_if_a_dead_worker_created(runtime, sweep_id: int, seconds_ago: float):  #
 
 @pytest.mark.parametrize("gone_s", [300, 1800])
 def test_a_lost_create_is_found_when_a_worker_comes_back_minutes_later(tuner_env, emulator,
-                                                                      gone_s):  # noqa: ANN001
+                                                                      gone_s):
     """Reproduction 1: the only worker dies after its creates' replies were lost; a worker
     starting 5 (or 30) minutes later adopts them, however much was created since. The
     emulator's clock hook ages every prediction instead of waiting: the look-up is bounded
@@ -193,7 +193,7 @@ def test_a_lost_create_is_found_when_a_worker_comes_back_minutes_later(tuner_env
 
 
 def test_a_lost_create_is_not_adopted_by_a_cell_that_already_holds_another(tuner_env,
-                                                                          emulator):  # noqa: ANN001
+                                                                          emulator):
     """Two cells with the same input (a fresh run of the same grid): each adopts its own
     prediction, never the one another cell holds."""
     runtime = open_runtime(Settings())
@@ -211,7 +211,7 @@ def test_a_lost_create_is_not_adopted_by_a_cell_that_already_holds_another(tuner
 
 
 def test_a_redis_restart_while_creates_are_throttled_creates_each_cell_once(
-        tuner_env, emulator, redis_server):  # noqa: ANN001
+        tuner_env, emulator, redis_server):
     """Reproduction 2: creates throttled to a low-credit limit; Redis restarts (queue,
     leases, slots and the rate schedule gone) while a worker's retry loops wait out 429s,
     and the cells are handed to a second worker — here two runners on the same cells, as
@@ -246,7 +246,7 @@ def test_a_redis_restart_while_creates_are_throttled_creates_each_cell_once(
 class _runner:
     """A ChunkRunner as a worker would build it (short lease, fast polling)."""
 
-    def __init__(self, runtime, name: str) -> None:  # noqa: ANN001
+    def __init__(self, runtime, name: str) -> None:
         from core.engine.execution import ExecutionContext
         from core.planning.budget import Caps
 
@@ -263,7 +263,7 @@ class _runner:
 
 
 def test_a_database_outage_right_after_a_create_never_creates_again(tuner_env, emulator,
-                                                                    monkeypatch):  # noqa: ANN001
+                                                                    monkeypatch):
     """Issue 14: the database goes away the moment a create succeeded, for longer than the
     worker's outage tolerance. The created id is held and recorded once the database is
     back; no second create. (The cut is timed by wrapping the runner's create call; the
@@ -295,7 +295,7 @@ def test_a_database_outage_right_after_a_create_never_creates_again(tuner_env, e
             real_create = runner._send_create
             cut_once = threading.Event()
 
-            async def create_then_lose_the_database(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            async def create_then_lose_the_database(*args, **kwargs):
                 prediction = await real_create(*args, **kwargs)
                 if isinstance(prediction, dict) and not cut_once.is_set():
                     cut_once.set()

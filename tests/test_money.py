@@ -131,7 +131,7 @@ def test_factories_make_spend_that_counts(db_session):
 
 
 @pytest.mark.parametrize("scope", ["sweep", "daily"])
-def test_concurrent_reservations_never_cross_a_cap(db_url, scope):  # noqa: ANN001
+def test_concurrent_reservations_never_cross_a_cap(db_url, scope):
     """Reproduction 3: eight workers reserve at once near a cap (SQLite and PostgreSQL).
     The check and the reservation are one atomic step, so exactly what fits is granted."""
     import threading
@@ -182,7 +182,7 @@ def test_concurrent_reservations_never_cross_a_cap(db_url, scope):  # noqa: ANN0
 
 
 def test_predictions_slower_than_estimated_cannot_cross_the_sweep_budget(tuner_env,
-                                                                         emulator):  # noqa: ANN001
+                                                                         emulator):
     """Reproduction 3: a $0.02 sweep whose predictions take 4 s (estimated 3 s), eight in
     flight. In-flight cells hold a reservation (deadline × rate), not the estimate, so the
     spend stays within the budget; cells that no longer fit are never created."""

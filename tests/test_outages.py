@@ -82,7 +82,7 @@ def test_sqlite_with_eight_workers_writing_at_once(tuner_env, emulator, processe
 
 
 def test_a_full_media_disk_keeps_the_billed_outputs_until_there_is_room(
-        tuner_env, emulator, processes, monkeypatch, tmp_path):  # noqa: ANN001
+        tuner_env, emulator, processes, monkeypatch, tmp_path):
     """Reproduction 5: with the media disk full, cells whose predictions Replicate billed
     wait (saying so on the cell) and store once there is room: none fails, none is created
     again."""

@@ -428,11 +428,9 @@ class ChunkRunner:
         latest: dict[str, Any] | None = None
         estimate = await self._estimate(task)
         while True:
-            if not cancel_sent and self._cancels.is_set(task.sweep_id):
-                cancel_sent = await self._send_cancel(prediction_id)
-            elif not cancel_sent and _past_deadline(latest, created.deadline_s):
-                self._past_deadline.add(task.id)
-                cancel_sent = await self._send_cancel(prediction_id)
+            if not cancel_sent:
+                cancel_sent = await self._cancel_if_due(task, prediction_id, latest,
+                                                        created.deadline_s)
             try:
                 if pending is not None:
                     data, pending = pending, None
@@ -459,6 +457,17 @@ class ChunkRunner:
             if not cancel_sent and _past_deadline(data, created.deadline_s):
                 continue  # cancel it now, then ask how it ended
             await self._sleep_until_worth_polling(task, data, estimate, created.deadline_s)
+
+    async def _cancel_if_due(self, task: cells.CellTask, prediction_id: str,
+                             latest: dict[str, Any] | None, deadline_s: float | None) -> bool:
+        """Cancel the prediction if its sweep was canceled or it ran to its deadline; True
+        once a cancel was sent."""
+        if self._cancels.is_set(task.sweep_id):
+            return await self._send_cancel(prediction_id)
+        if _past_deadline(latest, deadline_s):
+            self._past_deadline.add(task.id)
+            return await self._send_cancel(prediction_id)
+        return False
 
     async def _estimate(self, task: cells.CellTask) -> PredictTimeEstimate:
         """The chunk's predict-time estimate for the cell's model version, seeded once from
@@ -633,7 +642,7 @@ class ChunkRunner:
         cached = await self._redis(self.ctx.redis.get, cache_key)
         if cached:
             return cached.decode()
-        data = await asyncio.to_thread(self.ctx.store.get, task.image_key)
+        data = await asyncio.to_thread(self.ctx.store.get, task.image_key or "")
         for attempt in range(MAX_CREATE_ATTEMPTS):
             try:
                 uploaded = await self._client.files.async_create(

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import io
 import logging
 import random
@@ -65,6 +67,7 @@ FILE_URL_TTL_S = 6 * 3600
 PREDICT_HISTORY = dt.timedelta(days=7)  # older predict times say little about today's
 OUTAGE_TOLERANCE_S = 300  # Redis or the database away this long: the cell fails, saying so
 STORE_KEEP_TRYING_S = 55 * 60  # Replicate keeps outputs an hour after they are made
+REDIS_THREADS = 4
 BUDGET_WAIT_S = 1.0  # a cell waiting for budget held by cells in flight asks again this often
 
 
@@ -128,7 +131,11 @@ class ChunkRunner:
         self._slot_freed = asyncio.Event()
         self._estimates: dict[str, asyncio.Future[PredictTimeEstimate]] = {}  # by version
         self._uploads: dict[str, asyncio.Future[str]] = {}  # image sha → its upload
-        self._cancels = CancelFlags(ctx.redis)
+        # Redis calls run on threads of their own, so lease and slot renewals never queue
+        # behind database calls waiting on SQLite's lock in the default pool.
+        self._redis_threads = concurrent.futures.ThreadPoolExecutor(
+            REDIS_THREADS, thread_name_prefix="redis")
+        self._cancels = CancelFlags(ctx.redis, self._off_loop)
         self._rate = CreateRateLimiter(ctx.redis, ctx.endpoint.name, ctx.create_rate_per_minute)
         self._client = build_async_client(ctx.endpoint)
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0),
@@ -146,6 +153,7 @@ class ChunkRunner:
                 helper.cancel()
             await self._http.aclose()
             await aclose_client(self._client)
+            self._redis_threads.shutdown(wait=False)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -725,7 +733,7 @@ class ChunkRunner:
         started, attempt = time.monotonic(), 0
         while True:
             try:
-                return await asyncio.to_thread(redisio.call, fn, *args, **kwargs)
+                return await self._off_loop(redisio.call, fn, *args, **kwargs)
             except RedisUnavailable:
                 if time.monotonic() - started > self.ctx.outage_tolerance_s:
                     raise
@@ -733,11 +741,16 @@ class ChunkRunner:
                 log.warning("Redis unavailable; retrying")
                 await asyncio.sleep(backoff_s(attempt, cap=5))
 
+    async def _off_loop(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` on one of the runner's Redis threads."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._redis_threads, functools.partial(fn, *args, **kwargs))
+
     async def _best_effort(self, fn, *args: Any, **kwargs: Any) -> None:  # noqa: ANN001
         """Lease and slot bookkeeping, off the event loop: losing one only delays a resume,
         so a Redis outage never fails a cell."""
         try:
-            await asyncio.to_thread(redisio.call, fn, *args, **kwargs)
+            await self._off_loop(redisio.call, fn, *args, **kwargs)
         except RedisUnavailable:
             log.warning("Redis unavailable for %s; continuing", getattr(fn, "__name__", fn))
 
@@ -751,14 +764,16 @@ class CancelFlags:
     every sweep the runner works on once a poll interval (in a thread), instead of every
     waiting cell asking Redis each interval (the sweep's cancel is seen as soon as before)."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis,
+                 off_loop: Callable[..., Awaitable[Any]] | None = None) -> None:
         self._redis = redis
+        self._off_loop = off_loop or asyncio.to_thread
         self._canceled: dict[int, bool] = {}
 
     async def track(self, sweep_id: int) -> None:
         """Read a sweep's flag now if it is new to this runner."""
         if sweep_id not in self._canceled:
-            self._canceled[sweep_id] = (await asyncio.to_thread(self._read, [sweep_id]))[0]
+            self._canceled[sweep_id] = (await self._off_loop(self._read, [sweep_id]))[0]
 
     def is_set(self, sweep_id: int) -> bool:
         return self._canceled.get(sweep_id, False)
@@ -772,7 +787,7 @@ class CancelFlags:
         """Read every tracked sweep's flag again (one pipeline, in a thread)."""
         sweep_ids = list(self._canceled)
         if sweep_ids:
-            flags = await asyncio.to_thread(self._read, sweep_ids)
+            flags = await self._off_loop(self._read, sweep_ids)
             self._canceled.update(zip(sweep_ids, flags))
 
     def _read(self, sweep_ids: list[int]) -> list[bool]:

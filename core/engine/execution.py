@@ -49,7 +49,8 @@ from core.engine.replicate_api import (CREATE_REPLY_BOUND_S, Endpoint, Failure, 
                                        build_async_client, classify, tls_context)
 from core.errors import BudgetExceeded, RedisUnavailable, StorageError
 from core.planning.budget import Caps, CostBound, reserve
-from core.planning.pricing import DEFAULT_PRICING, Pricing, PredictTimeModel, cost_of
+from core.planning.pricing import DEFAULT_PRICING, Pricing, cost_of
+from core.planning.timing import PRIOR
 from core.timeutil import parse_replicate_time, seconds_between
 
 log = logging.getLogger(__name__)
@@ -417,7 +418,7 @@ class ChunkRunner:
             return CostBound.exact(cost_of(pricing, None, outputs))
         expected = (await self._estimate(task)).expected_s(task.steps)
         if expected is None:
-            expected = PredictTimeModel().predict_s(task.steps or 30)
+            expected = PRIOR.predict_s(task.steps)
         return CostBound.per_second(pricing.usd_per_second or 0.0, expected)
 
     async def _deadline_of_resumed(self, task: cells.CellTask) -> float | None:

@@ -129,6 +129,16 @@ def metrics_line(cell: Cell) -> str:
             f"**{cell['sharpness']:.0f}** · {identity}")
 
 
+def rating_text(cell: Cell, user: str | None = None) -> str:
+    """"★ 3.5 · n 2 · yours 4" (or "not rated yet") for a cell's caption and dialog."""
+    n = cell.get("n_ratings") or 0
+    if not n:
+        return "not rated yet"
+    text = f"★ {cell['rating']:.1f} · n {n}"
+    mine = (cell.get("ratings_by") or {}).get(user) if user else None
+    return text + (f" · yours {mine}" if mine else "")
+
+
 def _label(cell: Cell, x: str | None, y: str | None) -> str:
     parts = [f"{a} {fmt.axis_value(cell[a])}" for a in (x, y) if a]
     return f"{fmt.STATE_ICONS.get(cell['state'], '')} {' · '.join(parts) or '#' + str(cell['cell_index'])}"
@@ -141,9 +151,10 @@ def thumbnail_px(columns: int) -> int:
 
 
 def grid(cells: Sequence[Cell], x: str | None, y: str | None, *,
-         load: Callable[[str, int], bytes], on_open: Callable[[Cell], None], key: str) -> None:
+         load: Callable[[str, int], bytes], on_open: Callable[[Cell], None], key: str,
+         user: str | None = None) -> None:
     """X values across, Y values down, at most PAGE_CELLS cells per page; ``load(key, px)``
-    gives a thumbnail px wide."""
+    gives a thumbnail px wide. Each succeeded cell says its ratings (mean, n, ``user``'s)."""
     xs = values_of(cells, x) if x else [None]
     ys = values_of(cells, y) if y else [None]
     at = {(c[x] if x else None, c[y] if y else None): c for c in reversed(cells)}
@@ -170,7 +181,10 @@ def grid(cells: Sequence[Cell], x: str | None, y: str | None, *,
                     st.caption("—")
                     continue
                 _thumb(cell, lambda k: load(k, px), _label(cell, x, y))
-                if st.button("Open", key=f"open_{key}_{cell['id']}", width="stretch"):
+                if cell["state"] == "succeeded":
+                    st.caption(rating_text(cell, user))
+                if st.button("Open", key=f"open_{key}_{cell['id']}", width="stretch",
+                             help="Full size, details, rate it, promote it"):
                     on_open(cell)
 
 
@@ -189,7 +203,9 @@ def _thumb(cell: Cell, load: Callable[[str], bytes], label: str) -> None:
 
 @st.dialog("Cell", width="large")
 def cell_dialog(cell: Cell, load: Callable[[str], bytes],
-                promote: Callable[..., str]) -> None:
+                promote: Callable[..., str],
+                review: Callable[[Cell], None] | None = None) -> None:
+    """The cell full size; ``review(cell)`` draws its ratings and the controls to rate it."""
     left, right = st.columns(2)
     with left:
         st.markdown("**Input**")
@@ -216,6 +232,8 @@ def cell_dialog(cell: Cell, load: Callable[[str], bytes],
     st.caption(f"Prediction id: `{cell['prediction_id'] or '—'}` · endpoint "
                f"{cell['endpoint']} · generation {cell['id']}"
                + (f" · reused output of generation {cell['reused_from']}" if cell["reused_from"] else ""))
+    if review is not None:
+        review(cell)
     with st.expander("Full model input"):
         st.json(cell["model_input"])
     from dashboard.scenario_widgets import promote_form

@@ -90,6 +90,8 @@ def _with_metrics(cell: dict[str, Any], metrics: Metrics | None) -> dict[str, An
 
 def _with_marks(cell: dict[str, Any], marks: CellMarks | None) -> dict[str, Any]:
     return {**cell, "rating": marks.mean_rating if marks else None,
+            "n_ratings": marks.n_ratings if marks else 0,
+            "ratings_by": dict(marks.ratings) if marks else {},
             "tags": sorted(marks.tags) if marks else []}
 
 

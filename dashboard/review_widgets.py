@@ -395,6 +395,47 @@ def panel(user: str, scope: Scope) -> None:
         st.error(text, icon="⚠️")
 
 
+# -- rating where a generation appears (the gallery's cell dialog) -------------------------------
+def my_review(generation_id: int, reviewer: str) -> ReviewRecord | None:
+    with session_scope(runtime().engine) as session:
+        return core_review.review_item(session, generation_id, reviewer).review
+
+
+def rate_cell(cell: dict[str, Any], user: str) -> None:
+    """A cell's ratings (mean, n, yours) and the controls to give or change yours; saved on
+    the button, onto this cell's generation (its id is in every widget key)."""
+    from dashboard.grid_view import rating_text
+
+    gid = cell["id"]
+    st.markdown(f"**Ratings** {rating_text(cell, user)}")
+    if cell["state"] != "succeeded":
+        st.caption("Only a succeeded generation can be rated.")
+        return
+    mine = my_review(gid, user)
+    left, right = st.columns([3, 2])
+    with left:
+        stars = st.feedback("stars", key=f"g_stars_{gid}",
+                            default=mine.rating - 1 if mine and mine.rating else None)
+    with right:
+        thumb = st.feedback("thumbs", key=f"g_thumbs_{gid}",
+                            default=None if not mine or mine.thumbs is None
+                            else int(mine.thumbs == 1))
+    known = list(dict.fromkeys([*PRESET_TAGS, *(mine.tags if mine else ())]))
+    tags = st.multiselect("Tags", known, default=list(mine.tags) if mine else [],
+                          key=f"g_tags_{gid}", accept_new_options=True,
+                          placeholder="Pick tags or type your own")
+    note = st.text_area("Note", value=mine.note if mine else "", key=f"g_note_{gid}", height=68)
+    if st.button("Save my review", key=f"g_save_{gid}", type="primary"):
+        try:
+            save(gid, user, rating=None if stars is None else stars + 1,
+                 thumbs=None if thumb is None else (1 if thumb == 1 else -1), tags=tags,
+                 note=note, seconds_spent=None)
+        except TunerError as exc:
+            st.error(f"Your review of generation {gid} was not saved: {exc}", icon="⚠️")
+        else:
+            st.success(f"Saved your review of generation {gid}.")
+
+
 # -- widgets -------------------------------------------------------------------------------------
 def scope_picker(summaries: list[SweepSummary]) -> Scope:
     left, right = st.columns([3, 1])

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import actions, frame, grid_view, queries, resources, runs_view
+from dashboard import review_widgets as rw
 from dashboard.errors import shown_errors
 
 user = frame.page_setup()
@@ -23,7 +24,8 @@ exports[1].download_button("Sweep as JSON", lambda: queries.export_sweep(sweep_i
 def open_cell(cell: dict) -> None:
     grid_view.cell_dialog(cell, resources.media,
                           lambda gid, name, **options: actions.promote(gid, name, user=user,
-                                                                        **options))
+                                                                        **options),
+                          review=lambda c: rw.rate_cell(c, user))
 
 
 # Axes, filters and grid are one fragment: choosing an axis reruns only this part.
@@ -57,7 +59,7 @@ def gallery() -> None:
                     file_name=f"sweep-{sweep_id}-grid.png", mime="image/png",
                     key=f"png_{label}")
                 grid_view.grid(group, x, y, load=resources.grid_thumbnail, on_open=open_cell,
-                               key=label)
+                               key=label, user=user)
 
 
 gallery()

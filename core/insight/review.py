@@ -438,21 +438,29 @@ class CellMarks:
 
     mean_rating: float | None
     tags: frozenset[str]
+    ratings: tuple[tuple[str, int], ...] = ()  # (reviewer, stars), for "n" and "yours"
+
+    @property
+    def n_ratings(self) -> int:
+        return len(self.ratings)
 
 
 def marks_for_sweep(session: Session, sweep_id: int) -> dict[int, CellMarks]:
     """Mean rating and the union of tags of every reviewed cell of a sweep (one query; a
     sweep has at most a few thousand cells, each with a reviewer or two)."""
     rows = session.execute(
-        select(Review.generation_id, Review.rating, Review.tags)
+        select(Review.generation_id, Review.reviewer, Review.rating, Review.tags)
         .join(Generation, Review.generation_id == Generation.id)
-        .where(Generation.sweep_id == sweep_id))
-    ratings: dict[int, list[int]] = {}
+        .where(Generation.sweep_id == sweep_id).order_by(Review.id))
+    ratings: dict[int, list[tuple[str, int]]] = {}
     tags: dict[int, set[str]] = {}
-    for generation_id, rating, row_tags in rows:
+    for generation_id, reviewer, rating, row_tags in rows:
         if rating is not None:
-            ratings.setdefault(generation_id, []).append(rating)
+            ratings.setdefault(generation_id, []).append((reviewer, rating))
         tags.setdefault(generation_id, set()).update(row_tags or [])
-    return {gid: CellMarks(sum(ratings[gid]) / len(ratings[gid]) if gid in ratings else None,
-                           frozenset(tags.get(gid, ())))
-            for gid in set(ratings) | set(tags)}
+    marks = {}
+    for gid in set(ratings) | set(tags):
+        stars = ratings.get(gid, [])
+        mean = sum(r for _, r in stars) / len(stars) if stars else None
+        marks[gid] = CellMarks(mean, frozenset(tags.get(gid, ())), tuple(stars))
+    return marks

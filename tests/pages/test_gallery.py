@@ -117,3 +117,45 @@ def test_grid_png_has_a_cell_per_value(page_env, runtime, finished_sweep) -> Non
     png = queries.grid_png(cells, "strength", "steps", "Sweep 1")
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG" and image.width > 2 * 256 and image.height > 2 * 256
+
+
+def test_cells_show_their_ratings_and_can_be_rated_in_the_dialog(open_page, runtime,
+                                                                 finished_sweep) -> None:
+    from core.auth import local_user
+    from core.data.models import Review
+    from core.insight.review import save_review
+    from dashboard import queries
+
+    first, second = queries.sweep_cells(finished_sweep)[:2]
+    with session_scope(runtime.engine) as session:
+        save_review(session, first["id"], "ann", rating=5)
+        save_review(session, first["id"], local_user(), rating=2)
+    queries.sweep_cells.clear()
+    app = open_page(PAGE)
+    captions = _captions(app)
+    assert "★ 3.5 · n 2 · yours 2" in captions and "not rated yet" in captions
+    cells = {c["id"]: c for c in queries.sweep_cells(finished_sweep)}
+    open_second = [b for b in app.button if b.label == "Open"][1]
+    open_second.click().run()
+    assert not app.exception
+    assert any(m.value == "**Ratings** not rated yet" for m in app.markdown)
+    assert app.button(key=f"g_save_{second['id']}")
+    # A click inside a dialog reruns only the dialog in a browser; AppTest closes it on the
+    # next run, so the dialog's rating part is drawn and used on its own here.
+    from streamlit.testing.v1 import AppTest
+
+    def dialog_part(cell: dict, user: str) -> None:
+        from dashboard import review_widgets as rw
+
+        rw.init_state()
+        rw.rate_cell(cell, user)
+
+    part = AppTest.from_function(dialog_part, args=(cells[second["id"]], local_user())).run()
+    part.feedback(key=f"g_stars_{second['id']}").set_value(3).run()
+    part.multiselect(key=f"g_tags_{second['id']}").select("artifact").run()
+    part.button(key=f"g_save_{second['id']}").click().run()
+    assert not part.exception
+    assert part.success[0].value == f"Saved your review of generation {second['id']}."
+    with session_scope(runtime.engine) as session:
+        saved = session.scalar(select(Review).where(Review.generation_id == second["id"]))
+        assert (saved.reviewer, saved.rating, saved.tags) == (local_user(), 4, ["artifact"])

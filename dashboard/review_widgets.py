@@ -395,6 +395,29 @@ def panel(user: str, scope: Scope) -> None:
         st.error(text, icon="⚠️")
 
 
+@st.cache_data(ttl=10, show_spinner=False)
+def _sweep_agreement(sweep_id: int) -> tuple[core_agreement.Agreement, core_review.Coverage]:
+    with session_scope(runtime().engine) as session:
+        return (core_agreement.agreement(session, sweep_id=sweep_id),
+                core_review.coverage(session, sweep_id=sweep_id, first_n=None))
+
+
+def sweep_reviews(sweep_id: int) -> None:
+    """One line for a sweep's summary: how much is reviewed and how much reviewers agree."""
+    agree, cov = _sweep_agreement(sweep_id)
+    if not cov.covered:
+        return
+    text = f"Reviews: {cov.covered} of {cov.total} generations reviewed"
+    if agree.alpha is not None:
+        text += (f" · Krippendorff's α {agree.alpha:.2f} over {agree.n_items} rated by 2+ · "
+                 f"{agree.exact:.0%} exact, {agree.within_one:.0%} within one star")
+    elif agree.n_ratings:
+        text += f" · no α yet ({agree.why_no_alpha})"
+    st.caption(text)
+    if agree.warning:
+        st.warning(agree.warning, icon="⚠️")
+
+
 # -- rating where a generation appears (the gallery's cell dialog) -------------------------------
 def my_review(generation_id: int, reviewer: str) -> ReviewRecord | None:
     with session_scope(runtime().engine) as session:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import (actions, frame, insight_queries, insight_widgets, queries, resources,
-                       runs_view)
+                       review_widgets, runs_view)
 from dashboard.errors import shown_errors
 
 user = frame.page_setup()
@@ -45,6 +45,7 @@ def live_panel() -> None:
         runs_view.state_counts(summary)
         runs_view.controls(summary, cancel, retry, resume)
         runs_view.issues(progress)
+        review_widgets.sweep_reviews(sweep_id)
         with st.expander("Estimate against actual", expanded=summary.done == summary.total):
             insight_widgets.estimate_vs_actual(*insight_queries.estimate_and_actual(sweep_id))
         runs_view.queue_health(resources.queue_status())

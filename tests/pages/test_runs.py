@@ -96,3 +96,20 @@ def test_a_canceled_sweep_reads_as_canceled_and_resumes_on_its_own_button(open_p
     assert not app.exception
     assert "2 canceled cell(s) resumed; queued." in app.success[0].value
     assert sorted(_states(runtime, sweep_id)) == ["failed", "pending", "pending", "succeeded"]
+
+
+def test_the_sweep_summary_says_how_much_reviewers_agree(open_page, runtime, finished_sweep) -> None:
+    from core.insight.review import save_review
+
+    with session_scope(runtime.engine) as session:
+        ids = list(session.scalars(select(Generation.id)
+                                   .where(Generation.sweep_id == finished_sweep)))
+        for gid, a, b in zip(ids, (1, 5, 1), (5, 1, 5)):
+            save_review(session, gid, "ann", rating=a)
+            save_review(session, gid, "ben", rating=b)
+    app = open_page(PAGE)
+    assert not app.exception
+    line = next(c.value for c in app.caption if c.value.startswith("Reviews:"))
+    assert line.startswith("Reviews: 3 of 4 generations reviewed · Krippendorff's α -")
+    assert "over 3 rated by 2+ · 0% exact, 0% within one star" in line
+    assert any("reviewers disagree" in w.value for w in app.warning)

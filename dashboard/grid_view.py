@@ -26,15 +26,45 @@ def swept_axes(cells: Sequence[Cell]) -> list[str]:
 
 
 def choose_axes(swept: list[str]) -> tuple[str | None, str | None]:
-    """X across (strength by default) and Y down (steps by default)."""
+    """X across (strength by default) and Y down (steps by default), from the link when it
+    names axes this sweep has; an axis the sweep does not have falls back to the default.
+    The choice goes back into the link (``?x=…&y=…``)."""
     options = [*swept, NONE]
     x_default = "strength" if "strength" in swept else (swept[0] if swept else NONE)
+    _from_link("g_x", "x", options, x_default)
     left, right = st.columns(2)
-    x = left.selectbox("Across (X)", options, index=options.index(x_default), key="g_x")
+    x = left.selectbox("Across (X)", options, key="g_x")
     rest = [a for a in options if a != x or a == NONE]
     y_default = next((a for a in ("steps", *swept) if a in rest and a != NONE), NONE)
-    y = right.selectbox("Down (Y)", rest, index=rest.index(y_default), key="g_y")
+    _from_link("g_y", "y", rest, y_default)
+    y = right.selectbox("Down (Y)", rest, key="g_y")
+    for param, value in (("x", x), ("y", y)):
+        st.query_params[param] = st.session_state[f"_link_{param}"] = value
     return (None if x == NONE else x), (None if y == NONE else y)
+
+
+def _from_link(key: str, param: str, options: list[str], default: str) -> None:
+    """Before the widget: a link that says something new (pasted, not what this session last
+    wrote) sets it when this sweep has that axis; a value this sweep lacks falls back to the
+    default; otherwise the person's choice stands."""
+    linked = st.query_params.get(param)
+    if linked is not None and linked != st.session_state.get(f"_link_{param}") \
+            and linked in options:
+        st.session_state[key] = linked
+    elif st.session_state.get(key) not in options:
+        st.session_state[key] = default
+
+
+def prompt_heading(axis: str, value: Any, cells: Sequence[Cell]) -> tuple[str, str | None]:
+    """A heading for one axis value, and its full text for the tooltip (prompts only):
+    ``prompt P1: a portrait, studio…`` rather than a bare P1."""
+    from core.insight.contact_sheet import PROMPT_CHARS, prompt_texts, shorten
+
+    if axis == "prompt":
+        text = prompt_texts(cells).get(value)
+        if text:
+            return f"{value}: {shorten(text, PROMPT_CHARS)}", text
+    return f"{axis} {fmt.axis_value(value)}", None
 
 
 def split(cells: Sequence[Cell], axes: list[str]) -> list[tuple[str, list[Cell]]]:
@@ -169,11 +199,13 @@ def grid(cells: Sequence[Cell], x: str | None, y: str | None, *,
     if x:
         head = st.columns(widths)
         for col, value in zip(head[1 if y else 0:], xs):
-            col.markdown(f"**{x} {fmt.axis_value(value)}**")
+            heading, full = prompt_heading(x, value, cells)
+            col.markdown(f"**{heading}**", help=full)
     for yv in ys[(page - 1) * rows_per_page: page * rows_per_page]:
         row = st.columns(widths)
         if y:
-            row[0].markdown(f"**{y} {fmt.axis_value(yv)}**")
+            heading, full = prompt_heading(y, yv, cells)
+            row[0].markdown(f"**{heading}**", help=full)
         for col, xv in zip(row[1 if y else 0:], xs):
             cell = at.get((xv, yv))
             with col:

@@ -124,12 +124,14 @@ def export_sweep(sweep_id: int, kind: str) -> bytes:
     return data.encode() if isinstance(data, str) else data
 
 
-def grid_png(cells: list[dict[str, Any]], x: str | None, y: str | None, title: str) -> bytes:
-    from core.insight.contact_sheet import render_grid_png
+def grid_png(slices: list[tuple[str, list[dict[str, Any]]]], x: str | None, y: str | None,
+             title: str) -> bytes:
+    """Every slice (label, cells) of the grid in one labelled PNG."""
+    from core.insight.contact_sheet import render_sheet_png
 
     store = runtime().store
 
     def load(cell: dict[str, Any]) -> bytes | None:
         return store.get(cell["thumbnail"]) if cell.get("thumbnail") else None
 
-    return render_grid_png(cells, x, y, load, title=title)
+    return render_sheet_png(slices, x, y, load, title=title)

@@ -50,13 +50,23 @@ def sweeps_table(summaries: list[SweepSummary]) -> None:
 
 
 def choose_sweep(summaries: list[SweepSummary], label: str = "Sweep") -> int:
-    """A sweep chooser that remembers the choice across pages (session_state.sweep_id)."""
+    """A sweep chooser that remembers the choice across pages (session_state.sweep_id) and
+    keeps it in the link (``?sweep=ID``): pasting the link opens the same sweep."""
     ids = [s.id for s in summaries]
     names = {s.id: f"#{s.id} · {s.name} · {s.status}" for s in summaries}
+    linked = st.query_params.get("sweep")
+    if linked is not None and linked.isdigit() and int(linked) in ids \
+            and st.session_state.get("linked_sweep") != linked:
+        st.session_state.sweep_id = int(linked)  # a pasted link wins once, then the chooser
+        st.session_state.linked_sweep = linked
     current = st.session_state.sweep_id
     index = ids.index(current) if current in ids else 0
     chosen = st.selectbox(label, ids, index=index, format_func=names.get)
+    if chosen != st.session_state.sweep_id:
+        st.session_state.pop("open_cell", None)
     st.session_state.sweep_id = chosen
+    st.query_params["sweep"] = str(chosen)
+    st.session_state.linked_sweep = str(chosen)
     return chosen
 
 

@@ -22,10 +22,21 @@ exports[1].download_button("Sweep as JSON", lambda: queries.export_sweep(sweep_i
 
 
 def open_cell(cell: dict) -> None:
+    st.query_params["cell"] = str(cell["id"])  # the open cell is part of the link
+    st.session_state.open_cell = cell["id"]
     grid_view.cell_dialog(cell, resources.media,
                           lambda gid, name, **options: actions.promote(gid, name, user=user,
                                                                         **options),
                           review=lambda c: rw.rate_cell(c, user))
+
+
+linked_cell = st.query_params.get("cell")
+if linked_cell is not None and linked_cell != str(st.session_state.get("open_cell")):
+    found = next((c for c in queries.sweep_cells(sweep_id) if str(c["id"]) == linked_cell), None)
+    if found is None:
+        del st.query_params["cell"]  # a cell of another sweep: the link no longer holds it
+    else:
+        open_cell(found)
 
 
 # Axes, filters and grid are one fragment: choosing an axis reruns only this part.
@@ -48,16 +59,17 @@ def gallery() -> None:
         if not groups:
             st.info("No cells match the chosen states, rating and tags.")
             return
+        every = list(groups)
+        st.download_button(
+            "Grid as PNG" + (f" (all {len(every)} slices, each labelled)" if len(every) > 1
+                             else ""),
+            lambda: queries.grid_png(every, x, y, f"Sweep {sweep_id} · {summary.name}"),
+            file_name=f"sweep-{sweep_id}-grid.png", mime="image/png", key="png_all")
         if len(groups) > 12:
             label = st.selectbox("Showing", [g[0] for g in groups], key="g_group")
             groups = [g for g in groups if g[0] == label]
         for tab, (label, group) in zip(st.tabs([g[0] for g in groups]), groups):
             with tab:
-                st.download_button(
-                    "Grid as PNG", lambda group=group, label=label: queries.grid_png(
-                        group, x, y, f"Sweep {sweep_id} · {summary.name} · {label}"),
-                    file_name=f"sweep-{sweep_id}-grid.png", mime="image/png",
-                    key=f"png_{label}")
                 grid_view.grid(group, x, y, load=resources.grid_thumbnail, on_open=open_cell,
                                key=label, user=user)
 

@@ -114,7 +114,7 @@ def test_grid_png_has_a_cell_per_value(page_env, runtime, finished_sweep) -> Non
     from dashboard import queries
 
     cells = queries.sweep_cells(finished_sweep)
-    png = queries.grid_png(cells, "strength", "steps", "Sweep 1")
+    png = queries.grid_png([("", cells)], "strength", "steps", "Sweep 1")
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG" and image.width > 2 * 256 and image.height > 2 * 256
 
@@ -159,3 +159,56 @@ def test_cells_show_their_ratings_and_can_be_rated_in_the_dialog(open_page, runt
     with session_scope(runtime.engine) as session:
         saved = session.scalar(select(Review).where(Review.generation_id == second["id"]))
         assert (saved.reviewer, saved.rating, saved.tags) == (local_user(), 4, ["artifact"])
+
+
+def _linked(page_env, **params: str):
+    """The app opened from a pasted link: the query parameters set before the first run."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP
+
+    app = AppTest.from_file(APP, default_timeout=30)
+    for key, value in params.items():
+        app.query_params[key] = value
+    app.run()
+    app.switch_page(PAGE).run()
+    return app
+
+
+def test_a_pasted_link_opens_the_same_sweep_axes_and_cell(page_env, runtime,
+                                                           finished_sweep) -> None:
+    other = start_sweep(runtime, strength="0.4", steps="20", prompts=("a portrait", "a dog"))
+    from dashboard import queries
+
+    cell = queries.sweep_cells(finished_sweep)[1]
+    app = _linked(page_env, sweep=str(finished_sweep), x="steps", y="strength",
+                  cell=str(cell["id"]))
+    assert not app.exception
+    assert app.selectbox(key="g_x").value == "steps"
+    assert app.selectbox(key="g_y").value == "strength"
+    assert app.query_params["sweep"] == str(finished_sweep) != str(other)
+    text = " ".join(m.value for m in app.markdown)
+    assert f"strength **{cell['strength']}** · steps **{cell['steps']}**" in text  # dialog open
+    assert app.query_params["cell"] == str(cell["id"])
+
+
+def test_changing_the_sweep_resets_axes_it_does_not_have(page_env, runtime,
+                                                         finished_sweep) -> None:
+    other = start_sweep(runtime, strength="0.4", steps="20", prompts=("a portrait", "a dog"))
+    app = _linked(page_env, sweep=str(finished_sweep), x="steps", y="strength")
+    assert app.selectbox(key="g_x").value == "steps"
+    next(s for s in app.selectbox if s.label == "Sweep").set_value(other).run()
+    assert not app.exception
+    assert app.selectbox(key="g_x").value == "prompt"  # steps is not swept there
+    assert app.query_params["sweep"] == str(other) and app.query_params["x"] == "prompt"
+
+
+def test_prompt_headings_show_the_prompt_text(open_page, runtime) -> None:
+    start_sweep(runtime, strength="0.4", steps="20",
+                prompts=("a portrait in a sunlit studio with soft shadows", "a dog"))
+    app = open_page(PAGE)
+    headings = {m.value: m.help for m in app.markdown if m.value.startswith("**P")}
+    assert "**P1: a portrait in a sunlit…**" in headings
+    assert headings["**P1: a portrait in a sunlit…**"] == (
+        "a portrait in a sunlit studio with soft shadows")
+    assert "**P2: a dog**" in headings

@@ -24,8 +24,10 @@ def mask_token(token: str | None) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    """True for localhost and 127.0.0.0/8 or ::1: addresses no other machine can reach."""
-    if host in ("localhost", ""):
+    """True for localhost and 127.0.0.0/8 or ::1: addresses no other machine can reach. An
+    empty or wildcard address (``""``, ``*``, ``0.0.0.0``, ``::``) means every interface."""
+    host = host.strip()
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback

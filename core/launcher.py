@@ -104,7 +104,7 @@ class Launcher:
               flush=True)
 
     def _host(self) -> str:
-        return "127.0.0.1" if self.address in ("0.0.0.0", "::") else self.address
+        return "127.0.0.1" if self.address.strip() in ("0.0.0.0", "::", "", "*") else self.address
 
     def _ensure_redis(self) -> None:
         if redis_answers(self.settings.redis_url):

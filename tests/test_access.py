@@ -20,13 +20,19 @@ from tests.services import PROJECT_ROOT
 from tests.test_execution import GRID, run_queue, submit
 
 
-def test_up_refuses_a_network_address_without_sign_in(tmp_path):
+@pytest.mark.parametrize("address", ["0.0.0.0", "", "*", "::"])
+def test_up_refuses_a_network_address_without_sign_in(tmp_path, address):
+    """An empty or wildcard address is every interface (issue 16: "" was taken for loopback)."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TUNER_RUN_DIR": str(tmp_path),
            "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
-    result = subprocess.run([sys.executable, "-m", "core", "up", "--address", "0.0.0.0"],
+    if address:
+        args = ["--address", address]
+    else:  # an empty address can only come from the environment
+        args, env = [], {**env, "DASHBOARD_ADDRESS": address}
+    result = subprocess.run([sys.executable, "-m", "core", "up", *args],
                             env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert "Refusing to serve on 0.0.0.0" in result.stderr
+    assert f"Refusing to serve on {address}" in result.stderr
     assert "users add" in result.stderr  # says how to configure sign-in
     assert not (tmp_path / "x.db").exists()  # refused before starting anything
 

@@ -271,3 +271,97 @@ def test_resumed_canceled_cells_run_to_the_end(tuner_env, emulator):
     run_queue(runtime.settings.redis_url)
     summary = summarize_one(runtime, sweep_id)
     assert summary.by_state == {"succeeded": 6} and summary.status == "succeeded"
+
+
+# -- real is real (issue 16, reproduction 4) -------------------------------------------------
+def test_the_emulator_says_so_and_any_other_server_is_real(emulator, monkeypatch):
+    import http.server
+    import threading
+
+    from core.engine.replicate_api import EMULATOR_HEADER, resolve_endpoint
+    from core.errors import ConfigurationError
+    from tests.services import free_port
+
+    assert httpx.get(f"{emulator.base_url}/v1/predictions").headers[EMULATOR_HEADER] == "1"
+
+    class NotTheEmulator(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(401)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", free_port()), NotTheEmulator)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    other = f"http://127.0.0.1:{server.server_port}"
+    try:
+        def resolved(base_url: str, token: str | None):
+            monkeypatch.setenv("REPLICATE_BASE_URL", base_url)
+            if token:
+                monkeypatch.setenv("REPLICATE_API_TOKEN", token)
+            else:
+                monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+            return resolve_endpoint(Settings())
+
+        assert resolved(emulator.base_url, "r8_x").is_emulator  # it says so
+        assert resolved(emulator.base_url, None).is_emulator
+        assert not resolved(other, "r8_x").is_emulator  # on loopback, and real all the same
+        with pytest.raises(ConfigurationError, match="not the emulator"):
+            resolved(other, None)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_worker_set_up_for_another_endpoint_refuses_the_sweep(tuner_env, emulator):
+    from core.engine.execution import ChunkRunner, ExecutionContext
+    from core.engine.replicate_api import Endpoint
+    from core.planning.budget import Caps
+    from core.planning.submit import submit_sweep
+
+    runtime = open_runtime(Settings())
+    with session_scope(runtime.engine) as session:
+        image_id = add_image(session, runtime.store, runtime.settings, png_bytes(),
+                             filename="face.png", uploaded_by="tester").id
+    submitted = submit_sweep(runtime, SweepRequest(**{**GRID.__dict__, "strength": "0.4",
+                                                      "steps": "20", "image_ids": [image_id]}),
+                             actor="tester")
+    with session_scope(runtime.engine) as session:
+        cells = list(session.scalars(select(Generation).where(
+            Generation.sweep_id == submitted.sweep_id)))
+        assert cells[0].sweep.base_url == emulator.base_url  # fixed at submission
+    for elsewhere in (Endpoint(emulator.base_url, "r8_real", is_emulator=False),
+                      Endpoint("http://127.0.0.1:9", "r8_x", is_emulator=True)):
+        ctx = ExecutionContext(engine=runtime.engine, redis=runtime.redis, store=runtime.store,
+                               endpoint=elsewhere, caps=Caps(None, 20, 300),
+                               default_inflight_cap=4, create_rate_per_minute=600,
+                               poll_interval_s=0.1, lease_s=10, thumbnail_max_px=400,
+                               worker_name="elsewhere")
+        asyncio.run(ChunkRunner(ctx, [c.id for c in cells]).run())
+    with session_scope(runtime.engine) as session:
+        refused = list(session.scalars(select(Generation).where(
+            Generation.sweep_id == submitted.sweep_id)))
+    assert {c.state for c in refused} == {GenerationState.FAILED}
+    assert all("Not run: this sweep was submitted to run on emulator" in c.error for c in refused)
+    assert emulator_stats(emulator)["creates_total"] == 0
+
+
+def test_emulated_outputs_are_never_reused_by_a_real_sweep(tuner_env, emulator):
+    from core.data.models import Endpoint as EndpointKind
+    from core.planning.budget import Caps
+    from core.planning.sweeps import create_sweep, plan_sweep
+
+    runtime = open_runtime(Settings())
+    emulated = submit(runtime, GRID)
+    run_queue(runtime.settings.redis_url)
+    with session_scope(runtime.engine) as session:
+        image_id = session.scalars(select(Generation.input_image_id).where(
+            Generation.sweep_id == emulated)).first()
+        request = SweepRequest(**{**GRID.__dict__, "image_ids": [image_id], "budget_usd": 1.0})
+        plan = plan_sweep(session, request, max_cells=100, inflight_cap=4,
+                          create_rate_per_minute=600, endpoint=EndpointKind.REPLICATE)
+        assert plan.to_run == 18  # nothing to reuse from the emulator
+        real = create_sweep(session, plan, created_by="tester", endpoint=EndpointKind.REPLICATE,
+                            caps=Caps(None, 20, 300)).id
+        assert len(pending_cell_ids(session, real)) == 18

@@ -207,3 +207,27 @@ def test_predictions_slower_than_estimated_cannot_cross_the_sweep_budget(tuner_e
     assert all(c.state.is_final and c.reserved_usd == 0 for c in result)
     assert sum(c.state == GenerationState.SUCCEEDED for c in result) >= 4
     assert all(c.prediction_id is None for c in result if "budget" in (c.error or ""))
+
+
+@pytest.mark.parametrize("budget", [float("nan"), float("inf"), -1.0])
+def test_a_budget_that_is_not_a_number_of_dollars_is_refused(tuner_env, budget):
+    from core.errors import InvalidInput
+
+    runtime = open_runtime(Settings())
+    sweep_plan = plan(runtime, SweepRequest(**{**FOUR.__dict__, "budget_usd": budget}))
+    with pytest.raises(InvalidInput, match="finite number of dollars"), \
+            session_scope(runtime.engine) as session:
+        create_sweep(session, sweep_plan, created_by="tester", endpoint=EndpointKind.EMULATOR,
+                     caps=Caps(sweep_usd=5, daily_usd=20, monthly_usd=300))
+    with session_scope(runtime.engine) as session:
+        assert session.scalars(select(Sweep)).all() == []
+
+
+def test_a_sweep_without_a_budget_gets_the_default_cap(tuner_env):
+    runtime = open_runtime(Settings())
+    sweep_plan = plan(runtime, FOUR)  # no --budget
+    with session_scope(runtime.engine) as session:
+        sweep = create_sweep(session, sweep_plan, created_by="tester",
+                             endpoint=EndpointKind.EMULATOR,
+                             caps=Caps(sweep_usd=5, daily_usd=20, monthly_usd=300))
+        assert sweep.budget_usd == 5

@@ -74,6 +74,11 @@ def _token(request: Request) -> str:
     return token.strip() if scheme.lower() in ("bearer", "token") else ""
 
 
+# Every API reply says it comes from the emulator: a client decides "emulated, never real
+# spend" from this header, never from where the server runs.
+EMULATOR_HEADER = "X-Replicate-Emulator"
+
+
 def api(handler: Handler) -> Handler:
     """Authenticate, and add the rate-limit headers Replicate sends on every reply."""
 
@@ -81,8 +86,12 @@ def api(handler: Handler) -> Handler:
         token = _token(request)
         valid = _emulator(request).config.valid_tokens
         if not token or (valid is not None and token not in valid):
-            return problem(401, "You did not pass a valid authentication token", "Unauthenticated")
+            refused = problem(401, "You did not pass a valid authentication token",
+                              "Unauthenticated")
+            refused.headers[EMULATOR_HEADER] = "1"
+            return refused
         response = await handler(request)
+        response.headers[EMULATOR_HEADER] = "1"
         response.headers.setdefault("ratelimit-remaining", "2999")
         response.headers.setdefault("ratelimit-reset", "1")
         return response

@@ -12,13 +12,12 @@ import dataclasses
 import enum
 import functools
 import ssl
-from urllib.parse import urlparse
 
 import httpx
 import replicate
 from replicate.exceptions import ReplicateError
 
-from core.config import Settings, is_loopback, mask_token
+from core.config import Settings, mask_token
 
 REPLICATE_DEFAULT_BASE_URL = "https://api.replicate.com"
 EMULATOR_TOKEN = "r8_emulator-local-token"  # the emulator accepts any non-empty token
@@ -43,13 +42,30 @@ class Endpoint:
         return f"Endpoint({self.name} at {self.base_url}, token {mask_token(self.token)})"
 
 
+EMULATOR_HEADER = "X-Replicate-Emulator"  # the emulator sends it on every API reply
+
+
 def resolve_endpoint(settings: Settings) -> Endpoint:
-    """Real Replicate when a token is set and the base URL is not on this machine;
-    otherwise the emulator, whose results never count as real spend."""
+    """The emulator only when the server at the base URL says it is one (its reply header);
+    any other server is real Replicate, wherever it runs, and needs a token. Without a
+    token or base URL, nothing can be resolved."""
     base_url = (settings.replicate_base_url or "").rstrip("/")
     token = settings.replicate_api_token.get_secret_value() if settings.replicate_api_token else None
-    if token and not (base_url and is_loopback(urlparse(base_url).hostname or "")):
-        return Endpoint(base_url or REPLICATE_DEFAULT_BASE_URL, token, is_emulator=False)
+    if token and not base_url:
+        return Endpoint(REPLICATE_DEFAULT_BASE_URL, token, is_emulator=False)
+    if base_url:
+        says_emulator = _is_emulator(base_url)
+        if says_emulator is False and token:
+            return Endpoint(base_url, token, is_emulator=False)
+        if says_emulator is False:
+            from core.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"The server at REPLICATE_BASE_URL={base_url} is not the emulator (it does not "
+                "say so), so it is treated as real Replicate, and no REPLICATE_API_TOKEN is "
+                "set: set the token, or point REPLICATE_BASE_URL at the emulator.")
+        if says_emulator is None and token:  # not answering: real unless it says otherwise
+            return Endpoint(base_url, token, is_emulator=False)
     if not base_url:
         from core.errors import ConfigurationError
 
@@ -59,6 +75,21 @@ def resolve_endpoint(settings: Settings) -> Endpoint:
             "(python -m core emulator) and set REPLICATE_BASE_URL to its address."
         )
     return Endpoint(base_url, token or EMULATOR_TOKEN, is_emulator=True)
+
+
+_identified: dict[str, bool] = {}
+
+
+def _is_emulator(base_url: str) -> bool | None:
+    """Whether the server at ``base_url`` identifies as the emulator; None when it does not
+    answer (an answer is remembered for the process, no answer is asked again)."""
+    if base_url not in _identified:
+        try:
+            reply = httpx.get(f"{base_url}/v1/predictions", timeout=3.0, verify=tls_context())
+        except httpx.HTTPError:
+            return None
+        _identified[base_url] = reply.headers.get(EMULATOR_HEADER) == "1"
+    return _identified[base_url]
 
 
 @functools.cache

@@ -109,7 +109,7 @@ def submit_sweep(runtime: Runtime, request: SweepRequest, *, actor: str,
         sweep_plan = _plan(session, runtime, request, rng=rng, fetch_schema=fetch_schema)
         current = effective_settings(session, runtime.settings)
         sweep = create_sweep(session, sweep_plan, created_by=actor, endpoint=endpoint,
-                             caps=runtime.caps(session))
+                             caps=runtime.caps(session), base_url=runtime.endpoint.base_url)
         sweep_id, chunk_size = sweep.id, current.chunk_size
     queued = queue_pending(runtime, sweep_id, chunk_size=chunk_size)
     return Submitted(sweep_id, len(sweep_plan.cells), len(sweep_plan.cells) - sweep_plan.to_run,

@@ -22,7 +22,7 @@ from core.planning import grid
 
 from core.data import keys
 from core.data.audit import record
-from core.planning.budget import Caps, check_submission
+from core.planning.budget import Caps, check_budget_value, check_submission
 from core.planning.catalog import ensure_model
 from core.errors import BudgetExceeded, InvalidInput, NotFound
 from core.data.models import (Endpoint, FailedAttempt, Generation, GenerationState, InputImage,
@@ -93,7 +93,8 @@ def plan_sweep(session: Session, request: SweepRequest, *, max_cells: int, infli
     names = grid.InputNames(strength=model.strength_input, image=model.image_input)
     cells = grid.expand_grid(spec, model_input_names=names, max_cells=max_cells,
                              openapi_schema=model.input_schema or {})
-    reusable = {} if request.fresh_run else _reusable_outputs(session, [c.request_hash for c in cells])
+    reusable = {} if request.fresh_run else _reusable_outputs(
+        session, [c.request_hash for c in cells], endpoint)
     running = [c for c in cells if c.request_hash not in reusable]
     sizes = output_megapixels(session, model.version_id or "", [i.id for i in images])
     estimate = estimate_cells(session, model, [c.steps for c in running],
@@ -132,24 +133,34 @@ def _images(session: Session, image_ids: Sequence[int]) -> list[InputImage]:
     return sorted(images, key=lambda i: order[i.id])
 
 
-def _reusable_outputs(session: Session, hashes: list[str]) -> dict[str, int]:
+def _reusable_outputs(session: Session, hashes: list[str],
+                      endpoint: Endpoint | None) -> dict[str, int]:
+    """Outputs to reuse: same request, made on the same endpoint (the reuse key includes it)."""
     found: dict[str, int] = {}
     for start in range(0, len(hashes), 500):
         rows = session.execute(
             select(Generation.request_hash, func.min(Generation.id))
             .where(Generation.request_hash.in_(hashes[start:start + 500]),
                    Generation.state == GenerationState.SUCCEEDED,
-                   Generation.output_key.is_not(None))
+                   Generation.output_key.is_not(None),
+                   *([Generation.endpoint == endpoint] if endpoint is not None else []))
             .group_by(Generation.request_hash))
         found.update({h: gid for h, gid in rows})
     return found
 
 
 def create_sweep(session: Session, plan: SweepPlan, *, created_by: str, endpoint: Endpoint,
-                 caps: Caps) -> Sweep:
-    """Store the sweep and its cells; reused cells are complete at once and cost nothing."""
+                 caps: Caps, base_url: str | None = None) -> Sweep:
+    """Store the sweep and its cells; reused cells are complete at once and cost nothing.
+    ``base_url``: the API the sweep must run against (a worker set up for another refuses
+    it). Only outputs made on the same endpoint are reused: emulated pictures never stand in
+    for a real sweep's."""
     request = plan.request
-    caps = dataclasses.replace(caps, sweep_usd=request.budget_usd)
+    # Every sweep has a cap: its own budget, else the default (SWEEP_BUDGET_USD / Settings).
+    budget = check_budget_value(request.budget_usd, "sweep budget")
+    if budget is None:
+        budget = check_budget_value(caps.sweep_usd, "default sweep budget")
+    caps = dataclasses.replace(caps, sweep_usd=budget)
     now = utcnow()
     check_submission(session, caps, plan.estimated_cost_usd,
                      is_real=endpoint == Endpoint.REPLICATE, now=now)
@@ -159,7 +170,7 @@ def create_sweep(session: Session, plan: SweepPlan, *, created_by: str, endpoint
         name=request.name or _default_name(plan), scenario_id=request.scenario_id,
         model_id=plan.model.id, model_ref=plan.model.ref, version_id=plan.model.version_id or "",
         axes=plan.axes, fixed_params={"negative_prompt": request.negative_prompt, **request.fixed},
-        endpoint=endpoint, created_by=created_by, budget_usd=request.budget_usd,
+        endpoint=endpoint, created_by=created_by, budget_usd=budget, base_url=base_url,
         estimated_cost_usd=plan.estimated_cost_usd, fresh_run=request.fresh_run,
         estimated_duration_s=plan.estimated_duration_s,
     )
@@ -177,7 +188,7 @@ def create_sweep(session: Session, plan: SweepPlan, *, created_by: str, endpoint
             state=GenerationState.PENDING, attempts=0, create_attempts=0, cost_usd=0.0,
         )
         source = reused.get(plan.reusable.get(cell.request_hash, -1))
-        if source is not None:
+        if source is not None and source.endpoint == endpoint:
             values.update(state=GenerationState.SUCCEEDED, reused_from_id=source.id,
                           output_key=source.output_key, thumbnail_key=source.thumbnail_key,
                           output_width=source.output_width, output_height=source.output_height,
@@ -318,9 +329,7 @@ def resume_canceled(session: Session, redis: Redis | None, sweep_id: int, *, act
         raise InvalidInput(f"Sweep {sweep_id} has no canceled cells to resume"
                            + _other_hint(session, sweep_id))
     if budget_usd is not None:
-        if budget_usd < 0:
-            raise InvalidInput(f"A budget of {budget_usd} USD is negative: give 0 or more.")
-        sweep.budget_usd = budget_usd
+        sweep.budget_usd = check_budget_value(budget_usd, "sweep budget")
     _ready_to_requeue(session, redis, sweep, len(ids), caps)
     sweep.halted_reason = None
     session.execute(update(Generation).where(Generation.id.in_(ids)).values(**_RESET)

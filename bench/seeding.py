@@ -33,8 +33,11 @@ from core.data.models import (Endpoint, Generation, GenerationState, InputImage,
 from core.data.storage import LocalMediaStore
 from core.insight.review import PRESET_TAGS
 from core.planning.catalog import SDXL_REF, SDXL_VERSION
+from core.planning.known_models import KNOWN_MODELS
 from core.planning.schema import load_bundled_version
 from core.scenarios import versions as core_scenarios
+
+SDXL_USD_PER_SECOND = KNOWN_MODELS[SDXL_REF].price.usd  # the price table's one home
 
 GALLERY_CELLS = 1000
 OTHER_MODEL = "black-forest-labs/flux-schnell"
@@ -200,7 +203,7 @@ class Seeder:
                    predict_time_s=round(predict_s, 3), queue_s=round(queue_s, 3),
                    replicate_queue_s=round(replicate_queue_s, 3),
                    latency_s=round((completed - enqueued).total_seconds(), 3),
-                   cost_usd=round(0.003 if per_image else predict_s * 0.000725, 6))
+                   cost_usd=round(0.003 if per_image else predict_s * SDXL_USD_PER_SECOND, 6))
         if failed:
             row.update(state=GenerationState.FAILED, replicate_status="failed",
                        attempts=rng.choice([1, 2, 3]), error=rng.choice(ERRORS),
@@ -246,7 +249,7 @@ def seed_database(url: str, generations: int, media: dict[str, list[str]]) -> di
             sdxl = ModelSpec(ref=SDXL_REF, version_id=SDXL_VERSION, strength_input="prompt_strength",
                              input_schema=load_bundled_version(SDXL_REF)["openapi_schema"],
                              pricing_kind="per_second", hardware="Nvidia A40 (Large) GPU",
-                             usd_per_second=0.000725)
+                             usd_per_second=SDXL_USD_PER_SECOND)
             other = ModelSpec(ref=OTHER_MODEL, version_id="f" * 64, pricing_kind="per_image",
                               usd_per_image=0.003)
             session.add_all([sdxl, other])

@@ -92,12 +92,15 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
                                filename=Path(path).name, uploaded_by=user).id
                      for path in args.image]
         scenario_id = _scenario_id(session, args.scenario)
+    models = args.model or ["stability-ai/sdxl"]
     request = SweepRequest(
-        model_ref=args.model, image_ids=image_ids, strength=args.strength, steps=args.steps,
-        guidance=args.guidance, seed=args.seed, prompts=args.prompt,
-        prompt_sr=args.prompt_sr or "", negative_prompt=args.negative_prompt or "",
-        scenario_id=scenario_id, budget_usd=args.budget, fresh_run=args.fresh,
-        name=args.name or "")
+        model_ref=models[0], extra_models=models[1:], image_ids=image_ids,
+        strength=args.strength, steps=args.steps, guidance=args.guidance, seed=args.seed,
+        prompts=args.prompt, prompt_sr=args.prompt_sr or "",
+        negative_prompt=args.negative_prompt or "",
+        axes=_name_values(args.axis, "--axis"), fixed=_name_values(args.set, "--set"),
+        cancel_after_s=args.cancel_after, scenario_id=scenario_id, budget_usd=args.budget,
+        fresh_run=args.fresh, name=args.name or "")
     submitted = submit_sweep(runtime, request, actor=user)
     if not submitted.queued:
         print(submitted.message(), file=sys.stderr)
@@ -105,10 +108,105 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
             emit(args, submitted.as_dict())
         return 3
     if not args.json:
-        print(submitted.message() + f" ({runtime.endpoint.name})")
+        print(submitted.message() + f" ({runtime.endpoint.name}; costs are estimates from "
+              "the price table: Replicate returns no price)")
+        for ref, names in submitted.not_applied.items():
+            print(f"  {ref} has no {', '.join(names)}: its cells leave that out.")
     if args.wait:
         _wait_for(runtime, submitted.sweep_id, quiet=args.json)
     return _print_status(runtime, submitted.sweep_id, as_json=args.json, with_cells=args.wait)
+
+
+def _name_values(items: list[str] | None, flag: str) -> dict[str, str]:
+    """``NAME=VALUES`` pairs of a repeatable flag, by name."""
+    pairs: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise TunerError(f"{flag} {item!r} is not NAME=VALUE: e.g. {flag} aspect_ratio=1:1")
+        if name.strip() in pairs:
+            raise TunerError(f"{flag} {name.strip()} is given twice: give it once")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def cmd_pricing_set(args: argparse.Namespace) -> int:
+    from core.auth import local_user
+    from core.data.db import session_scope
+    from core.engine.replicate_api import build_client
+    from core.planning.catalog import replicate_schema_fetcher, set_price
+    from core.planning.pricing import Pricing
+    from core.runtime import open_runtime
+
+    given = [flag for flag in ("per_second", "per_image", "per_megapixel", "per_run")
+             if getattr(args, flag) is not None]
+    if len(given) != 1:
+        raise TunerError("Give exactly one of --per-second, --per-image, --per-megapixel, "
+                         "--per-run.")
+    kind = given[0]
+    if args.hardware and kind != "per_second":
+        raise TunerError("--hardware goes with --per-second only.")
+    if args.per_input_megapixel is not None and kind != "per_megapixel":
+        raise TunerError("--per-input-megapixel goes with --per-megapixel only.")
+    pricing = Pricing.for_kind(kind, getattr(args, kind), hardware=args.hardware,
+                               as_of=args.as_of, usd_per_input_megapixel=args.per_input_megapixel)
+    runtime = open_runtime(_settings())
+    fetcher = replicate_schema_fetcher(build_client(runtime.endpoint))
+    with session_scope(runtime.engine) as session:
+        spec, diff = set_price(session, args.model, pricing, actor=local_user(),
+                               fetch_schema=fetcher)
+        described = Pricing.of(spec).describe()
+    print(f"{spec.ref}: {described}" + ("" if diff else " (unchanged)"))
+    return 0
+
+
+def cmd_pricing_show(args: argparse.Namespace) -> int:
+    from core.data.db import session_scope
+    from core.planning.catalog import CREATE_VIA, list_models
+    from core.planning.pricing import MissingPrice, Pricing
+    from core.runtime import open_runtime
+
+    runtime = open_runtime(_settings())
+    rows: list[dict[str, Any]] = []
+    with session_scope(runtime.engine) as session:
+        for spec in list_models(session):
+            try:
+                pricing: Pricing | None = Pricing.of(spec)
+            except MissingPrice:
+                pricing = None
+            rows.append({"model": spec.ref, "create_via": spec.create_via,
+                         "deployment": spec.deployment,
+                         "pricing_kind": pricing.kind if pricing else None,
+                         "rate_usd": pricing.rate if pricing else None,
+                         "hardware": spec.hardware,
+                         "usd_per_input_megapixel": spec.usd_per_input_megapixel,
+                         "as_of": spec.price_as_of,
+                         "price": pricing.describe() if pricing else "no price yet"})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("No models yet: plan a sweep or `pricing set MODEL ...` to add one.")
+    for row in rows:
+        print(f"{row['model']}: {row['price']} — created via {CREATE_VIA[row['create_via']]}"
+              + (f" ({row['deployment']})" if row["deployment"] else ""))
+    print("Costs are estimates from this table: Replicate's API returns no price.")
+    return 0
+
+
+def cmd_model_set(args: argparse.Namespace) -> int:
+    from core.auth import local_user
+    from core.data.db import session_scope
+    from core.planning.catalog import set_create_via
+    from core.runtime import open_runtime
+
+    runtime = open_runtime(_settings())
+    with session_scope(runtime.engine) as session:
+        spec = set_create_via(session, args.model, args.create_via, actor=local_user(),
+                              deployment=args.deployment)
+        print(f"{spec.ref}: predictions are created via {spec.create_via}"
+              + (f" {spec.deployment}" if spec.deployment else "") + ".")
+    return 0
 
 
 def _scenario_id(session, name: str | None) -> int | None:  # noqa: ANN001
@@ -544,13 +642,23 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="Run and manage sweeps.").add_subparsers(
         dest="sweep_command", required=True)
     run = sweep.add_parser("run", help="Submit a grid.")
-    run.add_argument("--model", default="stability-ai/sdxl")
+    run.add_argument("--model", action="append", metavar="OWNER/NAME[:VERSION]",
+                     help="Repeat for a model axis (default stability-ai/sdxl).")
     run.add_argument("--image", action="append", required=True, metavar="PATH")
     run.add_argument("--scenario")
-    run.add_argument("--strength", required=True, help="e.g. '0.3, 0.45, 0.6' or '0.3-0.6 (+0.1)'")
-    run.add_argument("--steps", required=True, help="e.g. '25, 30' or '20-40 [3]'")
-    run.add_argument("--guidance", default="7.5")
+    run.add_argument("--axis", action="append", metavar="NAME=VALUES",
+                     help="Sweep any input of the model(s): a comma list, or a range for "
+                          "numbers, e.g. --axis aspect_ratio=1:1,16:9 --axis guidance=2-4 [3]")
+    run.add_argument("--set", action="append", metavar="NAME=VALUE",
+                     help="Fix any input, e.g. --set scheduler=K_EULER --set width=768")
+    run.add_argument("--strength", help="Shorthand for each model's strength input "
+                     "(prompt_strength or strength), e.g. '0.3, 0.45, 0.6' or '0.3-0.6 (+0.1)'")
+    run.add_argument("--steps", help="Shorthand for num_inference_steps or steps, e.g. '20-40 [3]'")
+    run.add_argument("--guidance", help="Shorthand for guidance_scale or guidance")
     run.add_argument("--seed", default="-1", help="-1 picks a random fixed seed")
+    run.add_argument("--cancel-after", type=int, default=300, metavar="SECONDS",
+                     help="Cancel-After sent with every create: a prediction not started by "
+                          "then ends aborted, unbilled (default 300).")
     run.add_argument("--prompt", action="append", required=True)
     run.add_argument("--prompt-sr", help="Prompt S/R: 'term, replacement1, replacement2'")
     run.add_argument("--negative-prompt")
@@ -576,6 +684,31 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "resume":
             p.add_argument("--budget", type=float, help="A new budget for this sweep in USD.")
         p.set_defaults(func=func)
+
+    pricing = sub.add_parser("pricing", help="The price table (costs are estimates).") \
+        .add_subparsers(dest="pricing_command", required=True)
+    show = pricing.add_parser("show", help="Every model's price, unit and date.")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_pricing_show)
+    price = pricing.add_parser("set", help="Set a model's price (adds the model when new).")
+    price.add_argument("model", metavar="MODEL")
+    price.add_argument("--per-second", type=float, metavar="USD")
+    price.add_argument("--hardware", metavar="SKU", help="With --per-second, e.g. 'Nvidia A40 (Large) GPU'")
+    price.add_argument("--per-image", type=float, metavar="USD")
+    price.add_argument("--per-megapixel", type=float, metavar="USD")
+    price.add_argument("--per-input-megapixel", type=float, metavar="USD")
+    price.add_argument("--per-run", type=float, metavar="USD")
+    price.add_argument("--as-of", metavar="YYYY-MM-DD", help="When the price was read (default today)")
+    price.set_defaults(func=cmd_pricing_set)
+
+    model = sub.add_parser("model", help="How a model's predictions are created.") \
+        .add_subparsers(dest="model_command", required=True)
+    via = model.add_parser("set", help="Create by version, through the models endpoint, or a deployment.")
+    via.add_argument("model", metavar="MODEL")
+    via.add_argument("--via", dest="create_via", required=True,
+                     choices=["versioned", "official", "deployment"])
+    via.add_argument("--deployment", metavar="OWNER/NAME")
+    via.set_defaults(func=cmd_model_set)
 
     export = sub.add_parser("export", help="Export a sweep as CSV or JSON.")
     export.add_argument("id", type=int)

@@ -7,6 +7,10 @@ import dataclasses
 import random
 from collections.abc import Iterable
 
+import streamlit as st
+
+from core.planning.catalog import ModelView
+from core.planning.catalog import model_views as model_views_core
 from core.data.db import session_scope
 from core.errors import InvalidInput, TunerError
 from core.data.library import add_image
@@ -47,16 +51,25 @@ def schema_fetcher():  # noqa: ANN201 - core.planning.submit's fetcher for this 
     return submission.schema_fetcher(runtime())
 
 
+@st.cache_data(ttl=30, show_spinner=False)
+def model_views(refs: list[str]) -> list[ModelView]:
+    """The chosen models' inputs, roles and prices (read from Replicate the first time)."""
+    rt = runtime()
+    with session_scope(rt.engine) as session:
+        return model_views_core(session, refs, fetch_schema=schema_fetcher())
+
+
 def plan(request: SweepRequest, *, seed_salt: int) -> SweepPlan:
     """The grid priced and checked; random seeds are drawn from ``seed_salt`` so the
     preview and the submission agree."""
-    return submission.plan(runtime(), request, rng=random.Random(seed_salt))
+    return submission.plan(runtime(), request, rng=random.Random(seed_salt),
+                           fetch_schema=schema_fetcher())
 
 
 def submit(request: SweepRequest, *, user: str, seed_salt: int) -> Submitted:
     """Create the sweep and queue its cells (core.planning.submit, as the CLI does)."""
     outcome = submission.submit_sweep(runtime(), request, actor=user,
-                                      rng=random.Random(seed_salt))
+                                      rng=random.Random(seed_salt), fetch_schema=schema_fetcher())
     _sweeps_changed()
     return outcome
 

@@ -1,5 +1,6 @@
-"""Gallery widgets: axis choice, splitting the other axes into tabs, the labelled grid with
-pagination, and the full-size cell dialog."""
+"""Gallery widgets: axis choice (any swept input, the model too), splitting the other axes
+into tabs, the labelled grid with pagination, and the full-size cell dialog. Cells are typed
+records (core.insight.grid_cells.GridCell), read here by name."""
 
 from __future__ import annotations
 
@@ -9,20 +10,18 @@ from typing import Any
 
 import streamlit as st
 
+from core.insight.grid_cells import GridCell
+from core.insight.grid_cells import swept_axes as swept_axes
 from dashboard import format as fmt
 
-AXES = ("strength", "steps", "guidance", "seed", "prompt", "image")
 PAGE_CELLS = 100
 NONE = "(none)"
-Cell = dict[str, Any]
+Cell = GridCell
 
 
 def values_of(cells: Sequence[Cell], axis: str) -> list[Any]:
-    return list(dict.fromkeys(cell[axis] for cell in cells))
-
-
-def swept_axes(cells: Sequence[Cell]) -> list[str]:
-    return [axis for axis in AXES if len(values_of(cells, axis)) > 1]
+    """The axis's values in order; cells whose model lacks the input have none."""
+    return list(dict.fromkeys(cell[axis] for cell in cells if not cell.lacks_axis(axis)))
 
 
 def choose_axes(swept: list[str]) -> tuple[str | None, str | None]:
@@ -35,7 +34,7 @@ def choose_axes(swept: list[str]) -> tuple[str | None, str | None]:
     left, right = st.columns(2)
     x = left.selectbox("Across (X)", options, key="g_x")
     rest = [a for a in options if a != x or a == NONE]
-    y_default = next((a for a in ("steps", *swept) if a in rest and a != NONE), NONE)
+    y_default = next((a for a in ("model", "steps", *swept) if a in rest and a != NONE), NONE)
     _from_link("g_y", "y", rest, y_default)
     y = right.selectbox("Down (Y)", rest, key="g_y")
     for param, value in (("x", x), ("y", y)):
@@ -170,7 +169,8 @@ def rating_text(cell: Cell, user: str | None = None) -> str:
 
 
 def _label(cell: Cell, x: str | None, y: str | None) -> str:
-    parts = [f"{a} {fmt.axis_value(cell[a])}" for a in (x, y) if a]
+    parts = [f"{a} {fmt.axis_value(cell[a])}" if not cell.lacks_axis(a) else f"no {a}"
+             for a in (x, y) if a]
     return f"{fmt.STATE_ICONS.get(cell['state'], '')} {' · '.join(parts) or '#' + str(cell['cell_index'])}"
 
 
@@ -188,6 +188,8 @@ def grid(cells: Sequence[Cell], x: str | None, y: str | None, *,
     xs = values_of(cells, x) if x else [None]
     ys = values_of(cells, y) if y else [None]
     at = {(c[x] if x else None, c[y] if y else None): c for c in reversed(cells)}
+    # A cell whose model lacks the X input stands in the row's first column and says so.
+    lacking_x = {(c[y] if y else None): c for c in reversed(cells) if c.lacks_axis(x)}
     rows_per_page = max(1, PAGE_CELLS // max(len(xs), 1))
     pages = math.ceil(len(ys) / rows_per_page)
     page = 1
@@ -206,11 +208,12 @@ def grid(cells: Sequence[Cell], x: str | None, y: str | None, *,
         if y:
             heading, full = prompt_heading(y, yv, cells)
             row[0].markdown(f"**{heading}**", help=full)
-        for col, xv in zip(row[1 if y else 0:], xs):
-            cell = at.get((xv, yv))
+        lacking = lacking_x.get(yv)
+        for n, (col, xv) in enumerate(zip(row[1 if y else 0:], xs)):
+            cell = at.get((xv, yv)) or (lacking if n == 0 else None)
             with col:
                 if cell is None:
-                    st.caption("—")
+                    st.caption(f"{lacking['model']} has no {x}" if lacking is not None else "—")
                     continue
                 _thumb(cell, lambda k: load(k, px), _label(cell, x, y))
                 if cell["state"] == "succeeded":
@@ -249,15 +252,21 @@ def cell_dialog(cell: Cell, load: Callable[[str], bytes],
             st.image(load(cell["output"]), width="stretch")
         elif cell["error"]:
             st.error(cell["error"])
-    st.markdown(
-        f"strength **{cell['strength']}** · steps **{cell['steps']}** · guidance "
-        f"**{cell['guidance']}** · seed **{cell['seed']}** · prompt **{cell['prompt']}**")
+    for extra in cell.extra_outputs:  # a model that returned several images for this cell
+        st.image(load(extra), width="stretch")
+    shown = [f"{name} **{cell[name]}**" for name in ("strength", "steps", "guidance", "seed")
+             if cell[name] is not None]
+    st.markdown(" · ".join([f"model **{cell.model}**", *shown, f"prompt **{cell['prompt']}**"]))
+    if cell.lacks:
+        st.caption(f"{cell.model} has no {', '.join(cell.lacks)}: this cell ran without "
+                   f"{'it' if len(cell.lacks) == 1 else 'them'}.")
     st.markdown(metrics_line(cell))
     st.caption(f"Prompt: {cell['prompt_text']}")
     if cell["negative_prompt"]:
         st.caption(f"Negative prompt: {cell['negative_prompt']}")
     a, b, c, d = st.columns(4)
-    a.metric("Cost", fmt.usd(cell["cost_usd"] or 0.0))
+    a.metric("Cost", fmt.usd(cell["cost_usd"] or 0.0), help="An estimate from the price "
+             "table: Replicate's API returns no price.")
     b.metric("Predict time", fmt.duration(cell["predict_time_s"]))
     c.metric("Total latency", fmt.duration(cell["latency_s"]))
     d.metric("Attempts", cell["attempts"])
@@ -267,7 +276,7 @@ def cell_dialog(cell: Cell, load: Callable[[str], bytes],
     if review is not None:
         review(cell)
     with st.expander("Full model input"):
-        st.json(cell["model_input"])
+        st.json(dict(cell["model_input"]))
     from dashboard.scenario_widgets import promote_form
 
     promote_form(cell["id"], key=f"promote_{cell['id']}", disabled=cell["state"] != "succeeded",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -11,13 +12,14 @@ from core.planning.catalog import SDXL_REF, list_models
 from core.data.db import session_scope
 from core.insight.export import export_sweep as core_export_sweep
 from core.data.library import list_images
-from core.data.models import Generation
+from core.data.models import Sweep
+from core.insight.grid_cells import GridCell, grid_cell, lacking_inputs
 from core.planning.presets import Preset, list_presets
 from core.insight.progress import SweepProgress, sweep_progress
 from core.insight.measured import metrics_by_generation
-from core.insight.metrics import METRIC_NAMES, Metrics
-from core.insight.review import CellMarks, marks_for_sweep
-from core.planning.sweeps import SweepSummary, cell_record, cells_of, summarize, sweep_version
+from core.insight.metrics import METRIC_NAMES
+from core.insight.review import marks_for_sweep
+from core.planning.sweeps import SweepSummary, cells_of, summarize, sweep_version
 from dashboard.resources import runtime
 
 
@@ -40,59 +42,49 @@ def live_progress(sweep_id: int, stuck_after_s: float = 120.0) -> SweepProgress:
                               stuck_after_s=stuck_after_s)
 
 
-def _cell(gen: Generation) -> dict[str, Any]:
-    """One cell for the gallery: the swept values under their axis names, plus the rest."""
-    record = cell_record(gen)
-    image = gen.input_image
-    label = (image.label or f"image {image.id}") if image else "deleted image"
-    return {**record,
-            "state": gen.state.value, "cell_index": gen.cell_index,
-            "prompt": gen.prompt_label or "P1", "prompt_text": gen.prompt,
-            "image": f"#{gen.input_image_id} {label}" if image else label,
-            "image_key": image.storage_key if image else None,
-            "image_thumbnail": image.thumbnail_key if image else None,
-            "negative_prompt": gen.negative_prompt, "model_input": gen.model_input,
-            "created_at": gen.created_at, "completed_at": gen.completed_at}
-
-
 @st.cache_data(ttl=1, show_spinner=False)
-def sweep_cells(sweep_id: int) -> list[dict[str, Any]]:
-    """The sweep's cells with their review marks and image metrics. The cells are cached by
-    their content (the sweep's state counts and last finish), so a finished sweep's 1,000 ORM
-    rows are built once, not every second; marks and metrics are read fresh."""
+def sweep_cells(sweep_id: int) -> list[GridCell]:
+    """The sweep's cells as typed records, with their review marks and image metrics. The
+    cells are cached by their content (the sweep's state counts and last finish), so a
+    finished sweep's 1,000 ORM rows are built once, not every second; marks and metrics are
+    read fresh."""
     with session_scope(runtime().engine) as session:
         version = sweep_version(session, sweep_id)
     cells = _cells(sweep_id, version)  # its own session: SQLite sessions must not nest
     with session_scope(runtime().engine) as session:
         marks = marks_for_sweep(session, sweep_id)
-        measured = metrics_by_generation(session, {c["reused_from"] or c["id"] for c in cells})
-    return [_with_metrics(_with_marks(cell, marks.get(cell["id"])),
-                          measured.get(cell["reused_from"] or cell["id"])) for cell in cells]
+        measured = metrics_by_generation(session, {c.reused_from or c.id for c in cells})
+    out = []
+    for cell in cells:
+        mark, found = marks.get(cell.id), measured.get(cell.reused_from or cell.id)
+        out.append(dataclasses.replace(
+            cell, rating=mark.mean_rating if mark else None,
+            n_ratings=mark.n_ratings if mark else 0,
+            ratings_by=dict(mark.ratings) if mark else {},
+            tags=tuple(sorted(mark.tags)) if mark else (),
+            metrics={name: getattr(found, name) if found else None for name in METRIC_NAMES}))
+    return out
 
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
-def _cells(sweep_id: int, version: tuple) -> list[dict[str, Any]]:
+def _cells(sweep_id: int, version: tuple) -> list[GridCell]:
+    """The cells as typed records: each with its model and, in a sweep of several models,
+    the sweep's inputs that model lacks."""
     with session_scope(runtime().engine) as session:
-        return [_cell(gen) for gen in cells_of(session, sweep_id)]
+        sweep = session.get(Sweep, sweep_id)
+        lacking = lacking_inputs(sweep.fixed_params or {}) if sweep else {}
+        refs = {m.id: m.ref for m in list_models(session)}
+        cells = []
+        for gen in cells_of(session, sweep_id):
+            ref = refs.get(gen.model_id or sweep.model_id, sweep.model_ref) if sweep else ""
+            cells.append(grid_cell(gen, model_ref=ref, lacks=lacking.get(ref, ())))
+        return cells
 
 
 def clear_sweep_cells() -> None:
     """After a change the state counts may not show (a promote, a deleted image's label)."""
     sweep_cells.clear()
     _cells.clear()
-
-
-def _with_metrics(cell: dict[str, Any], metrics: Metrics | None) -> dict[str, Any]:
-    """The output's image metrics under their names (None where not measured)."""
-    return {**cell, **{name: getattr(metrics, name) if metrics else None
-                       for name in METRIC_NAMES}}
-
-
-def _with_marks(cell: dict[str, Any], marks: CellMarks | None) -> dict[str, Any]:
-    return {**cell, "rating": marks.mean_rating if marks else None,
-            "n_ratings": marks.n_ratings if marks else 0,
-            "ratings_by": dict(marks.ratings) if marks else {},
-            "tags": sorted(marks.tags) if marks else []}
 
 
 @st.cache_data(ttl=5, show_spinner=False)

@@ -23,13 +23,16 @@ _BADGE_COLOURS = {ScenarioStatus.DRAFT: "gray", ScenarioStatus.CALIBRATED: "blue
                   ScenarioStatus.PRODUCTION: "green"}
 _MOVE_LABELS = {ScenarioStatus.CALIBRATED: "Mark calibrated",
                 ScenarioStatus.DRAFT: "Back to draft"}
-# the production service's parameter names, in the editor's order, with their number input
+# the production service's parameter names, in the editor's order, with their number input;
+# the allowed range is the scenario model's schema (checked in core.scenarios on save, with a
+# message naming the bound), not repeated here
 NUMBER_PARAMS = {
-    "strength": dict(min_value=0.0, max_value=1.0, step=0.05, format="%.2f",
-                     help="0.2–0.4 subtle; 0.8–1.0 may lose the person's identity."),
-    "num_inference_steps": dict(min_value=1, max_value=500, step=1, help="25–30 in production."),
-    "guidance_scale": dict(min_value=1.0, max_value=50.0, step=0.5, format="%.1f"),
-    "seed": dict(min_value=0, max_value=2**32 - 1, step=1, help="Empty for a random seed."),
+    "strength": dict(step=0.05, format="%.2f",
+                     help="0.2–0.4 subtle; 0.8–1.0 may lose the person's identity. Saved as "
+                          "the model's own strength input (prompt_strength on SDXL)."),
+    "num_inference_steps": dict(step=1, help="25–30 in production."),
+    "guidance_scale": dict(step=0.5, format="%.1f"),
+    "seed": dict(min_value=0, step=1, help="Empty for a random seed."),
 }
 
 

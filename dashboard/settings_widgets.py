@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
 from core.data.audit import record
-from core.planning.catalog import SDXL_REF, ensure_model, list_models
+from core.planning.catalog import SDXL_REF, ensure_model, list_models, set_price
+from core.planning.pricing import PRICING_KINDS, MissingPrice, Pricing
 from core.config import get_settings
 from core.data.db import session_scope
 from core.errors import InvalidInput, NotFound
@@ -22,8 +22,9 @@ from dashboard import format as fmt
 from dashboard import queries, resources
 from dashboard.resources import runtime
 
-PRICING_KINDS = {"per_second": "per second of hardware", "per_image": "per output image"}
-PRICING_FIELDS = ("pricing_kind", "hardware", "usd_per_second", "usd_per_image", "inflight_cap")
+PRICE_COLUMNS = ("pricing_kind", "hardware", "usd_per_second", "usd_per_image",
+                 "usd_per_megapixel", "usd_per_input_megapixel", "usd_per_run", "price_as_of")
+PRICING_FIELDS = (*PRICE_COLUMNS, "inflight_cap")
 SETTING_LABELS = {
     "daily_budget_usd": ("Daily budget (USD)", "Real spend per UTC day; sweeps are refused past it."),
     "monthly_budget_usd": ("Monthly budget (USD)", "Real spend per UTC month."),
@@ -38,78 +39,113 @@ SETTING_LABELS = {
 @st.cache_data(ttl=30, show_spinner=False)
 def models() -> list[dict[str, Any]]:
     with session_scope(runtime().engine) as session:
-        return [{"id": m.id, "ref": m.ref, "version_id": m.version_id,
-                 **{f: getattr(m, f) for f in PRICING_FIELDS}} for m in list_models(session)]
+        rows = []
+        for m in list_models(session):
+            try:
+                price = Pricing.of(m).describe()
+            except MissingPrice:
+                price = None
+            rows.append({"id": m.id, "ref": m.ref, "version_id": m.version_id,
+                         "create_via": m.create_via, "deployment": m.deployment, "price": price,
+                         **{f: getattr(m, f) for f in PRICING_FIELDS}})
+        return rows
 
 
-def _checked_pricing(changes: dict[str, Any]) -> dict[str, Any]:
+def checked_pricing(changes: dict[str, Any]) -> Pricing:
+    """The price as typed, checked by core's Pricing (one set of rules for page and CLI);
+    only the chosen unit's rates are kept."""
     kind = changes.get("pricing_kind")
     if kind not in PRICING_KINDS:
-        raise InvalidInput(f"Pricing kind {kind!r} is not per_second or per_image.")
-    for field in ("usd_per_second", "usd_per_image"):
-        value = changes.get(field)
-        if value is not None and (not math.isfinite(value) or value < 0):
-            raise InvalidInput(f"{field} must be 0 or more, not {value}.")
-    needed = "usd_per_second" if kind == "per_second" else "usd_per_image"
-    if changes.get(needed) is None:
-        raise InvalidInput(f"A model priced {PRICING_KINDS[kind]} needs {needed}.")
-    cap = changes.get("inflight_cap")
-    if cap is not None and cap < 1:
-        raise InvalidInput("The in-flight cap is 1 or more, or empty to use the global cap.")
+        raise InvalidInput(f"Choose how the model is billed: {', '.join(PRICING_KINDS)}.")
+    keep = {"per_second": ("usd_per_second", "hardware"), "per_image": ("usd_per_image",),
+            "per_megapixel": ("usd_per_megapixel", "usd_per_input_megapixel"),
+            "per_run": ("usd_per_run",)}[kind]
     hardware = (changes.get("hardware") or "").strip()
     if len(hardware) > 80:
         raise InvalidInput("The hardware name is at most 80 characters.")
-    return {**changes, "hardware": hardware or None}
+    values = {f: changes.get(f) for f in keep}
+    if "hardware" in values:
+        values["hardware"] = hardware or None
+    return Pricing(kind=kind, as_of=(changes.get("price_as_of") or "").strip() or None, **values)
 
 
 def save_pricing(model_id: int, changes: dict[str, Any], *, actor: str) -> dict[str, list[Any]]:
-    """Set a model's pricing fields; returns {field: [old, new]} of what changed (audited)."""
+    """Set a model's price and in-flight cap; returns {field: [old, new]} of what changed
+    (audited)."""
     unknown = set(changes) - set(PRICING_FIELDS)
     if unknown:
         raise InvalidInput(f"{', '.join(sorted(unknown))} cannot be edited here.")
+    cap = changes.get("inflight_cap")
+    if cap is not None and cap < 1:
+        raise InvalidInput("The in-flight cap is 1 or more, or empty to use the global cap.")
     with session_scope(runtime().engine) as session:
         model = session.get(ModelSpec, model_id)
         if model is None:
             raise NotFound(f"Model {model_id} does not exist (deleted meanwhile?).")
         current = {f: getattr(model, f) for f in PRICING_FIELDS}
-        clean = _checked_pricing({**current, **changes})
-        diff = {f: [current[f], clean[f]] for f in PRICING_FIELDS if current[f] != clean[f]}
-        for field, (_, new) in diff.items():
-            setattr(model, field, new)
-        if diff:
-            record(session, actor, "edit_model_pricing", "model_spec", model.id,
-                   {"ref": model.ref, "diff": diff})
+        pricing = checked_pricing({**current, **changes})
+        _, diff = set_price(session, model.ref, pricing, actor=actor,
+                            inflight_cap=changes.get("inflight_cap", current["inflight_cap"]))
     models.clear()
     return diff
 
 
-def add_default_model(*, actor: str) -> str:
+def add_model(ref: str, *, actor: str) -> str:
+    """Add a model by reference (its schema from the bundled copy or Replicate), so its
+    price can be set before it is planned."""
+    from dashboard.actions import schema_fetcher
+
     with session_scope(runtime().engine) as session:
-        model = ensure_model(session, SDXL_REF)
+        model = ensure_model(session, ref, fetch_schema=schema_fetcher())
         record(session, actor, "add_model", "model_spec", model.id, {"ref": model.ref})
+        added = model.ref
     models.clear()
     queries.model_refs.clear()
-    return SDXL_REF
+    return added
+
+
+def add_default_model(*, actor: str) -> str:
+    return add_model(SDXL_REF, actor=actor)
 
 
 def pricing_form(model: dict[str, Any]) -> dict[str, Any] | None:
+    """The price of one model in its billing unit, with the date it was read."""
     with st.form(f"st_model_{model['id']}"):
-        kind = st.selectbox("Pricing", list(PRICING_KINDS), format_func=PRICING_KINDS.get,
-                            index=list(PRICING_KINDS).index(model["pricing_kind"])
-                            if model["pricing_kind"] in PRICING_KINDS else 0)
+        kinds = list(PRICING_KINDS)
+        kind = st.selectbox("Pricing", kinds, format_func=PRICING_KINDS.get,
+                            index=kinds.index(model["pricing_kind"])
+                            if model["pricing_kind"] in kinds else 0,
+                            help="Replicate's API returns no price: costs are estimates from "
+                                 "this table. Copy the rate from the model's page.")
         hardware = st.text_input("Hardware", value=model["hardware"] or "",
-                                 placeholder="Nvidia A40 (Large) GPU")
+                                 placeholder="Nvidia A40 (Large) GPU",
+                                 help="Per-second pricing only: the SKU the rate is for.")
         a, b, c = st.columns(3)
         per_second = a.number_input("USD per second", value=model["usd_per_second"],
                                     min_value=0.0, step=0.000025, format="%.6f")
         per_image = b.number_input("USD per image", value=model["usd_per_image"],
                                    min_value=0.0, step=0.001, format="%.4f")
-        cap = c.number_input("In-flight cap", value=model["inflight_cap"], min_value=1, step=1,
-                             help="Empty: the global cap under Budgets and caps.")
+        per_run = c.number_input("USD per run", value=model["usd_per_run"],
+                                 min_value=0.0, step=0.001, format="%.4f")
+        d, e, f = st.columns(3)
+        per_mp = d.number_input("USD per output megapixel", value=model["usd_per_megapixel"],
+                                min_value=0.0, step=0.001, format="%.4f",
+                                help="Each output's megapixels are rounded up.")
+        per_in_mp = e.number_input("USD per input megapixel",
+                                   value=model["usd_per_input_megapixel"], min_value=0.0,
+                                   step=0.001, format="%.4f",
+                                   help="Per-megapixel models that also bill their input "
+                                        "images; rounded up per image.")
+        as_of = f.text_input("Price as of", value=model["price_as_of"] or "",
+                             placeholder="YYYY-MM-DD", help="Empty: today.")
+        cap = st.number_input("In-flight cap", value=model["inflight_cap"], min_value=1, step=1,
+                              help="Empty: the global cap under Budgets and caps.")
         if not st.form_submit_button("Save pricing"):
             return None
     return {"pricing_kind": kind, "hardware": hardware, "usd_per_second": per_second,
-            "usd_per_image": per_image, "inflight_cap": cap}
+            "usd_per_image": per_image, "usd_per_megapixel": per_mp,
+            "usd_per_input_megapixel": per_in_mp, "usd_per_run": per_run,
+            "price_as_of": as_of, "inflight_cap": cap}
 
 
 # -- budgets and caps ----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""New sweep widgets: axis fields with live parsing feedback, the image picker, the preview.
+"""New sweep widgets: axis fields with live parsing feedback, every other input of the chosen
+models (from their own schemas), the image picker, the preview.
 
 Widgets take plain data and return what the user typed or chose; they do not write."""
 
@@ -12,21 +13,27 @@ import streamlit as st
 
 from core.planning import grid
 from core.errors import InvalidInput
+from core.planning.catalog import ModelView
 from core.planning.presets import Preset
-from core.planning.sweeps import SweepPlan
+from core.planning.schema import describe_value, input_kind
+from core.planning.sweeps import DEFAULT_CANCEL_AFTER_S, SweepPlan
 from dashboard import format as fmt
 
 # Widget keys of the fields a scenario can prefill, with blank-sweep defaults.
+# Blank axis fields leave the model's own default (nothing is sent for them).
 FIELD_DEFAULTS = {
     "f_model": "stability-ai/sdxl",
     "f_strength": "0.3, 0.5, 0.7",
     "f_steps": "20, 30",
-    "f_guidance": "7.5",
+    "f_guidance": "",
     "f_seed": "-1",
     "f_prompts": "",
     "f_prompt_sr": "",
     "f_negative": "",
+    "f_cancel_after": DEFAULT_CANCEL_AFTER_S,
 }
+MODES = ("model default", "fixed", "swept")
+ROLE_LABELS = {"strength": "Strength", "steps": "Steps", "guidance": "Guidance", "seed": "Seed"}
 
 
 def init_fields() -> None:
@@ -35,14 +42,153 @@ def init_fields() -> None:
 
 
 def apply_preset(preset: Preset | None) -> None:
-    """Fill the fields from a scenario (a widget callback, so it runs before they render)."""
-    values = dict(FIELD_DEFAULTS)
+    """Fill the fields from a scenario (a widget callback, so it runs before they render):
+    its model, prompt, axes and every other parameter as a fixed input."""
+    values: dict[str, Any] = dict(FIELD_DEFAULTS)
+    for key in [k for k in st.session_state if str(k).startswith(("f_mode_", "f_fixed_", "f_axis_"))]:
+        del st.session_state[key]
     if preset is not None:
         values.update({f"f_{axis}": text for axis, text in preset.axes.items()})
         values.update(f_prompts=preset.prompt, f_negative=preset.negative_prompt)
         if preset.model_ref:
             values["f_model"] = preset.model_ref
+        for name, value in preset.fixed.items():
+            values[f"f_mode_{name}"] = "fixed"
+            values[f"f_fixed_{name}"] = value
     st.session_state.update(values)
+
+
+def model_refs(text: str) -> list[str]:
+    """The models typed in the Models field: comma separated, each owner/name[:version]."""
+    return list(dict.fromkeys(r.strip() for r in text.split(",") if r.strip()))
+
+
+def _prop_help(view: ModelView, name: str) -> str:
+    prop = view.properties.get(name, {})
+    bits = [f"{view.ref}: `{name}`"]
+    if "minimum" in prop or "maximum" in prop:
+        bits.append(f"{describe_value(prop.get('minimum', '…'))} to "
+                    f"{describe_value(prop.get('maximum', '…'))}")
+    if "default" in prop:
+        bits.append(f"default {describe_value(prop['default'])}")
+    text = ", ".join(bits)
+    return text + (f" — {prop['description']}" if prop.get("description") else "")
+
+
+def role_axis(role: str, views: list[ModelView], *, help_prefix: str = "") -> list[Any] | None:
+    """The strength / steps / guidance / seed field, shown only when a chosen model has that
+    input (under whatever name); blank leaves each model's default. Returns the values,
+    [] when blank, None when it does not parse or no model has it."""
+    having = [v for v in views if v.roles.name_for(role)]
+    if not having:
+        return None
+    name = having[0].roles.name_for(role) or role
+    help_text = help_prefix + "  \n".join(_prop_help(v, v.roles.name_for(role) or role)
+                                            for v in having)
+    key = f"f_{role}"
+    text = st.text_input(ROLE_LABELS[role], key=key, help=help_text)
+    if not text.strip():
+        st.caption("→ each model's default")
+        return []
+    prop = having[0].properties.get(name, {})
+    if role == "seed":
+        return _feedback(lambda: grid.parse_number_axis(text, name="seed", integer=True))
+    return _feedback(lambda: grid.parse_axis(role, text, prop))
+
+
+def _union_inputs(views: list[ModelView]) -> dict[str, list[ModelView]]:
+    """Every input of the chosen models the form does not already cover, in model order."""
+    covered = set()
+    for view in views:
+        covered |= set(view.roles.mapped.values()) | {view.roles.image}
+    union: dict[str, list[ModelView]] = {}
+    for view in views:
+        for name in view.properties:
+            if name not in covered:
+                union.setdefault(name, []).append(view)
+    return union
+
+
+def _fixed_widget(name: str, prop: dict[str, Any], help_text: str) -> Any:
+    key, kind = f"f_fixed_{name}", input_kind(prop)
+    default = prop.get("default")
+    if kind == "enum":
+        options = list(prop["enum"])
+        if st.session_state.get(key) not in options:
+            st.session_state[key] = default if default in options else options[0]
+        return st.selectbox(name, options, key=key, help=help_text)
+    if kind == "boolean":
+        st.session_state.setdefault(key, bool(default))
+        return st.checkbox(name, key=key, help=help_text)
+    current = st.session_state.get(key, default)
+    if not isinstance(current, str):  # a preset's number, or the schema default
+        st.session_state[key] = "" if current is None else (
+            describe_value(current) if kind in ("integer", "number") else str(current))
+    text = st.text_input(name, key=key, help=help_text)
+    return grid.parse_value(name, text, prop) if text.strip() else None
+
+
+def other_inputs(views: list[ModelView]) -> tuple[dict[str, Any], dict[str, str], bool]:
+    """Every other input of the chosen models, each left to the model's default, fixed, or
+    swept (a widget that fits its type, its default shown, its description as help).
+    Returns (fixed values, axis texts, whether everything parsed)."""
+    fixed: dict[str, Any] = {}
+    axes: dict[str, str] = {}
+    ok = True
+    union = _union_inputs(views)
+    chosen = sum(1 for n in union if st.session_state.get(f"f_mode_{n}", MODES[0]) != MODES[0])
+    with st.expander(f"Other model inputs ({chosen} set of {len(union)})", expanded=chosen > 0):
+        st.caption("Anything left at the model default is not sent. With several models, a "
+                   "value applies to the models that have the input.")
+        for name, having in union.items():
+            prop = having[0].properties[name]
+            help_text = "  \n".join(_prop_help(v, name) for v in having)
+            kind = input_kind(prop)
+            left, right = st.columns([1, 2])
+            modes = MODES if kind not in ("image", "other") else MODES[:2]
+            mode = left.selectbox(name, modes, key=f"f_mode_{name}", help=help_text,
+                                  label_visibility="visible")
+            with right:
+                try:
+                    if mode == "fixed":
+                        value = _fixed_widget(name, prop, help_text)
+                        if value is not None:
+                            fixed[name] = value
+                    elif mode == "swept":
+                        text = st.text_input(f"{name} values", key=f"f_axis_{name}",
+                                             help=help_text + "  \nA comma list, or for numbers "
+                                             "a range: 0.3-0.6 (+0.1), 20-40 [3].")
+                        values = _feedback(
+                            lambda n=name, t=text, p=prop: grid.parse_axis(n, t, p)) \
+                            if text.strip() else None
+                        if values is None:
+                            ok = ok and not text.strip()
+                        else:
+                            axes[name] = text
+                    else:
+                        default = prop.get("default")
+                        st.caption(f"default {describe_value(default)}" if "default" in prop
+                                   else "not sent")
+                except InvalidInput as exc:
+                    st.error(str(exc), icon="✏️")
+                    ok = False
+    return fixed, axes, ok
+
+
+def image_input_note(views: list[ModelView]) -> None:
+    parts = []
+    for view in views:
+        image = view.roles.image
+        if image is None:
+            parts.append(f"{view.ref} takes no image (text to image)")
+        else:
+            parts.append(f"{view.ref}: `{image}`" + (" (as a list)" if view.roles.image_is_list
+                                                       else ""))
+    st.caption("Each chosen photo goes to the model's image input — " + "; ".join(parts) + ".")
+
+
+def missing_prices(views: list[ModelView]) -> list[ModelView]:
+    return [v for v in views if v.price is None]
 
 
 def scenario_picker(presets: list[Preset]) -> Preset | None:
@@ -133,20 +279,37 @@ def preview(plan: SweepPlan) -> None:
     b.metric("Reuse earlier outputs", f"{reused:,}",
              help="Identical requests (same model version, image, parameters and fixed seed) "
                   "reuse the stored output instead of paying again, unless Fresh run is on.")
-    c.metric("Estimated cost", fmt.usd(plan.estimated_cost_usd))
+    c.metric("Estimated cost", fmt.usd(plan.estimated_cost_usd),
+             help="An estimate from the price table (Settings): Replicate's API returns no "
+                  "price. " + " ".join(f"{m.ref}: {_price(m)}." for m in plan.models))
     d.metric("Estimated duration", fmt.duration(plan.estimated_duration_s))
     if plan.estimate is not None:
         st.caption(f"Estimated from {plan.estimate.basis}; about "
                    f"{plan.estimate.predict_s:.1f} s of predict time a cell, "
                    f"{plan.estimate.parallel} cells at a time.")
-    rows = [{"#": cell.index, "image": cell.image_id, "prompt": cell.prompt_label,
-             "seed": cell.seed, "guidance": cell.guidance, "steps": cell.steps,
-             "strength": cell.strength, "reuses output": cell.request_hash in plan.reusable}
+    for ref, names in plan.not_applied.items():
+        st.caption(f"{ref} has no {', '.join(names)}: its cells leave "
+                   f"{'it' if len(names) == 1 else 'them'} out.")
+    several = len(plan.models) > 1
+    rows = [{"#": cell.index, **({"model": cell.model} if several else {}),
+             "image": cell.image_id, "prompt": cell.prompt_label,
+             **{name: cell.values.get(name, "—") for name in plan.axes
+                if name not in ("model", "image", "prompt")},
+             "reuses output": cell.request_hash in plan.reusable}
             for cell in plan.cells[:500]]
     st.dataframe(pd.DataFrame(rows), hide_index=True, height=min(38 + 35 * len(rows), 320),
                  width="stretch")
     if len(plan.cells) > 500:
         st.caption(f"Showing the first 500 of {len(plan.cells):,} cells.")
+
+
+def _price(model: Any) -> str:
+    from core.planning.pricing import MissingPrice, Pricing
+
+    try:
+        return Pricing.of(model).describe()
+    except MissingPrice:
+        return "no price"
 
 
 def take_uploads(files: list[Any], seen: dict[str, dict[str, Any]],

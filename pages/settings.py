@@ -15,9 +15,10 @@ models_tab, budgets_tab, check_tab, library_tab = st.tabs(
     ["Models and pricing", "Budgets and caps", "System check", "Image library"])
 
 with models_tab:
-    st.caption("Prices estimate a sweep before it runs and price each prediction afterwards. "
-               "Replicate bills per second of the model's hardware, or per image for official "
-               "models.")
+    st.caption("The price table. Replicate's API returns no price, so every cost shown is an "
+               "estimate from these rates: per second of the model's hardware (community "
+               "models), per output image or per output megapixel (official models), or per "
+               "run. Each rate carries the date it was read.")
     models = []
     with shown_errors("loading models"):
         models = sw.models()
@@ -26,9 +27,18 @@ with models_tab:
         if st.button("Add stability-ai/sdxl"):
             with shown_errors("adding the model"):
                 st.success(f"{sw.add_default_model(actor=user)} added.")
+    with st.form("st_add_model"):
+        new_ref = st.text_input("Add a model", placeholder="owner/name or owner/name:version",
+                                help="Its input schema is read from Replicate; set its price "
+                                     "below before planning a sweep with it.")
+        if st.form_submit_button("Add model") and new_ref.strip():
+            with shown_errors(f"adding {new_ref}"):
+                st.success(f"{sw.add_model(new_ref, actor=user)} added: set its price below.")
+                models = sw.models()
     for model in models:
-        with st.expander(f"**{model['ref']}** · {model['version_id'] or 'latest version'}",
-                         expanded=len(models) == 1):
+        price = model["price"] or "no price yet"
+        with st.expander(f"**{model['ref']}** · {price} · created via {model['create_via']}",
+                         expanded=len(models) == 1 or model["price"] is None):
             with shown_errors(f"saving the pricing of {model['ref']}"):
                 changes = sw.pricing_form(model)
                 if changes is not None:

@@ -26,14 +26,16 @@ def at(year: int, month: int, day: int, hour: int = 12, minute: int = 0,
 
 
 def make_model(session: Session, ref: str = "stability-ai/sdxl", **fields: Any) -> ModelSpec:
-    from core.planning.catalog import SDXL_VERSION
+    from core.planning.known_models import KNOWN_MODELS, SDXL_REF, SDXL_VERSION
     from core.planning.schema import load_bundled_version
 
+    sdxl_price = KNOWN_MODELS[SDXL_REF].price
     values: dict[str, Any] = dict(ref=ref, version_id=SDXL_VERSION,
                                   input_schema=load_bundled_version(ref)["openapi_schema"]
                                   if ref == "stability-ai/sdxl" else None,
                                   strength_input="prompt_strength", pricing_kind="per_second",
-                                  hardware="Nvidia A40 (Large) GPU", usd_per_second=0.000725)
+                                  hardware=sdxl_price.hardware, usd_per_second=sdxl_price.usd,
+                                  price_as_of=sdxl_price.as_of)
     values.update(fields)
     model = ModelSpec(**values)
     session.add(model)

@@ -135,3 +135,45 @@ def test_cancel_on_a_finished_sweep_says_nothing_changed(tuner_env, tmp_path):
     assert json.loads(cancel.stdout)["already_finished"] is True
     status = json.loads(run(["sweep", "status", "1", "--json"], tuner_env).stdout)
     assert status["status"] == "succeeded" and status["cell_counts"]["done"] == 1
+
+
+def test_sweep_run_takes_models_axes_and_fixed_values(tuner_env, tmp_path):
+    image = tmp_path / "face.png"
+    image.write_bytes(png_bytes())
+    result = run(["sweep", "run", "--model", "stability-ai/sdxl", "--model",
+                  "black-forest-labs/flux-kontext-pro", "--image", str(image), "--prompt", "a",
+                  "--strength", "0.3, 0.6", "--axis", "aspect_ratio=1:1,16:9",
+                  "--set", "scheduler=K_EULER", "--seed", "3", "--json"],
+                 {**tuner_env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    assert result.returncode == 3, result.stderr  # saved; Redis is away in this test
+    status = json.loads(run(["sweep", "status", "1", "--json"], tuner_env).stdout)
+    cells = status["cells"]
+    sdxl = [c for c in cells if "prompt_strength" in c["model_input"]]
+    kontext = [c for c in cells if "aspect_ratio" in c["model_input"]]
+    assert (len(sdxl), len(kontext)) == (2, 2)
+    assert all(c["model_input"]["scheduler"] == "K_EULER" for c in sdxl)
+
+
+def test_sweep_run_refuses_a_bad_axis_flag(tuner_env, tmp_path):
+    image = tmp_path / "face.png"
+    image.write_bytes(png_bytes())
+    result = run(["sweep", "run", "--image", str(image), "--prompt", "a", "--axis", "nonsense"],
+                 tuner_env)
+    assert result.returncode == 2 and "--axis 'nonsense' is not NAME=VALUE" in result.stderr
+
+
+def test_pricing_set_and_show(tuner_env):
+    result = run(["pricing", "set", "bytedance/seedream-4", "--per-megapixel", "0.012",
+                  "--per-input-megapixel", "0.003", "--as-of", "2026-12-01"], tuner_env)
+    assert result.returncode == 0, result.stderr
+    assert ("bytedance/seedream-4: $0.012 per output megapixel + $0.003 per input megapixel, "
+            "as of 2026-12-01") in result.stdout
+    shown = json.loads(run(["pricing", "show", "--json"], tuner_env).stdout)
+    row = next(r for r in shown if r["model"] == "bytedance/seedream-4")
+    assert (row["pricing_kind"], row["rate_usd"], row["as_of"], row["create_via"]) == (
+        "per_megapixel", 0.012, "2026-12-01", "official")
+    both = run(["pricing", "set", "bytedance/seedream-4", "--per-image", "1", "--per-run", "1"],
+               tuner_env)
+    assert both.returncode == 2 and "exactly one of" in both.stderr
+    text = run(["pricing", "show"], tuner_env).stdout
+    assert "estimates" in text

@@ -12,7 +12,9 @@ from core.planning.grid import (
     CellSpec,
     GridImage,
     GridSpec,
-    InputNames,
+    AxisSpec,
+    parse_axis,
+    parse_value,
     PromptVariant,
     apply_prompt_sr,
     count_cells,
@@ -23,11 +25,12 @@ from core.planning.grid import (
     request_hash,
     resolve_seeds,
 )
-from core.planning.schema import load_bundled_version
+from core.planning.known_models import KNOWN_MODELS
+from core.planning.schema import input_roles, load_bundled_version
 
 SDXL = "stability-ai/sdxl:39ed52f2a78e934b3ba6e2a89f5b1c712de7dfea535525255b1aa35c5565e08b"
 SDXL_SCHEMA = load_bundled_version(SDXL)["openapi_schema"]
-SDXL_NAMES = InputNames.for_model(SDXL)
+SDXL_ROLES = input_roles(SDXL_SCHEMA)
 
 
 def strength(text):
@@ -306,33 +309,21 @@ def test_out_of_range_seed_is_refused(seed):
         resolve_seeds([seed], random.Random(0))
 
 
-# --- input names --------------------------------------------------------------------------
-
-
-def test_sdxl_uses_prompt_strength():
-    assert InputNames.for_model("stability-ai/sdxl").strength == "prompt_strength"
-
-
-def test_bare_sdxl_version_uses_prompt_strength():
-    assert InputNames.for_model(SDXL.split(":")[1]).strength == "prompt_strength"
-
-
-def test_other_models_use_strength():
-    assert InputNames.for_model("someone/img2img:abc").strength == "strength"
-
-
 # --- grid expansion -----------------------------------------------------------------------
 
 
 def spec(**changes):
+    axes = changes.pop("axes", None)
+    role = {"seed": "seed", "guidance": "guidance_scale", "steps": "num_inference_steps",
+            "strength": "prompt_strength"}
+    values = {"seed": (42,), "guidance": (7.5,), "steps": (25, 30), "strength": (0.2, 0.35, 0.5)}
+    values.update({k: changes.pop(k) for k in list(changes) if k in values})
     fields = dict(
         model_version=SDXL,
         images=(GridImage("img-a", "a" * 64), GridImage("img-b", "b" * 64)),
         prompts=(PromptVariant("a portrait", "P1"),),
-        seed=(42,),
-        guidance=(7.5,),
-        steps=(25, 30),
-        strength=(0.2, 0.35, 0.5),
+        axes=axes if axes is not None else tuple(
+            AxisSpec(name, values[name], role[name]) for name in ("seed", "guidance", "steps", "strength")),
         negative_prompt="blurry",
         fixed={"width": 1024, "height": 1024, "scheduler": "K_EULER"},
     )
@@ -340,7 +331,7 @@ def spec(**changes):
 
 
 def expand(grid, max_cells=2000):
-    return expand_grid(grid, model_input_names=SDXL_NAMES, max_cells=max_cells, openapi_schema=SDXL_SCHEMA)
+    return expand_grid(grid, roles=SDXL_ROLES, max_cells=max_cells, openapi_schema=SDXL_SCHEMA)
 
 
 def test_count_cells_is_the_product_of_axis_sizes():
@@ -370,6 +361,22 @@ def test_cell_model_input_uses_the_models_names_and_has_no_image():
         "num_inference_steps": 25, "guidance_scale": 7.5, "seed": 42,
         "width": 1024, "height": 1024, "scheduler": "K_EULER",
     }
+
+
+def test_nothing_the_grid_does_not_set_is_sent():
+    cell = expand(spec(axes=(), negative_prompt="", fixed={}))[0]
+    assert cell.model_input == {"prompt": "a portrait"}
+
+
+def test_cells_record_the_schema_default_for_a_role_that_is_not_sent():
+    cell = expand(spec(axes=(), fixed={}))[0]
+    assert (cell.steps, cell.guidance, cell.strength, cell.seed) == (50, 7.5, 0.8, None)
+
+
+def test_any_input_can_be_an_axis():
+    cells = expand(spec(axes=(AxisSpec("scheduler", ("K_EULER", "DDIM"), "scheduler"),), fixed={}))
+    assert [(c.values, c.model_input["scheduler"]) for c in cells[:2]] == [
+        ({"scheduler": "K_EULER"}, "K_EULER"), ({"scheduler": "DDIM"}, "DDIM")]
 
 
 def test_cell_carries_resolved_parameters():
@@ -438,13 +445,41 @@ def test_unresolved_random_seed_is_a_programming_error():
         expand(spec(seed=(-1,)))
 
 
-def test_other_models_get_strength():
-    schema = {"components": {"schemas": {"Input": {"properties": {
-        name: {"type": "number"} for name in
-        ("prompt", "negative_prompt", "strength", "num_inference_steps", "guidance_scale", "seed")
-    } | {"prompt": {"type": "string"}, "negative_prompt": {"type": "string"}}}}}}
-    cells = expand_grid(spec(fixed={}), model_input_names=InputNames(), max_cells=100, openapi_schema=schema)
-    assert cells[0].model_input["strength"] == 0.2
+def test_a_list_image_input_is_left_to_the_worker():
+    schema = KNOWN_MODELS["bytedance/seedream-4"].openapi_schema
+    roles = input_roles(schema)
+    cells = expand_grid(spec(axes=(), negative_prompt="", fixed={"size": "1K"}), roles=roles,
+                        max_cells=100, openapi_schema=schema)
+    assert (roles.image, roles.image_is_list, cells[0].model_input) == (
+        "image_input", True, {"prompt": "a portrait", "size": "1K"})
+
+
+# --- typed axes and values --------------------------------------------------------------------
+
+
+def test_enum_axis_is_a_comma_list_of_the_models_choices():
+    prop = {"type": "string", "enum": ["1:1", "16:9"]}
+    assert parse_axis("aspect_ratio", "1:1, 16:9", prop) == ["1:1", "16:9"]
+    with pytest.raises(InvalidInput, match="'4:3' is not one of the model's choices: 1:1, 16:9"):
+        parse_axis("aspect_ratio", "4:3", prop)
+
+
+def test_number_axis_takes_the_range_syntax():
+    assert parse_axis("guidance", "2-4 [3]", {"type": "number"}) == [2.0, 3.0, 4.0]
+
+
+def test_boolean_axis_and_values():
+    assert parse_axis("go_fast", "true, false", {"type": "boolean"}) == [True, False]
+    with pytest.raises(InvalidInput, match="'maybe' is not true or false"):
+        parse_value("go_fast", "maybe", {"type": "boolean"})
+
+
+def test_string_axis_is_one_value_per_line_when_values_have_commas():
+    assert parse_axis("style", "a, b\nc", {"type": "string"}) == ["a, b", "c"]
+
+
+def test_fixed_integer_value_is_typed():
+    assert parse_value("width", "768", {"type": "integer"}) == 768
 
 
 # --- request hashes -----------------------------------------------------------------------

@@ -1,8 +1,12 @@
 import pytest
 
+from core.errors import InvalidInput
+from core.planning.known_models import KNOWN_MODELS, SDXL_REF
 from core.planning.pricing import (
-    DEFAULT_PRICING,
     Estimate,
+    MissingPrice,
+    max_cost,
+    expected_cost,
     Pricing,
     cost_of,
     estimate_sweep,
@@ -10,12 +14,65 @@ from core.planning.pricing import (
 )
 
 PER_IMAGE = Pricing.per_image(0.003)
+_SDXL = KNOWN_MODELS[SDXL_REF].price
+DEFAULT_PRICING = Pricing.per_second(_SDXL.hardware, _SDXL.usd)
 
 
-def test_default_pricing_is_sdxl_on_a40_large():
-    assert (DEFAULT_PRICING.kind, DEFAULT_PRICING.hardware, DEFAULT_PRICING.usd_per_second) == (
-        "per_second", "Nvidia A40 (Large) GPU", 0.000725
+def test_sdxl_is_priced_per_second_on_a40_large_with_a_date():
+    assert (_SDXL.kind, _SDXL.hardware, _SDXL.usd, _SDXL.as_of) == (
+        "per_second", "Nvidia A40 (Large) GPU", 0.000725, "2026-11-24"
     )
+
+
+def test_per_megapixel_rounds_each_output_and_each_input_up():
+    # 2 outputs of 1.2 MP → 2 × 2 MP; one 0.3 MP input → 1 MP: 4 × 0.015 + 1 × 0.01
+    pricing = Pricing.per_megapixel(0.015, usd_per_input_megapixel=0.01)
+    assert cost_of(pricing, 3.0, 2, output_megapixels=[1.2, 1.2],
+                   input_megapixels=[0.3]) == pytest.approx(0.07)
+
+
+def test_per_megapixel_bills_nothing_without_outputs():
+    assert cost_of(Pricing.per_megapixel(0.015, 0.015), 3.0, 0, input_megapixels=[1.0]) == 0.0
+
+
+def test_per_run_bills_a_prediction_that_ran_once():
+    assert cost_of(Pricing.per_run(0.05), 12.0, 3) == 0.05
+    assert cost_of(Pricing.per_run(0.05), None, 0) == 0.0  # aborted: never ran
+
+
+def test_expected_cost_counts_the_outputs_the_input_asks_for():
+    assert expected_cost(Pricing.per_image(0.025), {"num_outputs": 3},
+                         expected_predict_time_s=4.0) == pytest.approx(0.075)
+
+
+def test_expected_megapixels_follow_width_and_height():
+    cost = expected_cost(Pricing.per_megapixel(0.01), {"width": 2048, "height": 1024},
+                         expected_predict_time_s=4.0)
+    assert cost == pytest.approx(0.03)  # 2.1 MP → 3 MP
+
+
+def test_max_cost_per_second_is_the_whole_cancel_after_deadline():
+    assert max_cost(DEFAULT_PRICING, {}, 300) == pytest.approx(300 * 0.000725)
+
+
+def test_max_cost_per_image_is_every_output_allowed():
+    assert max_cost(Pricing.per_image(0.03), {"max_images": 4}, 300) == pytest.approx(0.12)
+
+
+def test_a_model_without_a_price_is_refused_with_how_to_set_one():
+    class Unpriced:
+        ref, pricing_kind = "someone/new-model", None
+
+    with pytest.raises(MissingPrice, match="someone/new-model has no price yet: set one"):
+        Pricing.of(Unpriced())
+
+
+@pytest.mark.parametrize("kwargs", [dict(kind="per_token", usd_per_run=1.0),
+                                    dict(kind="per_image"),
+                                    dict(kind="per_image", usd_per_image=-1.0)])
+def test_bad_prices_are_refused(kwargs):
+    with pytest.raises(InvalidInput):
+        Pricing(**kwargs)
 
 
 def test_per_second_cost_is_rate_times_predict_time():
@@ -45,12 +102,12 @@ def test_negative_predict_time_is_refused():
 
 
 def test_pricing_without_its_rate_is_refused():
-    with pytest.raises(ValueError, match="per_image pricing needs a rate"):
+    with pytest.raises(InvalidInput, match="per output image needs usd_per_image"):
         Pricing(kind="per_image", usd_per_second=0.001)
 
 
 def test_pricing_with_unknown_kind_is_refused():
-    with pytest.raises(ValueError, match="'monthly' is not per_second or per_image"):
+    with pytest.raises(InvalidInput, match="'monthly' is not one of per_second, per_image"):
         Pricing(kind="monthly", usd_per_second=1.0)  # type: ignore[arg-type]
 
 

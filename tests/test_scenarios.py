@@ -263,8 +263,9 @@ def test_production_config_shape(db_session):
                                             "strength": 0.5, "num_inference_steps": 25}
     level1 = config["projection-level-1"]
     assert list(level1) == ["description", "version", "strength", "guidance_scale", "seed",
-                            "prompt", "negative_prompt", "model", "scheduler"]
+                            "prompt", "negative_prompt", "model", "endpoint", "scheduler"]
     assert level1["strength"] == 0.35 and level1["model"] == "stability-ai/sdxl"
+    assert level1["endpoint"].startswith("POST /v1/predictions (version ")
     both = scenarios.production_config(db_session, statuses=("production", "draft"))
     assert list(both) == ["projection-level-1", "projection-level-2", "still-draft"]
     with pytest.raises(InvalidInput, match="'live'"):
@@ -292,3 +293,22 @@ def test_empty_export(db_session):
     assert scenarios.production_config(db_session) == {}
     assert scenarios.export_python(db_session).endswith("scenario_config = {}\n")
     assert scenarios.export_json(db_session) == "{}\n"
+
+
+def test_a_parameter_outside_the_models_schema_is_refused_before_storing(db_session):
+    scenarios.create_scenario(db_session, "edit", actor="a",
+                              model_ref="black-forest-labs/flux-kontext-pro")
+    with pytest.raises(InvalidInput, match="aspect_ratio = '7:3' is not allowed for "
+                                           "black-forest-labs/flux-kontext-pro"):
+        scenarios.edit_scenario(db_session, "edit", {"params": {"aspect_ratio": "7:3"}}, actor="a")
+    assert scenarios.get_scenario(db_session, "edit").params == {}
+
+
+def test_an_official_models_export_names_the_models_endpoint(db_session):
+    scenarios.create_scenario(db_session, "edit", actor="a",
+                              model_ref="black-forest-labs/flux-kontext-pro",
+                              params={"aspect_ratio": "1:1", "safety_tolerance": 2})
+    config = scenarios.production_config(db_session, statuses=("draft",))["edit"]
+    assert config == {"description": "", "model": "black-forest-labs/flux-kontext-pro",
+                      "endpoint": "POST /v1/models/black-forest-labs/flux-kontext-pro/predictions",
+                      "aspect_ratio": "1:1", "safety_tolerance": 2}

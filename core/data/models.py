@@ -113,10 +113,20 @@ class ModelSpec(Base):
     image_input: Mapped[str] = mapped_column(String(64), default="image")
     input_schema: Mapped[dict[str, Any] | None]  # the version's openapi_schema, cached
     schema_fetched_at: Mapped[dt.datetime | None]
-    pricing_kind: Mapped[str] = mapped_column(String(16), default="per_second")
+    # How predictions are created: "versioned" (POST /v1/predictions with a version),
+    # "official" (POST /v1/models/{owner}/{name}/predictions, no version) or "deployment"
+    # (POST /v1/deployments/{deployment}/predictions).
+    create_via: Mapped[str] = mapped_column(String(16), default="versioned")
+    deployment: Mapped[str | None] = mapped_column(String(200))  # owner/name of a deployment
+    # The price table (core.planning.pricing): kind None = no price yet, planning refuses.
+    pricing_kind: Mapped[str | None] = mapped_column(String(16))
     hardware: Mapped[str | None] = mapped_column(String(80))
     usd_per_second: Mapped[float | None] = mapped_column(Float)
     usd_per_image: Mapped[float | None] = mapped_column(Float)
+    usd_per_megapixel: Mapped[float | None] = mapped_column(Float)
+    usd_per_input_megapixel: Mapped[float | None] = mapped_column(Float)
+    usd_per_run: Mapped[float | None] = mapped_column(Float)
+    price_as_of: Mapped[str | None] = mapped_column(String(10))  # YYYY-MM-DD the price was read
     inflight_cap: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -200,6 +210,8 @@ class Sweep(Base):
     estimated_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     estimated_duration_s: Mapped[float | None] = mapped_column(Float)  # as shown before submit
     fresh_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Cancel-After sent with every create: a prediction not started by then ends aborted.
+    cancel_after_s: Mapped[int | None] = mapped_column(Integer)
     cancel_requested_at: Mapped[dt.datetime | None]
     halted_reason: Mapped[str | None] = mapped_column(Text)  # e.g. budget reached
     # Reviews wanted per generation: None = every reviewer rates everything; N = a
@@ -233,6 +245,8 @@ class Generation(Base):
     cell_index: Mapped[int]
     input_image_id: Mapped[int | None] = mapped_column(
         ForeignKey("input_image.id", ondelete="CASCADE"), index=True)
+    # The cell's model when a sweep runs several (the model axis); None: the sweep's model.
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("model_spec.id"))
     strength: Mapped[float | None] = mapped_column(Float)
     steps: Mapped[int | None]
     guidance: Mapped[float | None] = mapped_column(Float)
@@ -283,6 +297,9 @@ class Generation(Base):
     thumbnail_key: Mapped[str | None] = mapped_column(String(200))
     output_width: Mapped[int | None]
     output_height: Mapped[int | None]
+    # Outputs after the first, when a prediction returns several images:
+    # [{"output_key", "thumbnail_key", "width", "height"}, ...]
+    extra_outputs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
 
     sweep: Mapped[Sweep] = relationship(back_populates="generations")

@@ -24,7 +24,8 @@ from core.emulator.schema import Catalog, InvalidField, ModelInfo, validate_inpu
 from core.emulator.store import Prediction, Store
 from core.emulator.throttle import CreateThrottle
 
-TERMINAL = ("succeeded", "failed", "canceled")
+TERMINAL = ("succeeded", "failed", "canceled", "aborted")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
 _PREFER_WAIT = re.compile(r"^\s*wait(?:\s*=\s*(\d+))?\s*$")
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -34,7 +35,7 @@ class Emulator:
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
-        self.catalog = Catalog()
+        self.catalog = Catalog(deployments=config.deployments)
         self.store = Store(config)
         self.throttle = CreateThrottle(config)
         self.faults = FaultInjector()
@@ -130,7 +131,7 @@ async def create_prediction(request: Request) -> Response:
     if resolved is None:
         return _not_found("The specified version does not exist (or perhaps you don't have "
                           "permission to use it?)")
-    return await _create(request, body, *resolved)
+    return await _create(request, body, *resolved, via="versioned")
 
 
 @api
@@ -143,15 +144,44 @@ async def create_model_prediction(request: Request) -> Response:
     if model is None:
         return _not_found("The requested model does not exist (or perhaps you don't have "
                           "permission to use it?)")
-    return await _create(request, body, model, model.latest_version_id)
+    return await _create(request, body, model, model.latest_version_id, via="official")
 
 
-async def _create(request: Request, body: dict[str, Any], model: ModelInfo, version_id: str) -> Response:
+@api
+async def create_deployment_prediction(request: Request) -> Response:
+    body = await _json_body(request)
+    if isinstance(body, Response):
+        return body
+    p = request.path_params
+    model = _emulator(request).catalog.deployment(p["owner"], p["name"])
+    if model is None:
+        return _not_found("The requested deployment does not exist (or perhaps you don't have "
+                          "permission to use it?)")
+    return await _create(request, body, model, model.latest_version_id, via="deployment")
+
+
+def parse_cancel_after(text: str) -> float | None:
+    """``Cancel-After: 30s | 5m | 1h30m45s | 90`` (bare numbers are seconds) → seconds."""
+    match = _DURATION.match(text.strip().lower())
+    if not text.strip() or match is None or not any(match.groups()):
+        return None
+    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+async def _create(request: Request, body: dict[str, Any], model: ModelInfo, version_id: str,
+                  *, via: str) -> Response:
     emu = _emulator(request)
     values = body.get("input", {})
     invalid = validate_input(model.versions[version_id], values)
     if invalid:
         return _validation_failed(invalid)
+    cancel_after = None
+    if "cancel-after" in request.headers:
+        cancel_after = parse_cancel_after(request.headers["cancel-after"])
+        if cancel_after is None or cancel_after < 5:
+            return problem(400, "Cancel-After must be a duration of at least 5 seconds, such as "
+                                "30s, 5m or 1h30m.", "Bad Request")
     now = time.time()
     retry_after = emu.throttle.try_acquire(now)
     if retry_after is not None:
@@ -160,7 +190,9 @@ async def _create(request: Request, body: dict[str, Any], model: ModelInfo, vers
         return problem(429, detail, "Request was throttled", retry_after=retry_after,
                        headers={"Retry-After": str(retry_after), "ratelimit-remaining": "0",
                                 "ratelimit-reset": str(retry_after)})
-    pred = emu.store.create(model, version_id, values, now, own_host=request.headers.get("host", ""))
+    pred = emu.store.create(model, version_id, values, now, own_host=request.headers.get("host", ""),
+                            cancel_after_s=cancel_after)
+    emu.store.creates_by_endpoint[f"{via} {model.ref}"] += 1
     headers = {"ratelimit-remaining": str(emu.throttle.remaining()), "ratelimit-reset": "1"}
     prefer = _PREFER_WAIT.match(request.headers.get("prefer", ""))
     if prefer is None:
@@ -261,6 +293,8 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         Route("/v1/predictions/{id}/cancel", cancel_prediction, methods=["POST"]),
         Route("/v1/models/{owner}/{name}", get_model, methods=["GET"]),
         Route("/v1/models/{owner}/{name}/predictions", create_model_prediction, methods=["POST"]),
+        Route("/v1/deployments/{owner}/{name}/predictions", create_deployment_prediction,
+              methods=["POST"]),
         Route("/v1/models/{owner}/{name}/versions/{id}", get_version, methods=["GET"]),
         Route("/_emulator/outputs/{id}/out-{index:int}.png", get_output, methods=["GET"]),
         *files.routes(api),

@@ -73,8 +73,8 @@ def _urls(pred: Prediction, base: str) -> dict[str, str]:
 def prediction(pred: Prediction, now: float, base: str, retention_s: float) -> dict[str, Any]:
     """The prediction as ``GET /v1/predictions/{id}`` shows it at time ``now``."""
     status = pred.status(now)
-    if status == "canceled":
-        return _canceled(pred, base)
+    if status in ("canceled", "aborted"):
+        return _canceled(pred, base, status)
     body: dict[str, Any] = {"id": pred.id, "model": pred.model, "version": pred.version,
                             "input": pred.input}
     if status == "starting":
@@ -85,9 +85,11 @@ def prediction(pred: Prediction, now: float, base: str, retention_s: float) -> d
                     created_at=timestamp(pred.created), started_at=timestamp(pred.started))
     else:
         removed = now >= pred.done + retention_s
-        output = None
+        output: list[str] | str | None = None
         if status == "succeeded" and not removed:
             output = [f"{base}/_emulator/outputs/{pred.id}/out-{i}.png" for i in range(pred.num_outputs)]
+            if not pred.output_is_list:  # flux-kontext: one image, as a plain string
+                output = output[0]
         body.update(
             logs=logs(pred, 1.0), output=output, data_removed=removed, error=pred.error,
             status=status, created_at=timestamp(pred.created), started_at=timestamp(pred.started),
@@ -99,23 +101,26 @@ def prediction(pred: Prediction, now: float, base: str, retention_s: float) -> d
     return body
 
 
-def _canceled(pred: Prediction, base: str) -> dict[str, Any]:
-    # Key order and set as recorded: logs and output null, webhook_completed present.
-    assert pred.canceled is not None
-    started = pred.canceled >= pred.started
-    predict_time = pred.canceled - pred.started if started else 0.0
+def _canceled(pred: Prediction, base: str, status: str = "canceled") -> dict[str, Any]:
+    # Key order and set as recorded: logs and output null, webhook_completed present. An
+    # aborted prediction (Cancel-After passed before it started) has the same shape and
+    # never started: no started_at, no predict time.
+    ended = pred.canceled if status == "canceled" else pred.aborted_at
+    assert ended is not None
+    started = ended >= pred.started
+    predict_time = ended - pred.started if started else 0.0
     return {
-        "completed_at": timestamp(pred.canceled),
+        "completed_at": timestamp(ended),
         "created_at": timestamp(pred.created),
         "error": None,
         "id": pred.id,
         "input": pred.input,
         "logs": None,
-        "metrics": {"predict_time": round(predict_time, 6),
-                    "total_time": round(pred.canceled - pred.created, 6)},
+        "metrics": ({"predict_time": round(predict_time, 6)} if status == "canceled" else {})
+        | {"total_time": round(ended - pred.created, 6)},
         "output": None,
         "started_at": timestamp(pred.started) if started else None,
-        "status": "canceled",
+        "status": status,
         "urls": {"get": f"{base}/v1/predictions/{pred.id}",
                  "cancel": f"{base}/v1/predictions/{pred.id}/cancel"},
         "model": pred.model,

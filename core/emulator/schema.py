@@ -34,6 +34,11 @@ class ModelInfo:
     latest_version_id: str = ""
     description: str = ""
     strength_input: str = "strength"
+    # Official models are created only through /v1/models/{owner}/{name}/predictions and
+    # report "version": "hidden"; their versions cannot be addressed by id.
+    official: bool = False
+    image_input: str = "image"
+    output_is_list: bool = True
 
     @property
     def ref(self) -> str:
@@ -74,12 +79,52 @@ def _sdxl() -> ModelInfo:
     )
 
 
-class Catalog:
-    """Lookup of models by ``owner/name`` and of versions by id."""
+def _official(ref: str, description: str, *, output_is_list: bool) -> ModelInfo:
+    """An official model from its public schema (core.planning.known_models cites each)."""
+    from core.planning.known_models import known_model
+    from core.planning.schema import input_roles
 
-    def __init__(self, models: list[ModelInfo] | None = None) -> None:
-        self.models = {m.ref: m for m in (models if models is not None else [_sdxl()])}
-        self._by_version = {vid: m for m in self.models.values() for vid in m.versions}
+    known = known_model(ref)
+    assert known is not None
+    owner, name = ref.split("/")
+    version = {"id": known.version_id, "created_at": "2025-01-01T00:00:00.000000Z",
+               "cog_version": "0.14.0", "openapi_schema": known.openapi_schema}
+    roles = input_roles(known.openapi_schema)
+    return ModelInfo(owner=owner, name=name, versions={known.version_id: version},
+                     latest_version_id=known.version_id, description=description,
+                     strength_input=roles.strength or "", official=True,
+                     image_input=roles.image or "", output_is_list=output_is_list)
+
+
+def default_models() -> list[ModelInfo]:
+    """SDXL (versioned, per second), flux-dev (official img2img, several outputs),
+    flux-kontext-pro (official editor, ``input_image``, one output as a string) and
+    seedream-4 (official, a list of input images, several outputs)."""
+    from core.planning.known_models import FLUX_DEV_REF, FLUX_KONTEXT_PRO_REF, SEEDREAM_4_REF
+
+    return [
+        _sdxl(),
+        _official(FLUX_DEV_REF, "A 12 billion parameter rectified flow transformer capable of "
+                  "generating images from text descriptions", output_is_list=True),
+        _official(FLUX_KONTEXT_PRO_REF, "A state-of-the-art text-based image editing model",
+                  output_is_list=False),
+        _official(SEEDREAM_4_REF, "Unified text-to-image generation and precise single-sentence "
+                  "editing at up to 4K resolution", output_is_list=True),
+    ]
+
+
+class Catalog:
+    """Lookup of models by ``owner/name``, of versions by id, and of deployments."""
+
+    def __init__(self, models: list[ModelInfo] | None = None,
+                 deployments: dict[str, str] | None = None) -> None:
+        self.models = {m.ref: m for m in (models if models is not None else default_models())}
+        self._by_version = {vid: m for m in self.models.values() for vid in m.versions
+                            if not m.official}
+        self.deployments = dict(deployments or {})  # owner/name of a deployment → model ref
+
+    def deployment(self, owner: str, name: str) -> ModelInfo | None:
+        return self.models.get(self.deployments.get(f"{owner}/{name}", ""))
 
     def model(self, owner: str, name: str) -> ModelInfo | None:
         return self.models.get(f"{owner}/{name}")
@@ -142,6 +187,18 @@ def _check(name: str, value: Any, prop: dict[str, Any]) -> InvalidField | None:
             return InvalidField("number_lte", where, f"Must be less than or equal to {prop['maximum']}")
     if prop.get("format") == "uri" and isinstance(value, str) and not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", value):
         return InvalidField("format", where, "Does not match format 'uri'")
+    if isinstance(value, list):
+        return _check_items(name, value, prop)
+    return None
+
+
+def _check_items(name: str, value: list[Any], prop: dict[str, Any]) -> InvalidField | None:
+    if "maxItems" in prop and len(value) > prop["maxItems"]:
+        return InvalidField("array_max_items", f"input.{name}",
+                            f"Array must have at most {prop['maxItems']} items")
+    for item in value:
+        if problem := _check(name, item, prop.get("items") or {}):
+            return problem
     return None
 
 

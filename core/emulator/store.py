@@ -49,6 +49,8 @@ class Prediction:
     error: str | None = None
     image_source: tuple[str, ...] | None = None
     canceled: float | None = None
+    aborted_at: float | None = None  # Cancel-After passed before it started
+    output_is_list: bool = True
 
     @property
     def started(self) -> float:
@@ -61,11 +63,13 @@ class Prediction:
     @property
     def ends(self) -> float:
         """When the prediction reaches a terminal status."""
-        return self.canceled if self.canceled is not None else self.done
+        return min(t for t in (self.canceled, self.aborted_at, self.done) if t is not None)
 
     def status(self, now: float) -> str:
         if self.canceled is not None and self.canceled <= now:
             return "canceled"
+        if self.aborted_at is not None and self.aborted_at <= now:
+            return "aborted"
         if now < self.started:
             return "starting"
         if now < self.done:
@@ -85,6 +89,14 @@ class FileRecord:
     created: float
 
 
+def _num_outputs(full: dict[str, Any]) -> int:
+    """How many images the input asks for: num_outputs, or seedream's max_images when it
+    may generate a group."""
+    if full.get("sequential_image_generation") == "auto":
+        return max(1, int(full.get("max_images", 1)))
+    return max(1, int(full.get("num_outputs", 1)))
+
+
 def input_hash(version: str, values: dict[str, Any]) -> str:
     canonical = json.dumps({"version": version, "input": values}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -99,6 +111,7 @@ class Store:
     blobs: dict[str, bytes] = field(default_factory=dict)
     counters: Counter[str] = field(default_factory=Counter)
     creates_by_input_hash: Counter[str] = field(default_factory=Counter)
+    creates_by_endpoint: Counter[str] = field(default_factory=Counter)  # "official owner/name"
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.config.random_seed)
@@ -114,6 +127,7 @@ class Store:
             self.blobs.clear()
             self.counters.clear()
             self.creates_by_input_hash.clear()
+            self.creates_by_endpoint.clear()
             self._outputs.clear()
             self._outputs_bytes = 0
 
@@ -130,28 +144,40 @@ class Store:
 
     # -- predictions -------------------------------------------------------------------
     def create(self, model: ModelInfo, version_id: str, values: dict[str, Any], now: float,
-               own_host: str = "") -> Prediction:
+               own_host: str = "", cancel_after_s: float | None = None) -> Prediction:
         full = with_defaults(model.versions[version_id], values)
         seed = full.get("seed")
         params = images.ImageParams(
             prompt=str(full.get("prompt", "")),
             negative_prompt=str(full.get("negative_prompt") or ""),
-            strength=float(full.get(model.strength_input, full.get("strength", 0.8))),
-            steps=int(full.get("num_inference_steps", 50)),
-            guidance=float(full.get("guidance_scale", 7.5)),
+            # An editing model without a strength input changes the photo moderately.
+            strength=float(full.get(model.strength_input, full.get("strength", 0.6))
+                           if model.strength_input else 0.6),
+            steps=int(full.get("num_inference_steps", full.get("steps", 28))),
+            guidance=float(full.get("guidance_scale", full.get("guidance", 7.5))),
             seed=int(seed) if seed is not None else self.rng.randint(0, 65535),
             width=int(full.get("width", 1024)),
             height=int(full.get("height", 1024)),
         )
-        source, error = self._image_source(full.get("image"), own_host)
+        image = full.get(model.image_input) if model.image_input else None
+        if isinstance(image, list):  # a list input (seedream): the first image is the photo
+            image = image[0] if image else None
+        source, error = self._image_source(image, own_host)
         if error is None and self.rng.random() < self.config.failure_rate:
             error = self.rng.choice(MODEL_ERRORS)
         pred = Prediction(
-            id=bodies.new_id(), model=model.ref, version=version_id, input=values, params=params,
-            num_outputs=int(full.get("num_outputs", 1)), created=now,
+            id=bodies.new_id(), model=model.ref,
+            version="hidden" if model.official else version_id, input=values, params=params,
+            num_outputs=_num_outputs(full), created=now,
             queue_s=self._queue_time(), predict_s=self._predict_time(),
-            error=error, image_source=source,
+            error=error, image_source=source, output_is_list=model.output_is_list,
         )
+        if cancel_after_s is not None:  # Replicate's deadline, measured from the create
+            deadline = now + cancel_after_s
+            if deadline < pred.started:
+                pred.aborted_at = deadline
+            elif deadline < pred.done:
+                pred.canceled = deadline
         self.predictions[pred.id] = pred
         self.order.append(pred.id)
         self.counters["creates_total"] += 1
@@ -277,10 +303,11 @@ class Store:
     # -- stats -------------------------------------------------------------------------
     def stats(self, now: float) -> dict[str, Any]:
         by_status = Counter(p.status(now) for p in self.predictions.values())
-        statuses = ("starting", "processing", "succeeded", "failed", "canceled")
+        statuses = ("starting", "processing", "succeeded", "failed", "canceled", "aborted")
         return {
             "creates_total": self.counters["creates_total"],
             "creates_by_input_hash": dict(self.creates_by_input_hash),
+            "creates_by_endpoint": dict(self.creates_by_endpoint),
             "predictions": {s: by_status.get(s, 0) for s in statuses},
             "requests_total": self.counters["requests_total"],
             "throttled_total": self.counters["throttled_total"],

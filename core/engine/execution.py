@@ -45,11 +45,13 @@ from core.data.storage import MediaStore
 from core.engine import lifecycle as cells
 from core.engine.limits import CellLeases, CreateRateLimiter, InflightSlots
 from core.engine.polling import MAX_SAMPLES, PredictionTiming, PredictTimeEstimate, next_poll_in
-from core.engine.replicate_api import (CREATE_REPLY_BOUND_S, Endpoint, Failure, aclose_client,
-                                       build_async_client, classify, tls_context)
+from core.engine.replicate_api import (CREATE_REPLY_BOUND_S, FINAL_STATUSES, CreateTarget, Endpoint,
+                                       Failure, aclose_client, build_async_client, classify,
+                                       create_prediction, get_prediction, output_urls,
+                                       tls_context)
 from core.errors import BudgetExceeded, RedisUnavailable, StorageError
 from core.planning.budget import Caps, CostBound, reserve
-from core.planning.pricing import DEFAULT_PRICING, Pricing, cost_of
+from core.planning.pricing import Pricing, cost_of, max_cost
 from core.planning.timing import PRIOR
 from core.timeutil import parse_replicate_time, seconds_between
 
@@ -295,12 +297,11 @@ class ChunkRunner:
                            model_input: dict[str, Any]) -> dict[str, Any] | Any:
         """One create request: the prediction as answered, or the classified failure. Only
         the API call is inside the ``try``."""
-        try:
-            prediction = await self._client.predictions.async_create(
-                version=task.version_id, input=model_input)
+        try:  # the model's own endpoint, with the sweep's Cancel-After (replicate_api)
+            return await create_prediction(self._client, _target(task), model_input,
+                                           cancel_after_s=task.cancel_after_s)
         except Exception as exc:  # noqa: BLE001 - classified by the caller's rules
             return classify(exc)
-        return prediction.dict() if hasattr(prediction, "dict") else vars(prediction)
 
     async def _record(self, task: cells.CellTask, prediction: dict[str, Any],
                       deadline_s: float | None) -> Created | Ended:
@@ -331,7 +332,7 @@ class ChunkRunner:
         started, attempt = time.monotonic(), 0
         while True:
             try:
-                candidates = await self._predictions_since(since, task.version_id, want,
+                candidates = await self._predictions_since(since, _listed_as(task), want,
                                                            task.image_input)
                 break
             except Exception as exc:  # noqa: BLE001 - cannot see: do not create blind
@@ -364,7 +365,7 @@ class ChunkRunner:
                 if created and created.timestamp() < since:
                     return found[::-1]
                 got = {k: v for k, v in (p.input or {}).items() if k != image_input}
-                if p.version == version_id and got == want:
+                if version_id in (p.version, getattr(p, "model", None)) and got == want:
                     found.append(p.dict())
             if not page.next:
                 return found[::-1]
@@ -412,10 +413,12 @@ class ChunkRunner:
     async def _cost_bound(self, task: cells.CellTask) -> CostBound:
         """The most this cell's create may cost (exact for per-output prices; per-second:
         a deadline from the expected predict time). The price table feeds this number."""
-        pricing = Pricing(**task.pricing) if task.pricing.get("kind") else DEFAULT_PRICING
-        if pricing.kind != "per_second":
-            outputs = int(task.model_input.get("num_outputs", 1) or 1)
-            return CostBound.exact(cost_of(pricing, None, outputs))
+        if not task.pricing:  # planning refuses unpriced models; a price cleared since: free
+            return CostBound.exact(0.0)
+        pricing = Pricing(**task.pricing)
+        if pricing.kind != "per_second":  # every output the input allows, at the table's rate
+            return CostBound.exact(max_cost(pricing, task.model_input,
+                                            task.cancel_after_s or 0))
         expected = (await self._estimate(task)).expected_s(task.steps)
         if expected is None:
             expected = PRIOR.predict_s(task.steps)
@@ -444,7 +447,7 @@ class ChunkRunner:
                 if pending is not None:
                     data, pending = pending, None
                 else:
-                    data = (await self._client.predictions.async_get(prediction_id)).dict()
+                    data = await get_prediction(self._client, prediction_id)
                 last_ok, errors = time.monotonic(), 0
             except Exception as exc:  # noqa: BLE001 - classified below
                 failure = classify(exc)
@@ -459,7 +462,7 @@ class ChunkRunner:
                 await asyncio.sleep(failure.retry_after_s or backoff_s(errors))
                 continue
             latest = data
-            if data["status"] in ("succeeded", "failed", "canceled", "aborted"):
+            if data["status"] in FINAL_STATUSES:
                 if data["status"] == "succeeded":
                     estimate.note(_timing(data, task.steps))
                 return data
@@ -521,10 +524,7 @@ class ChunkRunner:
         (saying so) and storing is retried, for as long as Replicate keeps the output."""
         metrics = prediction.get("metrics") or {}
         predict_time = metrics.get("predict_time")
-        pricing = Pricing(**task.pricing) if task.pricing.get("kind") else DEFAULT_PRICING
-        outputs = prediction.get("output") or []
-        if isinstance(outputs, str):
-            outputs = [outputs]
+        outputs = output_urls(prediction.get("output"))  # a string, a list, data URIs
         status = prediction["status"]
         timing = {
             "replicate_status": status,
@@ -534,11 +534,14 @@ class ChunkRunner:
         }
         created = parse_replicate_time(prediction.get("created_at"))
         timing["replicate_queue_s"] = seconds_between(created, timing["started_at"])
-        billed = cost_of(pricing, predict_time, len(outputs) if status == "succeeded" else 0)
-        if status in ("failed", "aborted"):
+        billed = _billed(task, predict_time, outputs if status == "succeeded" else [])
+        if status == "aborted":  # Cancel-After passed before it started: never billed
+            return await self._finish(task, GenerationState.FAILED, cost_usd=0.0,
+                                      error=_aborted_reason(task, prediction), **timing)
+        if status == "failed":
             return await self._finish(task, GenerationState.FAILED, cost_usd=billed,
                                       error=prediction.get("error") or "The prediction "
-                                      f"{status} on Replicate without an error message.",
+                                      "failed on Replicate without an error message.",
                                       **timing)
         if status == "canceled":
             return await self._finish(task, GenerationState.CANCELED, cost_usd=billed,
@@ -552,26 +555,37 @@ class ChunkRunner:
                                       error=reason, **timing)
         started = time.monotonic()
         stored = await self._keep_output(task, outputs[0])
+        extra: list[dict[str, Any]] = []
+        for url in outputs[1:] if isinstance(stored, dict) else ():
+            # several images for one cell: the first is the cell's, every one is kept
+            more = await self._keep_output(task, url, measure=False)
+            if not isinstance(more, dict):
+                stored = more
+                break
+            extra.append({"output_key": more["output_key"], "thumbnail_key": more["thumbnail_key"],
+                          "width": more["output_width"], "height": more["output_height"]})
         if isinstance(stored, Ended):
             return stored
         if isinstance(stored, str):
             return await self._finish(task, GenerationState.FAILED, cost_usd=billed,
                                       error=stored, overhead_s=time.monotonic() - started,
                                       **timing)
+        if extra:
+            stored = {**stored, "extra_outputs": extra}
         now = utcnow()
         return await self._finish(task, GenerationState.SUCCEEDED, cost_usd=billed, error=None,
                                   overhead_s=time.monotonic() - started, completed_at=now,
                                   latency_s=seconds_between(task.enqueued_at, now),
                                   **stored, **timing)
 
-    async def _keep_output(self, task: cells.CellTask,
-                           url: str) -> dict[str, Any] | str | Ended:
+    async def _keep_output(self, task: cells.CellTask, url: str, *,
+                           measure: bool = True) -> dict[str, Any] | str | Ended:
         """The stored output's columns, or why it cannot be had (expired, unreadable). A
         storage outage is waited out with backoff, the cell saying it is waiting."""
         started, attempt, said = time.monotonic(), 0, False
         while True:
             try:
-                return await self._store_output(url, task)
+                return await self._store_output(url, task, measure=measure)
             except _DownloadFailed as exc:
                 return str(exc)
             except StorageError as exc:
@@ -589,11 +603,13 @@ class ChunkRunner:
                 await asyncio.sleep(backoff_s(attempt, cap=30))
 
     # -- helpers --------------------------------------------------------------------------------
-    async def _store_output(self, url: str, task: cells.CellTask) -> dict[str, Any]:
+    async def _store_output(self, url: str, task: cells.CellTask, *,
+                            measure: bool = True) -> dict[str, Any]:
         data = await self._download(url)
-        return await asyncio.to_thread(self._store_sync, data, task)
+        return await asyncio.to_thread(self._store_sync, data, task, measure)
 
-    def _store_sync(self, data: bytes, task: cells.CellTask) -> dict[str, Any]:
+    def _store_sync(self, data: bytes, task: cells.CellTask,
+                    measure: bool = True) -> dict[str, Any]:
         try:
             # Decoded once, for the thumbnail and the image metrics below.
             decoded = decode_rgb(data, at_least_px=max(self.ctx.thumbnail_max_px,
@@ -609,9 +625,11 @@ class ChunkRunner:
             "thumbnail_key": self.ctx.store.put(thumb, kind="thumbnails", content_type=thumb_type),
             "output_width": width, "output_height": height,
         }
-        # Similarity, change, sharpness, identity against the input (never fails the cell).
-        measured.record_output(self.ctx.engine, self.ctx.store, task.id, task.image_key,
-                               task.image_sha256, decoded)
+        # Similarity, change, sharpness, identity against the input (never fails the cell);
+        # measured on the cell's own output, not the further images of a list output.
+        if measure:
+            measured.record_output(self.ctx.engine, self.ctx.store, task.id, task.image_key,
+                                   task.image_sha256, decoded)
         return stored
 
     async def _download(self, url: str) -> bytes:
@@ -636,8 +654,9 @@ class ChunkRunner:
 
     async def _model_input(self, task: cells.CellTask) -> dict[str, Any]:
         model_input = dict(task.model_input)
-        if task.image_key:
-            model_input[task.image_input] = await self._input_file_url(task)
+        if task.image_key and task.image_input:  # the schema's image input: one URL or a list
+            url = await self._input_file_url(task)
+            model_input[task.image_input] = [url] if task.image_is_list else url
         return model_input
 
     async def _input_file_url(self, task: cells.CellTask) -> str:
@@ -847,6 +866,31 @@ def _timing(prediction: dict[str, Any], steps: int | None) -> PredictionTiming:
     queued_s = seconds_between(parse_replicate_time(prediction.get("created_at")),
                                parse_replicate_time(prediction.get("started_at")))
     return PredictionTiming(predict_s=float(predict_s), steps=steps, queue_s=queued_s)
+
+
+def _listed_as(task: cells.CellTask) -> str:
+    """What a listed prediction of this cell's model shows: its version, or for an official
+    model or a deployment (version hidden) the model's name."""
+    return task.version_id if task.create_via == "versioned" else task.model_ref
+
+
+def _target(task: cells.CellTask) -> CreateTarget:
+    return CreateTarget(task.create_via, task.model_ref, task.version_id, task.deployment)
+
+
+def _billed(task: cells.CellTask, predict_time: float | None, outputs: list[str]) -> float:
+    """The estimate of what Replicate billed (the API returns no price)."""
+    if not task.pricing:
+        return 0.0
+    return cost_of(Pricing(**task.pricing), predict_time, len(outputs))
+
+
+def _aborted_reason(task: cells.CellTask, prediction: dict[str, Any]) -> str:
+    detail = prediction.get("error")
+    deadline = f"{task.cancel_after_s} s " if task.cancel_after_s else ""
+    return (f"Aborted by Replicate: the Cancel-After deadline {deadline}passed before the "
+            "prediction started, so it never ran and was not billed"
+            + (f" ({detail})." if detail else ". Retry it, or allow a longer deadline."))
 
 
 def _halt_sweep(session, sweep_id: int, reason: str) -> None:  # noqa: ANN001

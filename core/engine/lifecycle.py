@@ -26,6 +26,8 @@ from core.data.models import (FINAL_STATES, Endpoint, Generation, GenerationStat
                          ModelSpec, Sweep, utcnow)
 from core.planning import timing
 from core.planning.timing import PredictionTiming
+from core.planning.pricing import MissingPrice, Pricing
+from core.planning.schema import input_roles
 from core.timeutil import parse_replicate_time, seconds_between
 
 
@@ -57,6 +59,11 @@ class CellTask:
     endpoint: Endpoint  # where the sweep was submitted to run
     base_url: str | None  # its API base URL, when recorded at submission
     reserved_usd: float  # cost bound held against the caps (a resumed cell keeps its own)
+    # How the create is sent (core.engine.replicate_api.CreateTarget) and its deadline.
+    create_via: str = "versioned"
+    deployment: str | None = None
+    image_is_list: bool = False
+    cancel_after_s: int | None = None
 
 
 def claim(session: Session, generation_id: int, now: dt.datetime) -> CellTask | None:
@@ -72,7 +79,7 @@ def _load_task(session: Session, generation_id: int, fence: int | None) -> CellT
     row = session.execute(
         select(Generation, Sweep, ModelSpec, InputImage)
         .join(Sweep, Generation.sweep_id == Sweep.id)
-        .join(ModelSpec, Sweep.model_id == ModelSpec.id)
+        .join(ModelSpec, func.coalesce(Generation.model_id, Sweep.model_id) == ModelSpec.id)
         .outerjoin(InputImage, Generation.input_image_id == InputImage.id)
         .where(Generation.id == generation_id)
     ).first()
@@ -84,19 +91,30 @@ def _load_task(session: Session, generation_id: int, fence: int | None) -> CellT
         id=gen.id, fence=gen.fence if fence is None else fence, sweep_id=sweep.id, state=gen.state, prediction_id=gen.prediction_id,
         submitting_at=gen.submitting_at, create_sent_at=gen.create_sent_at,
         enqueued_at=gen.enqueued_at,
-        model_ref=sweep.model_ref, version_id=sweep.version_id,
+        model_ref=model.ref, version_id=model.version_id or sweep.version_id,
         strength_input=model.strength_input, image_input=model.image_input,
         model_input=dict(gen.model_input), steps=gen.steps,
         image_key=image.storage_key if image else None,
         image_sha256=image.sha256 if image else None,
         inflight_cap=model.inflight_cap,
-        pricing={"kind": model.pricing_kind, "hardware": model.hardware,
-                 "usd_per_second": model.usd_per_second, "usd_per_image": model.usd_per_image},
+        pricing=_pricing_of(model),
         sweep_canceled=sweep.cancel_requested_at is not None,
         sweep_budget_usd=sweep.budget_usd,
         estimated_cell_usd=(sweep.estimated_cost_usd or 0.0) / n_cells,
         endpoint=sweep.endpoint, base_url=sweep.base_url, reserved_usd=gen.reserved_usd or 0.0,
+        create_via=model.create_via, deployment=model.deployment,
+        image_is_list=input_roles(model.input_schema or {}).image_is_list,
+        cancel_after_s=sweep.cancel_after_s,
     )
+
+
+def _pricing_of(model: ModelSpec) -> dict[str, Any]:
+    """The model's price as Pricing's fields (empty when it has none: the cell is then
+    recorded at no cost rather than failed; planning refuses unpriced models)."""
+    try:
+        return dataclasses.asdict(Pricing.of(model))
+    except MissingPrice:
+        return {}
 
 
 def _transition(session: Session, generation_id: int, fence: int,

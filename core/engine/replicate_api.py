@@ -11,6 +11,7 @@ import contextvars
 import dataclasses
 import enum
 import functools
+import math
 import ssl
 
 import httpx
@@ -193,3 +194,80 @@ async def aclose_client(client: replicate.Client) -> None:
     http = getattr(client, "_Client__async_client", None)
     if http is not None:
         await http.aclose()
+
+
+# -- creating and reading predictions -------------------------------------------------------------
+# Replicate's end states. ``aborted``: a prediction whose Cancel-After deadline passed before it
+# started (never billed; replicate.com/changelog/2025-10-16-prediction-deadlines). The official
+# client 1.0.x cannot parse it (its Prediction.status Literal lacks it: a pydantic
+# ValidationError, replicate/replicate-python#449) and its wait loops never end on it (#460),
+# so predictions are created and read here as plain JSON through the client's own transport
+# (base URL, token, retries), never as its Prediction objects.
+FINAL_STATUSES = frozenset({"succeeded", "failed", "canceled", "aborted"})
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateTarget:
+    """Where a model's predictions are created: ``versioned`` (POST /v1/predictions with
+    ``version``), ``official`` (POST /v1/models/{owner}/{name}/predictions, no version) or
+    ``deployment`` (POST /v1/deployments/{owner}/{name}/predictions)."""
+
+    create_via: str
+    model_ref: str
+    version_id: str | None = None
+    deployment: str | None = None
+
+    def request(self, model_input: dict) -> tuple[str, dict]:
+        """The path and JSON body of the create."""
+        if self.create_via == "official":
+            return f"/v1/models/{self.model_ref}/predictions", {"input": model_input}
+        if self.create_via == "deployment":
+            if not self.deployment:
+                raise ValueError(f"{self.model_ref} is set to run on a deployment but names none")
+            return f"/v1/deployments/{self.deployment}/predictions", {"input": model_input}
+        if not self.version_id:
+            raise ValueError(f"{self.model_ref} has no version to create by")
+        return "/v1/predictions", {"version": self.version_id, "input": model_input}
+
+    @property
+    def endpoint_text(self) -> str:
+        """``POST /v1/models/owner/name/predictions`` and the like, for exports and pages."""
+        if self.create_via == "official":
+            return f"POST /v1/models/{self.model_ref}/predictions"
+        if self.create_via == "deployment":
+            return f"POST /v1/deployments/{self.deployment}/predictions"
+        return f"POST /v1/predictions (version {self.version_id})"
+
+
+def cancel_after_header(seconds: float | None) -> dict[str, str]:
+    """``Cancel-After: 300s``: the deadline measured from the create (at least 5 s)."""
+    if not seconds:
+        return {}
+    return {"Cancel-After": f"{max(5, int(math.ceil(seconds)))}s"}
+
+
+async def create_prediction(client: replicate.Client, target: CreateTarget, model_input: dict,
+                            *, cancel_after_s: float | None) -> dict:
+    """Create one prediction; its JSON as the API answered (``status`` may be any value)."""
+    path, body = target.request(model_input)
+    response = await client._async_request(
+        "POST", path, json=body, headers=cancel_after_header(cancel_after_s))
+    return response.json()
+
+
+async def get_prediction(client: replicate.Client, prediction_id: str) -> dict:
+    response = await client._async_request(
+        "GET", f"/v1/predictions/{prediction_id}")
+    return response.json()
+
+
+def output_urls(output: object) -> list[str]:
+    """Every file a prediction returned, in order: a single URL or data URI, a list of them,
+    or (for a few models) a dict of them; other values are not files."""
+    if isinstance(output, str):
+        return [output] if output else []
+    if isinstance(output, (list, tuple)):
+        return [item for item in output if isinstance(item, str) and item]
+    if isinstance(output, dict):
+        return [item for item in output.values() if isinstance(item, str) and item]
+    return []

@@ -14,13 +14,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.data.models import Endpoint, Generation, GenerationState, ModelSpec, Sweep, utcnow
-from core.planning.pricing import Pricing, estimate_sweep
+from core.planning.pricing import Pricing, estimate_sweep, expected_cost
 from core.planning.timing import MAX_SAMPLES, PRIOR, TimingModel, recent_timings
 
 HISTORY = dt.timedelta(days=30)
@@ -38,16 +39,20 @@ class SweepEstimate:
 
 
 def pricing_of(model: ModelSpec) -> Pricing:
-    return Pricing(kind=model.pricing_kind, hardware=model.hardware,  # type: ignore[arg-type]
-                   usd_per_second=model.usd_per_second, usd_per_image=model.usd_per_image)
+    """The model's row of the price table (MissingPrice when it has none yet)."""
+    return Pricing.of(model)
 
 
 def estimate_cells(session: Session, model: ModelSpec, steps: Sequence[int | None],
                    megapixels: Sequence[float | None] | None = None, *,
                    endpoint: Endpoint | None, inflight_cap: int, create_rate_per_minute: int,
                    workers: int | None = None, chunk_size: int | None = None,
-                   now: dt.datetime | None = None) -> SweepEstimate:
-    """Estimate for cells with these step counts (and output sizes, where known)."""
+                   now: dt.datetime | None = None,
+                   model_inputs: Sequence[Mapping[str, Any]] | None = None,
+                   input_megapixels: Sequence[float | None] | None = None) -> SweepEstimate:
+    """Estimate for cells with these step counts (and output sizes, where known). With
+    ``model_inputs`` (one per cell) each cell is priced in the model's billing unit: outputs
+    it asks for, their megapixels and the input's (``pricing.expected_cost``)."""
     history = recent_timings(session, model.version_id or "", endpoint,
                              (now or utcnow()) - HISTORY, MAX_SAMPLES)
     timing = TimingModel(history)
@@ -64,8 +69,16 @@ def estimate_cells(session: Session, model: ModelSpec, steps: Sequence[int | Non
     mean_predict = sum(predicts) / len(predicts) if predicts else 0.0
     overhead = (timing.expected_queue_s() or 0.0) + (timing.expected_other_s() or PRIOR_OTHER_S)
     parallel = inflight_cap
-    estimate = estimate_sweep(pricing_of(model), len(predicts), mean_predict, parallel,
-                              create_rate_per_minute, per_cell_overhead_s=overhead)
+    pricing = pricing_of(model)
+    cell_costs = None
+    if model_inputs is not None:
+        inputs_mp = list(input_megapixels) if input_megapixels is not None else [None] * len(predicts)
+        cell_costs = sum(expected_cost(pricing, model_input, expected_predict_time_s=predict,
+                                       input_megapixels=mp)
+                         for model_input, predict, mp in zip(model_inputs, predicts, inputs_mp))
+    estimate = estimate_sweep(pricing, len(predicts), mean_predict, parallel,
+                              create_rate_per_minute, per_cell_overhead_s=overhead,
+                              cost_usd=cell_costs)
     duration = estimate.duration_s
     if workers and chunk_size and predicts:
         # Each worker runs one chunk at a time, and a chunk lasts as long as its slowest cell.

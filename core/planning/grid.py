@@ -31,7 +31,7 @@ from decimal import ROUND_HALF_UP, Decimal, DecimalException, localcontext
 from typing import Any
 
 from core.errors import InvalidInput
-from core.planning.schema import SDXL_MODEL, SDXL_VERSION_IDS, parse_model_ref, validate_input
+from core.planning.schema import InputRoles, input_properties, parse_model_ref, validate_input
 
 MAX_VALUES_PER_AXIS = 200
 MAX_PROMPT_CHARS = 2000
@@ -217,85 +217,132 @@ def resolve_seeds(values: Iterable[int], rng: random.Random) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
-@dataclass(frozen=True)
-class InputNames:
-    """What a model calls each swept parameter in its Replicate input."""
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
 
-    strength: str = "strength"
-    image: str = "image"
-    prompt: str = "prompt"
-    negative_prompt: str = "negative_prompt"
-    steps: str = "num_inference_steps"
-    guidance: str = "guidance_scale"
-    seed: str = "seed"
 
-    @classmethod
-    def for_model(cls, ref: str) -> InputNames:
-        model, version = parse_model_ref(ref)
-        if model == SDXL_MODEL or (model is None and version in SDXL_VERSION_IDS):
-            return cls(strength="prompt_strength")
-        return cls()
+def _comma_items(text: str, name: str) -> list[str]:
+    if "\n" in text:
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    try:
+        rows = list(csv.reader(io.StringIO(text), skipinitialspace=True))
+    except csv.Error as exc:
+        raise InvalidInput(f"{name}: {text[:40]!r} cannot be read as a comma list ({exc})") from None
+    return [item.strip() for item in itertools.chain.from_iterable(rows) if item.strip()]
+
+
+def _typed(name: str, text: str, prop: Mapping[str, Any]) -> Any:
+    """One typed value of an input, as the schema wants it."""
+    kind = prop.get("type")
+    if "enum" in prop:
+        for choice in prop["enum"]:
+            if str(choice) == text or (isinstance(choice, str) and choice.lower() == text.lower()):
+                return choice
+        choices = ", ".join(str(c) for c in prop["enum"])
+        raise InvalidInput(f"{name} {text!r} is not one of the model's choices: {choices}")
+    if kind == "boolean":
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise InvalidInput(f"{name} {text!r} is not true or false")
+    if kind in ("integer", "number"):
+        return parse_number_axis(text, name=name, integer=kind == "integer", max_values=1)[0]
+    if kind == "array":
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = _comma_items(text, name)
+        return value if isinstance(value, list) else [value]
+    return text
+
+
+def parse_axis(name: str, text: str, prop: Mapping[str, Any]) -> list[Any]:
+    """The values typed for one axis over a model input: the number syntax above for
+    integers and numbers (``0.3-0.6 (+0.1)``, ``20-40 [3]``), otherwise a comma list (one per
+    line also works, so text with commas can be given), each checked against the input's
+    type and choices."""
+    kind = prop.get("type")
+    if "enum" not in prop and kind in ("integer", "number"):
+        return parse_number_axis(text, name=name, integer=kind == "integer")
+    items = _comma_items(text, name) if kind != "string" or "\n" not in text else [
+        line.strip() for line in text.splitlines() if line.strip()]
+    if not items:
+        raise InvalidInput(f"{name} is empty: give at least one value")
+    if len(items) > MAX_VALUES_PER_AXIS:
+        raise InvalidInput(f"{name} has {len(items):,} values; the limit is "
+                           f"{MAX_VALUES_PER_AXIS:,} per axis")
+    return list(dict.fromkeys(_typed(name, item, prop) for item in items))
+
+
+def parse_value(name: str, text: str, prop: Mapping[str, Any]) -> Any:
+    """One fixed value typed for a model input (``--set width=768``)."""
+    return _typed(name, text.strip(), prop)
 
 
 @dataclass(frozen=True)
 class GridImage:
     image_id: str
     sha256: str
+    megapixels: float | None = None
 
 
 @dataclass(frozen=True)
 class AxisSpec:
+    """One swept input: ``name`` is what the grid calls it (a role such as ``strength`` or
+    the input's own name), ``input`` the model's input it sets."""
+
     name: str
     values: tuple[Any, ...]
+    input: str | None = None  # None for image and prompt, set by the grid itself
 
 
 @dataclass(frozen=True)
 class GridSpec:
-    model_version: str  # "owner/name:version" or a version id; part of every request hash
+    """One model's grid. Axes expand in order, slowest first (the last varies fastest)."""
+
+    model_version: str  # "owner/name:version", a version id or an official "owner/name"
     images: tuple[GridImage, ...]
     prompts: tuple[PromptVariant, ...]
-    seed: tuple[int, ...]
-    guidance: tuple[float, ...]
-    steps: tuple[int, ...]
-    strength: tuple[float, ...]
+    axes: tuple[AxisSpec, ...] = ()
+    fixed: Mapping[str, Any] = field(default_factory=dict)  # scheduler, width... by input name
     negative_prompt: str = ""
-    fixed: Mapping[str, Any] = field(default_factory=dict)  # width, scheduler... by input name
 
-    def axes(self) -> tuple[AxisSpec, ...]:
-        """The swept axes in expansion order, slowest first (strength varies fastest)."""
-        return (
-            AxisSpec("image", tuple(image.image_id for image in self.images)),
-            AxisSpec("prompt", tuple(variant.label for variant in self.prompts)),
-            AxisSpec("seed", tuple(self.seed)),
-            AxisSpec("guidance", tuple(self.guidance)),
-            AxisSpec("steps", tuple(self.steps)),
-            AxisSpec("strength", tuple(self.strength)),
-        )
+    def all_axes(self) -> tuple[AxisSpec, ...]:
+        return (AxisSpec("image", tuple(image.image_id for image in self.images)),
+                AxisSpec("prompt", tuple(variant.label for variant in self.prompts)),
+                *self.axes)
 
 
 @dataclass(frozen=True)
 class CellSpec:
+    """One planned cell: its place on every axis, and the exact input sent (image excluded)."""
+
     index: int
     image_id: str
     image_sha256: str
     prompt: str
     prompt_label: str
     negative_prompt: str
-    seed: int
-    guidance: float
-    steps: int
-    strength: float
+    values: dict[str, Any]  # axis name → value, for this cell's axes
     model_input: dict[str, Any]  # the full Replicate input except the image
     request_hash: str
+    # What the model will use for the roles the dashboard keeps as columns: the value sent,
+    # else the schema's default (None: the model has no such input).
+    seed: int | None = None
+    guidance: float | None = None
+    steps: int | None = None
+    strength: float | None = None
+    model: str = ""  # owner/name, set by the plan (one grid per model)
 
 
 def count_cells(spec: GridSpec) -> int:
     """Cells the grid would have, without expanding it (cheap enough for every keystroke)."""
-    return math.prod(len(axis.values) for axis in spec.axes())
+    return math.prod(len(axis.values) for axis in spec.all_axes())
 
 
-def _check_spec(spec: GridSpec, names: InputNames, max_cells: int) -> None:
-    axes = spec.axes()
+def _check_spec(spec: GridSpec, roles: InputRoles, max_cells: int) -> None:
+    axes = spec.all_axes()
     empty = [axis.name for axis in axes if not axis.values]
     if empty:
         listed = ", ".join(empty)
@@ -312,63 +359,84 @@ def _check_spec(spec: GridSpec, names: InputNames, max_cells: int) -> None:
             raise InvalidInput(f"Prompt {variant.label} is empty: type a prompt")
         _check_prompt(variant.text)
     _check_prompt(spec.negative_prompt, "negative prompt")
-    set_by_grid = set(vars(names).values())
+    set_by_grid = {axis.input for axis in spec.axes if axis.input} | {
+        name for name in (roles.prompt, roles.image) if name}
+    if spec.negative_prompt and roles.negative_prompt:
+        set_by_grid.add(roles.negative_prompt)
     clashes = sorted(set_by_grid & set(spec.fixed))
     if clashes:
         raise InvalidInput(
             f"{', '.join(clashes)} cannot be a fixed parameter: the grid axes, prompts and"
             " images set it"
         )
-    if RANDOM_SEED in spec.seed:
+    for axis in spec.axes:
+        if axis.input == roles.seed and axis.input is not None:
+            _check_seed_axis(axis.values)
+
+
+def _check_seed_axis(values: tuple[Any, ...]) -> None:
+    if RANDOM_SEED in values:
         raise ValueError("resolve -1 seeds with resolve_seeds() before expanding the grid")
-    for seed in spec.seed:
+    for seed in values:
         _check_seed(seed)
+
+
+def _resolved(model_input: Mapping[str, Any], defaults: Mapping[str, Any], name: str | None) -> Any:
+    if name is None:
+        return None
+    return model_input.get(name, defaults.get(name))
 
 
 def expand_grid(
     spec: GridSpec,
     *,
-    model_input_names: InputNames,
+    roles: InputRoles,
     max_cells: int,
     openapi_schema: Mapping[str, Any],
 ) -> list[CellSpec]:
-    """Every cell of the grid, checked against the model's input schema.
+    """Every cell of one model's grid, checked against its input schema.
 
-    Order is stable: image, prompt, seed, guidance, steps, strength (strength varies fastest).
-    Raises InvalidInput listing each distinct problem once.
+    Order is stable: image, prompt, then ``spec.axes`` in order (the last varies fastest).
+    Only what the grid sets is sent: the prompt, a non-empty negative prompt, each axis and
+    each fixed value; the model's defaults cover the rest. Raises InvalidInput listing each
+    distinct problem once.
     """
-    names = model_input_names
-    _check_spec(spec, names, max_cells)
-    axes = (spec.images, spec.prompts, spec.seed, spec.guidance, spec.steps, spec.strength)
-    combos = list(itertools.product(*axes))
+    _check_spec(spec, roles, max_cells)
+    if roles.prompt is None and any(v.text for v in spec.prompts):
+        raise InvalidInput("This model has no prompt input: it cannot take the prompt variants")
+    combos = list(itertools.product(spec.images, spec.prompts, *(a.values for a in spec.axes)))
+    negative = ({roles.negative_prompt: spec.negative_prompt}
+                if spec.negative_prompt and roles.negative_prompt else {})
     inputs = [
-        {
-            names.prompt: variant.text,
-            names.negative_prompt: spec.negative_prompt,
-            names.strength: strength,
-            names.steps: steps,
-            names.guidance: guidance,
-            names.seed: seed,
-            **spec.fixed,
-        }
-        for _, variant, seed, guidance, steps, strength in combos
+        {roles.prompt or "prompt": variant.text, **negative,
+         **{axis.input: value for axis, value in zip(spec.axes, values) if axis.input},
+         **spec.fixed}
+        for _, variant, *values in combos
     ]
     problems: dict[str, None] = {}  # an ordered set: each bad value is reported once
+    image_input = (roles.image,) if roles.image else ()
     for model_input in inputs:
-        found = validate_input(openapi_schema, model_input, supplied_later=(names.image,))
+        found = validate_input(openapi_schema, model_input, supplied_later=image_input)
         problems.update(dict.fromkeys(found))
     if problems:
         listed = "\n".join(f"- {problem}" for problem in problems)
         raise InvalidInput(f"The model does not accept some values in this grid:\n{listed}")
+    defaults = {name: prop["default"] for name, prop in input_properties(openapi_schema).items()
+                if "default" in prop}
     return [
         CellSpec(
             index=index, image_id=image.image_id, image_sha256=image.sha256,
-            prompt=variant.text, prompt_label=variant.label, negative_prompt=spec.negative_prompt,
-            seed=seed, guidance=guidance, steps=steps, strength=strength, model_input=model_input,
+            prompt=variant.text, prompt_label=variant.label,
+            negative_prompt=spec.negative_prompt if negative else "",
+            values={axis.name: value for axis, value in zip(spec.axes, values)},
+            model_input=model_input,
             request_hash=request_hash(spec.model_version, image.sha256, model_input),
+            seed=_resolved(model_input, defaults, roles.seed),
+            guidance=_resolved(model_input, defaults, roles.guidance),
+            steps=_resolved(model_input, defaults, roles.steps),
+            strength=_resolved(model_input, defaults, roles.strength),
         )
-        for index, ((image, variant, seed, guidance, steps, strength), model_input)
-        in enumerate(zip(combos, inputs))
+        for index, ((image, variant, *values), model_input) in enumerate(zip(combos, inputs))
     ]
 
 

@@ -1,4 +1,8 @@
-"""What a new sweep can start from: each scenario's prompt and parameters as axis texts."""
+"""What a new sweep can start from: each scenario's model, prompt and every parameter.
+
+The usual four (strength, steps, guidance, seed) become axis texts, under whatever name the
+scenario used for them; every other parameter (scheduler, width, aspect_ratio …) becomes a
+fixed value of the sweep, so the calibrated settings are the ones production will run."""
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ class Preset:
     prompt: str
     negative_prompt: str
     axes: dict[str, str]  # axis name → text for the axis field, only those the scenario sets
+    fixed: dict[str, Any] = dataclasses.field(default_factory=dict)  # every other parameter
 
 
 def axis_text(value: Any) -> str:
@@ -43,13 +48,17 @@ def axis_text(value: Any) -> str:
 def preset_of(scenario: Scenario) -> Preset:
     params: Mapping[str, Any] = scenario.params or {}
     axes = {}
+    used: set[str] = set()
     for axis, names in _AXIS_KEYS.items():
-        found = next((params[n] for n in names if params.get(n) is not None), None)
-        if found is not None:
-            axes[axis] = axis_text(found)
+        name = next((n for n in names if params.get(n) is not None), None)
+        if name is not None:
+            axes[axis] = axis_text(params[name])
+            used.update(names)
+    fixed = {k: v for k, v in params.items()
+             if k not in used and k not in ("prompt", "negative_prompt") and v is not None}
     return Preset(scenario.id, scenario.name, scenario.status.value, scenario.model_ref,
                   scenario.prompt_template or str(params.get("prompt", "")),
-                  scenario.negative_prompt or str(params.get("negative_prompt", "")), axes)
+                  scenario.negative_prompt or str(params.get("negative_prompt", "")), axes, fixed)
 
 
 def list_presets(session: Session) -> list[Preset]:

@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 SDXL_MODEL = "stability-ai/sdxl"
@@ -162,20 +163,40 @@ def _check_value(name: str, value: Any, prop: Mapping[str, Any]) -> str | None:
     if "enum" in prop and value not in prop["enum"]:
         choices = ", ".join(str(choice) for choice in prop["enum"])
         return f"{name} {describe_value(value)} is not one of the model's choices: {choices}"
-    kind = prop.get("type")
-    if kind == "integer":
-        if not _is_number(value) or not (math.isfinite(value) and float(value).is_integer()):
-            return f"{name} {describe_value(value)} is not a whole number"
-        return _check_range(name, value, prop)
-    if kind == "number":
-        if not _is_number(value) or not math.isfinite(value):
-            return f"{name} {describe_value(value)} is not a number"
-        return _check_range(name, value, prop)
-    if kind == "boolean" and not isinstance(value, bool):
-        return f"{name} {describe_value(value)} is not true or false"
-    if kind == "string":
-        return _check_string(name, value, prop)
+    check = _TYPE_CHECKS.get(prop.get("type", ""))
+    return check(name, value, prop) if check else None
+
+
+def _check_integer(name: str, value: Any, prop: Mapping[str, Any]) -> str | None:
+    if not _is_number(value) or not (math.isfinite(value) and float(value).is_integer()):
+        return f"{name} {describe_value(value)} is not a whole number"
+    return _check_range(name, value, prop)
+
+
+def _check_number(name: str, value: Any, prop: Mapping[str, Any]) -> str | None:
+    if not _is_number(value) or not math.isfinite(value):
+        return f"{name} {describe_value(value)} is not a number"
+    return _check_range(name, value, prop)
+
+
+def _check_boolean(name: str, value: Any, prop: Mapping[str, Any]) -> str | None:
+    return None if isinstance(value, bool) else f"{name} {describe_value(value)} is not true or false"
+
+
+def _check_array(name: str, value: Any, prop: Mapping[str, Any]) -> str | None:
+    if not isinstance(value, list):
+        return f"{name} {describe_value(value)} is not a list"
+    if "maxItems" in prop and len(value) > prop["maxItems"]:
+        return f"{name} has {len(value)} items; the model allows at most {prop['maxItems']}"
+    items = prop.get("items") or {}
+    for item in value:
+        if problem := _check_value(name, item, items):
+            return problem
     return None
+
+
+_TYPE_CHECKS = {"integer": _check_integer, "number": _check_number, "boolean": _check_boolean,
+                "string": _check_string, "array": _check_array}
 
 
 def validate_input(
@@ -207,3 +228,72 @@ def validate_input(
         if name not in values and name not in supplied_later:
             problems.append(f"{name} is required by this model")
     return problems
+
+
+# -- what each input is for ----------------------------------------------------------------------
+# The names models use for the parameters a sweep treats specially, most common first. A model
+# has a role only when its schema has one of these inputs: Kontext has no strength or steps.
+ROLE_NAMES = {
+    "prompt": ("prompt",),
+    "negative_prompt": ("negative_prompt",),
+    "strength": ("prompt_strength", "strength"),
+    "steps": ("num_inference_steps", "steps"),
+    "guidance": ("guidance_scale", "guidance"),
+    "seed": ("seed",),
+}
+IMAGE_NAMES = ("image", "input_image", "image_input", "input_images", "images", "image_url")
+
+
+@dataclass(frozen=True)
+class InputRoles:
+    """Which of a model's inputs plays each part of a sweep (None: the model has none)."""
+
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    strength: str | None = None
+    steps: str | None = None
+    guidance: str | None = None
+    seed: str | None = None
+    image: str | None = None
+    image_is_list: bool = False
+
+    def name_for(self, role: str) -> str | None:
+        return getattr(self, role) if role in ROLE_NAMES else None
+
+    @property
+    def mapped(self) -> dict[str, str]:
+        """role → input name, for the roles this model has."""
+        return {role: name for role in ROLE_NAMES if (name := getattr(self, role))}
+
+
+def _is_image(prop: Mapping[str, Any]) -> bool:
+    if prop.get("type") == "array":
+        return (prop.get("items") or {}).get("format") == "uri"
+    return prop.get("format") == "uri"
+
+
+def input_roles(openapi_schema: Mapping[str, Any]) -> InputRoles:
+    """The model's own names for prompt, strength, steps, guidance, seed and its image input
+    (single URI, or a list of URIs such as seedream's ``image_input``)."""
+    props = input_properties(openapi_schema)
+    found: dict[str, Any] = {}
+    for role, names in ROLE_NAMES.items():
+        found[role] = next((n for n in names if n in props), None)
+    image = next((n for n in IMAGE_NAMES if n in props and _is_image(props[n])), None)
+    if image is None:  # any other URI input describing an image
+        image = next((n for n, p in props.items() if _is_image(p)
+                      and "image" in (n + str(p.get("description", ""))).lower()), None)
+    found["image"] = image
+    found["image_is_list"] = image is not None and props[image].get("type") == "array"
+    return InputRoles(**found)
+
+
+def input_kind(prop: Mapping[str, Any]) -> str:
+    """How a person gives a value for this input: enum, integer, number, boolean, image,
+    string or other (an object or a list that is not images)."""
+    if "enum" in prop:
+        return "enum"
+    if _is_image(prop):
+        return "image"
+    kind = prop.get("type")
+    return kind if kind in ("integer", "number", "boolean", "string") else "other"

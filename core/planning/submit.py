@@ -37,6 +37,8 @@ class Submitted:
     reused: int
     estimated_cost_usd: float
     queued: bool
+    models: tuple[str, ...] = ()  # the model axis, in order
+    not_applied: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # model → inputs it lacks
 
     def message(self) -> str:
         text = (f"Sweep {self.sweep_id} saved: {self.cells} cell(s)"
@@ -113,7 +115,8 @@ def submit_sweep(runtime: Runtime, request: SweepRequest, *, actor: str,
         sweep_id, chunk_size = sweep.id, current.chunk_size
     queued = queue_pending(runtime, sweep_id, chunk_size=chunk_size)
     return Submitted(sweep_id, len(sweep_plan.cells), len(sweep_plan.cells) - sweep_plan.to_run,
-                     sweep_plan.estimated_cost_usd, queued)
+                     sweep_plan.estimated_cost_usd, queued,
+                     tuple(m.ref for m in sweep_plan.models), dict(sweep_plan.not_applied))
 
 
 def queue_pending(runtime: Runtime, sweep_id: int, *, chunk_size: int | None = None) -> bool:

@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis import Redis
@@ -28,6 +28,8 @@ from core.errors import BudgetExceeded, InvalidInput, NotFound
 from core.data.models import (Endpoint, FailedAttempt, Generation, GenerationState, InputImage,
                               ModelSpec, Scenario, Sweep, utcnow)
 from core.insight.progress import CellCounts
+from core.planning import schema
+from core.planning.pricing import Pricing
 from core.planning.estimates import SweepEstimate, estimate_cells, output_megapixels
 
 
@@ -35,78 +37,251 @@ log = logging.getLogger(__name__)
 CANCEL_FLAG_TTL_S = 7 * 24 * 3600
 
 
+DEFAULT_CANCEL_AFTER_S = 300  # a prediction not started in 5 minutes ends aborted, unbilled
+MIN_CANCEL_AFTER_S = 5  # Replicate's smallest Cancel-After
+SHORTHANDS = ("strength", "steps", "guidance", "seed")  # each model's own name is used
+NOT_APPLIED_KEY = "@not_applied"  # in Sweep.fixed_params: model → inputs it does not have
+PER_MODEL_KEY = "@per_model"  # in Sweep.fixed_params: model → its own fixed values
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepRequest:
-    """A grid as a person typed it (axis texts) plus what it runs on."""
+    """A grid as a person typed it (axis texts) plus what it runs on.
+
+    ``strength``, ``steps``, ``guidance`` and ``seed`` are shorthands: each model gets them
+    under its own input name (prompt_strength or strength, …) and only where it has one;
+    None leaves the model's default. ``axes`` sweeps any other input by its name (axis
+    syntax text); ``fixed`` sets inputs every model that has them gets (typed values, or text
+    parsed against the schema); ``per_model_fixed`` sets a value for one model only."""
 
     model_ref: str
     image_ids: Sequence[int]
-    strength: str
-    steps: str
-    prompts: Sequence[str]
-    guidance: str = "7.5"
-    seed: str = "-1"
+    strength: str | None = None
+    steps: str | None = None
+    prompts: Sequence[str] = ()
+    guidance: str | None = None
+    seed: str | None = "-1"
     prompt_sr: str = ""
     negative_prompt: str = ""
-    fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
+    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     scenario_id: int | None = None
     budget_usd: float | None = None
     fresh_run: bool = False
     name: str = ""
+    extra_models: Sequence[str] = ()  # the model axis: further models run on the same grid
+    axes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    per_model_fixed: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    cancel_after_s: int = DEFAULT_CANCEL_AFTER_S
+
+    @property
+    def model_refs(self) -> list[str]:
+        return list(dict.fromkeys(r.strip() for r in (self.model_ref, *self.extra_models)
+                                  if r and r.strip()))
+
+    def axis_texts(self) -> dict[str, str]:
+        """Every swept input by its grid name: the shorthands the person set, then the rest."""
+        texts = {name: text for name in ("seed", "guidance", "steps", "strength")
+                 if (text := getattr(self, name)) is not None and str(text).strip()}
+        for name, text in self.axes.items():
+            if name in texts:
+                raise InvalidInput(f"{name} is given twice: once as --{name} and once as an axis")
+            texts[name] = text
+        return texts
 
 
 @dataclasses.dataclass(frozen=True)
 class SweepPlan:
     request: SweepRequest
-    model: ModelSpec
-    cells: list[grid.CellSpec]
+    model: ModelSpec  # the first model (the sweep's); ``models`` has them all
+    cells: list[grid.CellSpec]  # cell.model says whose it is
     reusable: dict[str, int]  # request hash → the succeeded generation whose output is reused
     estimated_cost_usd: float
     estimated_duration_s: float
     axes: dict[str, list[Any]]
     estimate: SweepEstimate | None = None  # how the estimate was made
+    models: list[ModelSpec] = dataclasses.field(default_factory=list)
+    not_applied: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def to_run(self) -> int:
         return sum(1 for c in self.cells if c.request_hash not in self.reusable)
+
+    def model_of(self, cell: grid.CellSpec) -> ModelSpec:
+        return next(m for m in self.models if m.ref == cell.model)
+
+
+def _model_version(model: ModelSpec) -> str:
+    """What the request hash (and reuse) is keyed on: the pinned version, or for an
+    official model its name (Replicate keeps its version hidden)."""
+    if model.create_via == "versioned" and model.version_id:
+        return f"{model.ref}:{model.version_id}"
+    return model.ref
+
+
+def _input_name(axis: str, roles: schema.InputRoles, props: Mapping[str, Any]) -> str | None:
+    """The model's input for a grid axis name: a shorthand's own name, or the input itself."""
+    if axis in SHORTHANDS:
+        return roles.name_for(axis)
+    if axis in schema.ROLE_NAMES or axis == "image":
+        raise InvalidInput(f"{axis} is set by the sweep itself (images and prompts), not as an "
+                           "axis")
+    return axis if axis in props else None
+
+
+def _typed_fixed(name: str, value: Any, prop: Mapping[str, Any]) -> Any:
+    if isinstance(value, str) and (prop.get("type") != "string" or "enum" in prop):
+        return grid.parse_value(name, value, prop)
+    return value
+
+
+@dataclasses.dataclass
+class _ModelGrid:
+    """One model's share of a sweep: its axes and fixed values, and what it lacks."""
+
+    axes: list[grid.AxisSpec]
+    fixed: dict[str, Any]
+    missing: list[str]
+    used: set[str]
+
+
+# Role axes in their usual order (strength varies fastest); other inputs come before them.
+_AXIS_ORDER = {"seed": 1, "guidance": 2, "steps": 3, "strength": 4}
+
+
+def _model_grid(model: ModelSpec, request: SweepRequest, texts: Mapping[str, str],
+                seeds: list[int]) -> _ModelGrid:
+    props = schema.input_properties(model.input_schema or {})
+    roles = schema.input_roles(model.input_schema or {})
+    out = _ModelGrid([], {}, [], set())
+    for name, text in texts.items():
+        input_name = _input_name(name, roles, props)
+        if input_name is None:
+            if name != "seed" or request.seed != "-1":  # the default seed is not a choice
+                out.missing.append(name)
+            continue
+        out.used.add(name)
+        values = seeds if name == "seed" else grid.parse_axis(name, text, props[input_name])
+        out.axes.append(grid.AxisSpec(name, tuple(values), input_name))
+    own = request.per_model_fixed.get(model.ref, {})
+    for name, value in {**request.fixed, **own}.items():
+        if name in props:
+            out.used.add(name)
+            out.fixed[name] = _typed_fixed(name, value, props[name])
+        elif name in own:
+            raise InvalidInput(f"{name} is not an input of {model.ref}; its inputs: "
+                               f"{', '.join(props)}")
+        else:
+            out.missing.append(name)
+    if request.negative_prompt.strip():
+        (out.used.add("negative_prompt") if roles.negative_prompt
+         else out.missing.append("negative_prompt"))
+    out.axes.sort(key=lambda axis: _AXIS_ORDER.get(axis.name, 0))
+    return out
+
+
+def _check_models(models: list[ModelSpec], request: SweepRequest, refs: list[str]) -> None:
+    if len({m.ref for m in models}) != len(models):
+        raise InvalidInput("A model is listed twice: give each model once.")
+    if not (MIN_CANCEL_AFTER_S <= request.cancel_after_s <= 24 * 3600):
+        raise InvalidInput(f"Cancel-After {request.cancel_after_s} s is not allowed: give "
+                           f"{MIN_CANCEL_AFTER_S} s to 24 h.")
+    unknown = set(request.per_model_fixed) - {m.ref for m in models} - set(refs)
+    if unknown:
+        raise InvalidInput(f"Fixed values are given for {', '.join(sorted(unknown))}, which is "
+                           "not a model of this sweep.")
+
+
+def _refuse_missing(model: ModelSpec, missing: list[str]) -> None:
+    listed = ", ".join(repr(m) for m in missing)
+    one = len(missing) == 1
+    props = schema.input_properties(model.input_schema or {})
+    raise InvalidInput(f"{listed} {'is not an input' if one else 'are not inputs'} of "
+                       f"{model.ref}: remove {'it' if one else 'them'}. Its inputs: "
+                       f"{', '.join(props)}")
 
 
 def plan_sweep(session: Session, request: SweepRequest, *, max_cells: int, inflight_cap: int,
                create_rate_per_minute: int, fetch_schema: Any = None,
                rng: random.Random | None = None, endpoint: Endpoint | None = None,
                workers: int | None = None, chunk_size: int | None = None) -> SweepPlan:
-    """Parse and validate every axis, expand the grid and price it; nothing is stored."""
-    model = ensure_model(session, request.model_ref, fetch_schema=fetch_schema)
+    """Parse and validate every axis against each model's own schema, expand the grid (one
+    block of cells per model) and price it; nothing is stored.
+
+    Common axes and fixed values apply to each model that has the input; an input no chosen
+    model has is refused, and with one model every axis must be one of its inputs."""
+    refs = request.model_refs
+    if not refs:
+        raise InvalidInput("Choose a model: owner/name, e.g. stability-ai/sdxl.")
+    models = [ensure_model(session, ref, fetch_schema=fetch_schema) for ref in refs]
+    _check_models(models, request, refs)
+    for model in models:  # refused here, before anything else, when a model has no price
+        Pricing.of(model)
     images = _images(session, request.image_ids)
     variants = _prompt_variants(request)
-    spec = grid.GridSpec(
-        model_version=f"{model.ref}:{model.version_id}",
-        images=tuple(grid.GridImage(str(i.id), i.sha256) for i in images),
-        prompts=variants,
-        seed=tuple(grid.resolve_seeds(grid.parse_number_axis(request.seed, name="seed",
-                                                             integer=True), rng or random.Random())),
-        guidance=tuple(grid.parse_number_axis(request.guidance, name="guidance")),
-        steps=tuple(grid.parse_number_axis(request.steps, name="steps", integer=True)),
-        strength=tuple(grid.parse_number_axis(request.strength, name="strength")),
-        negative_prompt=request.negative_prompt, fixed=dict(request.fixed),
-    )
-    names = grid.InputNames(strength=model.strength_input, image=model.image_input)
-    cells = grid.expand_grid(spec, model_input_names=names, max_cells=max_cells,
-                             openapi_schema=model.input_schema or {})
+    texts = request.axis_texts()
+    seeds = grid.resolve_seeds(grid.parse_number_axis(texts["seed"], name="seed", integer=True),
+                               rng or random.Random()) if "seed" in texts else []
+    grid_images = tuple(grid.GridImage(str(i.id), i.sha256, i.width * i.height / 1e6)
+                        for i in images)
+    megapixels = {image.image_id: image.megapixels for image in grid_images}
+    cells: list[grid.CellSpec] = []
+    per_model = {m.ref: _model_grid(m, request, texts, seeds) for m in models}
+    for model in models:
+        part = per_model[model.ref]
+        if part.missing and len(models) == 1:
+            _refuse_missing(model, part.missing)
+        spec = grid.GridSpec(model_version=_model_version(model), images=grid_images,
+                             prompts=variants, axes=tuple(part.axes), fixed=part.fixed,
+                             negative_prompt=request.negative_prompt.strip())
+        for cell in grid.expand_grid(spec, roles=schema.input_roles(model.input_schema or {}),
+                                     max_cells=max_cells, openapi_schema=model.input_schema or {}):
+            cells.append(dataclasses.replace(cell, index=len(cells), model=model.ref))
+    used = set().union(*(p.used for p in per_model.values()))
+    unused = sorted(n for n in {*texts, *request.fixed}
+                    | ({"negative_prompt"} if request.negative_prompt.strip() else set())
+                    if n not in used and not (n == "seed" and request.seed == "-1"))
+    if unused:
+        raise InvalidInput(f"{', '.join(unused)}: no model of this sweep has such an input; "
+                           "remove it or add a model that has it.")
+    if len(cells) > max_cells:
+        raise InvalidInput(f"This sweep has {len(cells):,} cells over {len(models)} models; the "
+                           f"limit is {max_cells:,}. Remove values or models.")
     reusable = {} if request.fresh_run else _reusable_outputs(
         session, [c.request_hash for c in cells], endpoint)
     running = [c for c in cells if c.request_hash not in reusable]
-    sizes = output_megapixels(session, model.version_id or "", [i.id for i in images])
-    estimate = estimate_cells(session, model, [c.steps for c in running],
-                              [sizes.get(int(c.image_id)) for c in running], endpoint=endpoint,
-                              inflight_cap=model.inflight_cap or inflight_cap,
-                              create_rate_per_minute=create_rate_per_minute, workers=workers,
-                              chunk_size=chunk_size)
-    axes = {"image": [i.id for i in images], "prompt": [v.label for v in variants],
-            "seed": list(spec.seed), "guidance": list(spec.guidance), "steps": list(spec.steps),
-            "strength": list(spec.strength)}
-    return SweepPlan(request, model, cells, reusable, estimate.cost_usd, estimate.duration_s, axes,
-                     estimate)
+    estimate = None
+    cost = duration = 0.0
+    for model in models:  # each model runs under its own in-flight cap, side by side
+        mine = [c for c in running if c.model == model.ref]
+        sizes = output_megapixels(session, model.version_id or "", [i.id for i in images])
+        estimate = estimate_cells(
+            session, model, [c.steps for c in mine], [sizes.get(int(c.image_id)) for c in mine],
+            endpoint=endpoint, inflight_cap=model.inflight_cap or inflight_cap,
+            create_rate_per_minute=create_rate_per_minute, workers=workers,
+            chunk_size=chunk_size, model_inputs=[c.model_input for c in mine],
+            input_megapixels=[megapixels[c.image_id] for c in mine])
+        cost += estimate.cost_usd
+        duration = max(duration, estimate.duration_s)
+    not_applied = {ref: p.missing for ref, p in per_model.items() if p.missing}
+    axes_out = _axes_of(models, images, variants, per_model)
+    return SweepPlan(request, models[0], cells, reusable, cost, duration, axes_out,
+                     estimate if len(models) == 1 else None, models=models,
+                     not_applied=not_applied, fixed=per_model[models[0].ref].fixed)
+
+
+def _axes_of(models: list[ModelSpec], images: list[InputImage],
+             variants: tuple[grid.PromptVariant, ...],
+             per_model: dict[str, _ModelGrid]) -> dict[str, list[Any]]:
+    """The sweep's axes as stored: the model (when several), images, prompts, then every
+    swept input with the values any model got."""
+    axes: dict[str, list[Any]] = {"model": [m.ref for m in models]} if len(models) > 1 else {}
+    axes |= {"image": [i.id for i in images], "prompt": [v.label for v in variants]}
+    for part in per_model.values():
+        for axis in part.axes:
+            known = axes.setdefault(axis.name, [])
+            known += [v for v in axis.values if v not in known]
+    return axes
 
 
 def _prompt_variants(request: SweepRequest) -> tuple[grid.PromptVariant, ...]:
@@ -169,18 +344,22 @@ def create_sweep(session: Session, plan: SweepPlan, *, created_by: str, endpoint
     sweep = Sweep(
         name=request.name or _default_name(plan), scenario_id=request.scenario_id,
         model_id=plan.model.id, model_ref=plan.model.ref, version_id=plan.model.version_id or "",
-        axes=plan.axes, fixed_params={"negative_prompt": request.negative_prompt, **request.fixed},
+        axes=plan.axes, fixed_params=_fixed_params(plan),
         endpoint=endpoint, created_by=created_by, budget_usd=budget, base_url=base_url,
         estimated_cost_usd=plan.estimated_cost_usd, fresh_run=request.fresh_run,
         estimated_duration_s=plan.estimated_duration_s,
+        cancel_after_s=request.cancel_after_s,
     )
     session.add(sweep)
     session.flush()
     reused = _reused_rows(session, set(plan.reusable.values()))
     rows = []
+    model_ids = {m.ref: m.id for m in plan.models or [plan.model]}
+    several = len(model_ids) > 1
     for cell in plan.cells:
         values = dict(
             sweep_id=sweep.id, cell_index=cell.index, input_image_id=int(cell.image_id),
+            model_id=model_ids.get(cell.model) if several else None,
             strength=cell.strength, steps=cell.steps, guidance=cell.guidance, seed=cell.seed,
             prompt=cell.prompt, prompt_label=cell.prompt_label,
             negative_prompt=cell.negative_prompt, model_input=cell.model_input,
@@ -198,8 +377,21 @@ def create_sweep(session: Session, plan: SweepPlan, *, created_by: str, endpoint
     session.execute(Generation.__table__.insert(), rows)
     record(session, created_by, "create_sweep", "sweep", sweep.id,
            {"cells": len(rows), "reused": sum(1 for r in rows if r.get("reused_from_id")),
-            "estimated_cost_usd": plan.estimated_cost_usd, "model": plan.model.ref})
+            "estimated_cost_usd": plan.estimated_cost_usd,
+            "model": plan.model.ref if not several else list(model_ids)})
     return sweep
+
+
+def _fixed_params(plan: SweepPlan) -> dict[str, Any]:
+    """What the sweep set besides its axes: the negative prompt, the fixed inputs common
+    to its models, each model's own, and the inputs a model does not have."""
+    request = plan.request
+    params: dict[str, Any] = {"negative_prompt": request.negative_prompt, **plan.fixed}
+    if request.per_model_fixed:
+        params[PER_MODEL_KEY] = {ref: dict(v) for ref, v in request.per_model_fixed.items()}
+    if plan.not_applied:
+        params[NOT_APPLIED_KEY] = plan.not_applied
+    return params
 
 
 def _reused_rows(session: Session, ids: set[int]) -> dict[int, Generation]:
@@ -526,7 +718,9 @@ def cell_record(gen: Generation) -> dict[str, Any]:
         "overhead_s": gen.overhead_s, "latency_s": gen.latency_s, "cost_usd": gen.cost_usd,
         "output": gen.output_key, "thumbnail": gen.thumbnail_key, "error": gen.error,
         "attempts": gen.attempts, "endpoint": gen.endpoint.value,
-        "reused_from": gen.reused_from_id,
+        "reused_from": gen.reused_from_id, "model_input": gen.model_input,
+        "model_id": gen.model_id, "replicate_status": gen.replicate_status,
+        "extra_outputs": [o["output_key"] for o in gen.extra_outputs or []],
     }
 
 

@@ -15,12 +15,12 @@ NAME_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 MAX_NAME_CHARS = 120
 MODEL_REF_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*(?::[a-z0-9]+)?")
 PARAM_KEY_PATTERN = re.compile(r"[a-z_][a-z0-9_]*")
-# known parameter → (integer?, lowest, highest), as the sdxl input schema allows
-PARAM_RULES: dict[str, tuple[bool, float, float]] = {
-    "strength": (False, 0.0, 1.0), "num_inference_steps": (True, 1, 500),
-    "guidance_scale": (False, 1.0, 50.0), "seed": (True, 0, 2**32 - 1)}
+# The production service's names for the usual parameters, in the order exports list them.
+# Their allowed values come from the scenario's model schema (core.scenarios.versions checks
+# them there): no range is repeated here.
+PARAM_ORDER = ("strength", "num_inference_steps", "guidance_scale", "seed")
 # keys of an exported scenario that are not parameters; a parameter may not take these names
-RESERVED_KEYS = ("description", "prompt", "negative_prompt", "model")
+RESERVED_KEYS = ("description", "prompt", "negative_prompt", "model", "endpoint")
 
 
 def validate_name(name: str) -> str:
@@ -38,30 +38,18 @@ def _clean_params(params: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in params.items():
         if not isinstance(key, str) or not PARAM_KEY_PATTERN.fullmatch(key) or key in RESERVED_KEYS:
             raise InvalidInput(f"Parameter name {key!r} is not allowed: use a model input name "
-                               f"such as {', '.join(PARAM_RULES)}.")
+                               f"such as {', '.join(PARAM_ORDER)}.")
         if value is None:
             continue  # unset
-        if key in PARAM_RULES:
-            clean[key] = _check_number(key, value, *PARAM_RULES[key])
+        if isinstance(value, (bool, str, int)):
+            clean[key] = value
         elif isinstance(value, float) and not math.isfinite(value):
             raise InvalidInput(f"Parameter {key} = {value!r} is not a finite number.")
-        elif isinstance(value, (str, int, float, bool)):
+        elif isinstance(value, float):
             clean[key] = value
         else:
             raise InvalidInput(f"Parameter {key} = {value!r} must be text, a number or a boolean.")
     return clean
-
-
-def _check_number(key: str, value: Any, integer: bool, low: float, high: float) -> int | float:
-    number_types = (int,) if integer else (int, float)
-    ok = isinstance(value, number_types) and not isinstance(value, bool)
-    if ok and isinstance(value, float):
-        ok = math.isfinite(value)
-    if not ok or not low <= value <= high:
-        kind = "a whole number" if integer else "a number"
-        raise InvalidInput(f"{key} = {value!r} is not allowed: give {kind} from {low:g} "
-                           f"to {high:g}.")
-    return int(value) if integer else float(value)
 
 
 def clean_field(field: str, value: Any) -> Any:

@@ -7,8 +7,11 @@ and one audit entry. Status moves draft → calibrated; production is reached on
 ``approve`` (who and why, audited), which pins the version production reads
 (``Scenario.production_version``). Edits and promotions of a scenario in production make
 candidate versions: production keeps reading the approved one until another is approved.
-Parameters use the production service's names: strength, num_inference_steps,
-guidance_scale, seed (plus any other model input given by name).
+Parameters are the model's inputs by their own names (scheduler, width, aspect_ratio …),
+except the strength, kept as ``strength`` as the production service names it whatever the
+model calls it (prompt_strength on SDXL). Every parameter is checked against the scenario's
+model schema (SDXL when none is set) before it is stored, and a scenario prefills a sweep
+with all of them.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from sqlalchemy.orm import Session
 from core.data.audit import record
 from core.errors import InvalidInput, NotFound
 from core.data.models import Scenario, ScenarioStatus, ScenarioVersion, utcnow
-from core.scenarios.rules import PARAM_RULES, clean_field, parse_status
+from core.scenarios.rules import PARAM_ORDER, clean_field, parse_status
 from core.scenarios.rules import validate_name  # noqa: F401 - re-exported for pages
 from core.planning.sweeps import succeeded_generation
 
@@ -141,6 +144,9 @@ def _apply(session: Session, scenario: Scenario, changes: Mapping[str, Any], *, 
         raise InvalidInput("Changing a scenario needs the name of who changes it.")
     if "name" in changes and changes["name"] != scenario.name:
         _check_unique(session, changes["name"], scenario.id)
+    if "params" in changes or "model_ref" in changes:  # checked before anything is changed
+        _check_params(session, changes.get("model_ref", scenario.model_ref),
+                      changes.get("params", scenario.params) or {})
     before = _snapshot(scenario) if scenario.id is not None else {}
     for field, value in changes.items():
         setattr(scenario, field, value)
@@ -159,6 +165,49 @@ def _apply(session: Session, scenario: Scenario, changes: Mapping[str, Any], *, 
            {"name": scenario.name, "version": scenario.version, "diff": diff, **(detail or {})})
     session.flush()
     return _info(scenario)
+
+
+def model_schema(session: Session, model_ref: str | None) -> tuple[str, dict[str, Any] | None]:
+    """The scenario model's name and input schema: the stored one, else the known model's
+    (None when neither is here yet: nothing to check against)."""
+    from core.data.models import ModelSpec
+    from core.planning.known_models import SDXL_REF, known_model
+    from core.planning.schema import parse_model_ref
+
+    name = parse_model_ref(model_ref)[0] if model_ref else SDXL_REF
+    spec = session.scalar(select(ModelSpec).where(ModelSpec.ref == name)) if name else None
+    if spec is not None and spec.input_schema:
+        return name or "", spec.input_schema
+    known = known_model(name or "")
+    return name or "", known.openapi_schema if known else None
+
+
+def model_inputs(params: Mapping[str, Any], openapi_schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A scenario's parameters as the model's inputs (``strength`` under the model's name)."""
+    from core.planning.schema import input_roles
+
+    roles = input_roles(openapi_schema)
+    return {(roles.strength or key) if key == "strength" else key: value
+            for key, value in params.items()}
+
+
+def _check_params(session: Session, model_ref: str | None, params: Mapping[str, Any]) -> None:
+    from core.planning.schema import validate_input
+
+    name, openapi_schema = model_schema(session, model_ref)
+    if openapi_schema is None or not params:
+        return
+    inputs = model_inputs(params, openapi_schema)
+    shown = {model_key: key for key, model_key in zip(params, inputs)}
+    problems = [p for p in validate_input(openapi_schema, inputs, supplied_later=inputs.keys()
+                                          | {"prompt", "image", "input_image", "image_input"})
+                if "not an input" not in p and "not inputs" not in p]
+    if problems:
+        first = problems[0]
+        key = next((k for k in inputs if first.startswith(k + " ")), None)
+        value = inputs.get(key) if key else None
+        label = f"{shown.get(key, key)} = {value!r}" if key else "A parameter"
+        raise InvalidInput(f"{label} is not allowed for {name}: {first}.")
 
 
 def _check_unique(session: Session, name: str, own_id: int | None) -> None:
@@ -255,12 +304,11 @@ class PromotionPreview:
 def _promoted_fields(session: Session, generation_id: int, *, pin_seed: bool,
                      pin_model_version: bool) -> tuple[Any, dict[str, Any], str, str | None]:
     gen = succeeded_generation(session, generation_id, "promoted")
-    sweep = gen.sweep
-    version = sweep.version_id or None
-    model = f"{sweep.model_ref}:{version}" if version and pin_model_version else sweep.model_ref
-    taken = {"strength": gen.strength, "num_inference_steps": gen.steps,
-             "guidance_scale": gen.guidance, "seed": gen.seed if pin_seed else None}
-    return gen, {k: v for k, v in taken.items() if v is not None}, model, version
+    pinned, taken, version = _inputs_of(session, gen)
+    if not pin_seed:
+        taken.pop("seed", None)
+    model = pinned if pin_model_version else pinned.split(":", 1)[0]
+    return gen, taken, model, version
 
 
 def _target(session: Session, scenario: int | str, new_scenario: bool) -> Scenario | None:
@@ -307,8 +355,8 @@ def preview_promotion(session: Session, generation_id: int, scenario: int | str,
 def promote_generation(session: Session, generation_id: int, scenario: int | str, *, actor: str,
                        new_scenario: bool = False, pin_seed: bool = True,
                        pin_model_version: bool = True, note: str = "") -> ScenarioInfo:
-    """Copy a succeeded generation's prompt, negative prompt and parameters (strength, steps,
-    guidance, and unless left out its seed and model version) into an existing scenario as a
+    """Copy a succeeded generation's prompt, negative prompt, model and every input it was
+    made with (unless left out, its seed and model version) into an existing scenario as a
     new version, other parameters kept; or, only when ``new_scenario`` says so, into a new
     draft. A scenario in production gets a candidate version: production does not change."""
     gen, taken, model, _ = _promoted_fields(session, generation_id, pin_seed=pin_seed,
@@ -409,6 +457,53 @@ def restore_version(session: Session, scenario: int | str, version: int, *, acto
                   detail={"restored_from": version})
 
 
+def _inputs_of(session: Session, gen: Any) -> tuple[str, dict[str, Any], str | None]:
+    """The generation's model reference (pinned to its version when it has one), its
+    parameters (every input sent, image, prompt and negative prompt excepted, with the schema
+    defaults it ran with for strength, steps, guidance and seed) and the version."""
+    from core.data.models import ModelSpec
+    from core.planning.schema import input_roles
+
+    sweep = gen.sweep
+    spec = session.get(ModelSpec, gen.model_id or sweep.model_id)
+    roles = input_roles(spec.input_schema or {}) if spec is not None else None
+    ref = spec.ref if spec is not None else sweep.model_ref
+    version = spec.version_id if spec is not None else sweep.version_id
+    versioned = spec is None or spec.create_via == "versioned"
+    model = f"{ref}:{version}" if version and versioned else ref
+    skip = {roles.prompt, roles.negative_prompt, roles.image} if roles else {
+        "prompt", "negative_prompt", "image"}
+    sent = {k: v for k, v in (gen.model_input or {}).items() if k not in skip}
+    strength_name = roles.strength if roles else "prompt_strength"
+    if strength_name and strength_name in sent:
+        sent["strength"] = sent.pop(strength_name)
+    resolved = {"strength": gen.strength,
+                (roles.steps if roles and roles.steps else "num_inference_steps"): gen.steps,
+                (roles.guidance if roles and roles.guidance else "guidance_scale"): gen.guidance,
+                "seed": gen.seed}
+    return (model, {**{k: v for k, v in resolved.items() if v is not None}, **sent},
+            version or None)
+
+
+def endpoint_of(session: Session, model_ref: str | None) -> str | None:
+    """How production creates this scenario's predictions: the API call, by model."""
+    from core.data.models import ModelSpec
+    from core.engine.replicate_api import CreateTarget
+    from core.planning.known_models import known_model
+    from core.planning.schema import parse_model_ref
+
+    if not model_ref:
+        return None
+    name, version = parse_model_ref(model_ref)
+    spec = session.scalar(select(ModelSpec).where(ModelSpec.ref == name))
+    known = known_model(name or "")
+    via = spec.create_via if spec is not None else (known.create_via if known else "versioned")
+    if version:
+        via = "versioned" if via == "official" else via
+    return CreateTarget(via, name or "", version or (spec.version_id if spec else None),
+                        spec.deployment if spec is not None else None).endpoint_text
+
+
 # -- export --------------------------------------------------------------------------------------
 def production_config(session: Session,
                       statuses: Iterable[str] = ("production",)) -> dict[str, dict[str, Any]]:
@@ -432,11 +527,13 @@ def _exported(session: Session, statuses: Iterable[str]
         entry: dict[str, Any] = {"description": fields.get("description", "")}
         if approved is not None:
             entry["version"] = approved.version
-        entry.update({key: params.pop(key) for key in PARAM_RULES if key in params})
+        entry.update({key: params.pop(key) for key in PARAM_ORDER if key in params})
         for key, field in (("prompt", "prompt_template"), ("negative_prompt", "negative_prompt"),
                            ("model", "model_ref")):
             if fields.get(field):
                 entry[key] = fields[field]
+        if fields.get("model_ref"):  # which API call production makes for this model
+            entry["endpoint"] = endpoint_of(session, fields["model_ref"])
         entry.update({key: params[key] for key in sorted(params)})
         rows.append((s.name, entry, approved))
     return rows

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from core.data.db import session_scope
 from core.errors import NotFound
 from core.data.models import Scenario
-from tests.pages.conftest import run_workers, start_sweep
+from tests.pages.conftest import run_workers, start_sweep, store_image
 
 PAGE = "pages/gallery.py"
 
@@ -99,8 +99,8 @@ def test_rating_and_tag_filters_keep_only_matching_cells(open_page, runtime,
 
     first, second = queries.sweep_cells(finished_sweep)[:2]
     with session_scope(runtime.engine) as session:
-        save_review(session, first["id"], "ann", rating=5, tags=["too subtle"])
-        save_review(session, second["id"], "ann", rating=2, tags=["artifact"])
+        save_review(session, first.id, "ann", rating=5, tags=["too subtle"])
+        save_review(session, second.id, "ann", rating=2, tags=["artifact"])
     queries.sweep_cells.clear()  # read above, before the reviews existed
     app = open_page(PAGE)
     app.select_slider(key="g_min_rating").set_value(4).run()
@@ -212,3 +212,22 @@ def test_prompt_headings_show_the_prompt_text(open_page, runtime) -> None:
     assert headings["**P1: a portrait in a sunlit…**"] == (
         "a portrait in a sunlit studio with soft shadows")
     assert "**P2: a dog**" in headings
+
+
+def test_the_model_axis_goes_down_and_a_model_without_the_input_says_so(open_page, runtime) -> None:
+    from core.planning.submit import submit_sweep
+    from core.planning.sweeps import SweepRequest
+
+    request = SweepRequest(model_ref="stability-ai/sdxl", image_ids=[store_image(runtime)],
+                           extra_models=["black-forest-labs/flux-kontext-pro"],
+                           strength="0.3, 0.6", prompts=["a portrait"], seed="42")
+    submit_sweep(runtime, request, actor="tester")
+    run_workers(runtime)
+    app = open_page(PAGE)
+    assert not app.exception
+    assert app.selectbox(key="g_x").value == "strength"
+    assert app.selectbox(key="g_y").value == "model"
+    captions = [c for image in app.image for c in image.captions]
+    assert "✅ strength 0.3 · model stability-ai/sdxl" in captions
+    assert "✅ no strength · model black-forest-labs/flux-kontext-pro" in captions
+    assert "black-forest-labs/flux-kontext-pro has no strength" in _captions(app)

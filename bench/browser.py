@@ -266,8 +266,8 @@ def measure_gallery(browser: Any, product: Product, sweep_id: int,
         _gallery(tab, product, sweep_id)
         opened, switched = [], []
         for n in range(repeats):
-            button = page.locator('[data-testid="stButton"] button',
-                                  has_text=re.compile("^Open$")).nth(n)
+            button = page.locator('[data-testid="stButton"] button', has_text=re.compile(
+                "^Open$")).filter(visible=True).nth(n)
             opened.append(tab.timed(button.click))
             page.get_by_role("dialog").wait_for()
             page.keyboard.press("Escape")
@@ -391,6 +391,16 @@ def main(argv: list[str] | None = None) -> int:
     return report(results)
 
 
+def attempt(out: dict[str, Any], key: str, measure: Callable[[], Any]) -> None:
+    """Run one measurement; a failure is recorded under errors (with what was measured so
+    far kept) instead of losing the whole run."""
+    try:
+        out[key] = measure()
+    except Exception as exc:  # noqa: BLE001 - reported in the table and the JSON
+        out.setdefault("errors", {})[key] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        print(f"  {key} failed: {type(exc).__name__}", file=sys.stderr, flush=True)
+
+
 def run_all(browser: Any, env: dict[str, str], tmp: Path, gallery_sweep: int, image: Path,
             repeats: int, load_cells: int, skip_sweep: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -416,18 +426,19 @@ def run_all(browser: Any, env: dict[str, str], tmp: Path, gallery_sweep: int, im
     try:
         out["cold"] = cold
         print("… warm pages", file=sys.stderr, flush=True)
-        out["warm"] = measure_pages_warm(browser, product, repeats)
+        attempt(out, "warm", lambda: measure_pages_warm(browser, product, repeats))
         print("… gallery and review interactions", file=sys.stderr, flush=True)
-        out["interactions"] = {**measure_gallery(browser, product, gallery_sweep, repeats),
-                               **measure_review(browser, product, repeats)}
+        attempt(out, "gallery", lambda: measure_gallery(browser, product, gallery_sweep, repeats))
+        attempt(out, "review", lambda: measure_review(browser, product, repeats))
+        out["interactions"] = {**out.pop("gallery", {}), **out.pop("review", {})}
         print("… submit → first image", file=sys.stderr, flush=True)
-        out["submit"] = [measure_submit(browser, product, image)
-                         for _ in range(max(1, repeats // 2))]
+        attempt(out, "submit", lambda: [measure_submit(browser, product, image)
+                                        for _ in range(max(1, repeats // 2))])
         if not skip_sweep:
             run_env = {**env, "TUNER_RUN_DIR": env["TUNER_RUN_DIR"]}
             print(f"… warm pages while a {load_cells}-cell sweep runs", file=sys.stderr, flush=True)
             with running_sweep(run_env, image, load_cells, tmp / "sweep.log") as sweep_id:
-                out["loaded"] = measure_pages_warm(browser, product, repeats)
+                attempt(out, "loaded", lambda: measure_pages_warm(browser, product, repeats))
                 out["load_sweep_status_at_end"] = sweep_status(run_env, sweep_id)
     finally:
         product.stop()
@@ -444,6 +455,8 @@ def report(results: dict[str, Any]) -> int:
     targets: dict[str, dict[str, Any]] = {}
     loaded = results.get("loaded", {})
     for page in PAGES:
+        if page not in results.get("warm", {}):
+            continue
         warm = median(results["warm"][page])
         cold = median(results["cold"][page])
         ok = warm <= 2 * floor_load and warm <= 1.0
@@ -474,7 +487,7 @@ def report(results: dict[str, Any]) -> int:
                      "result": verdict(ok)})
         targets[f"{name} {'≤ 0.3 s' if review else '≤ 2× floor and ≤ 1 s'}"] = {
             "value": f"{value} s", "result": verdict(ok)}
-    submit = median(results["submit"])
+    submit = median(results["submit"]) if results.get("submit") else None
     rows.append({"what": "submit → first image in the Gallery", "warm": submit, "floor": "-",
                  "ratio": "-", "target": "-", "result": "-"})
     columns = [("what", "what"), ("cold", "cold s"), ("warm", "warm s (median)"),
@@ -486,6 +499,8 @@ def report(results: dict[str, Any]) -> int:
           f"median of {results['repeats']}; floor = the one-line page\n")
     print(table(rows, columns))
     print()
+    for key, error in results.get("errors", {}).items():
+        targets[f"{key} measured"] = {"value": error, "result": "FAIL"}
     print(table([{"target": k, **v} for k, v in targets.items()],
                 [("target", "target"), ("value", "measured"), ("result", "result")]))
     path = write_results("browser", {**results, "rows": rows, "targets": targets})

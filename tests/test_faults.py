@@ -313,3 +313,31 @@ def test_a_database_outage_right_after_a_create_never_creates_again(tuner_env, e
             runtime.engine.dispose()
         finally:
             proxy.close()
+
+
+def test_retrying_a_cell_whose_billed_output_was_not_stored_downloads_it_again(tuner_env,
+                                                                              emulator):
+    """Reproduction 5: "retry" of a cell that failed to store a billed output fetches that
+    output again; it never creates (and pays for) a second prediction."""
+    from sqlalchemy import update
+
+    from core.engine.reaper import reap
+    from core.planning.submit import requeue
+
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, SweepRequest(**{**SMALL.__dict__, "strength": "0.5"}))
+    run_queue(runtime.settings.redis_url)
+    [done] = cells(runtime, sweep_id)
+    with session_scope(runtime.engine) as session:  # as the store step leaves it when it gives up
+        session.execute(update(Generation).where(Generation.id == done.id).values(
+            state=GenerationState.FAILED, output_key=None, thumbnail_key=None,
+            error="The output could not be stored (disk full) before Replicate deleted it."))
+    assert requeue(runtime, sweep_id, "failed", actor="tester").cells == 1
+    with session_scope(runtime.engine) as session:
+        reap(session, runtime.redis, chunk_size=16, grace_s=0)
+    run_queue(runtime.settings.redis_url)
+    [again] = cells(runtime, sweep_id)
+    assert again.state == GenerationState.SUCCEEDED and again.output_key
+    assert again.prediction_id == done.prediction_id
+    assert again.cost_usd == pytest.approx(done.cost_usd)  # counted once
+    assert emulator_stats(emulator)["creates_total"] == 1

@@ -535,6 +535,8 @@ class ChunkRunner:
         created = parse_replicate_time(prediction.get("created_at"))
         timing["replicate_queue_s"] = seconds_between(created, timing["started_at"])
         billed = _billed(task, predict_time, outputs if status == "succeeded" else [])
+        if task.replicate_status == "succeeded":  # retried to store it: its cost is counted
+            billed = 0.0
         if status == "aborted":  # Cancel-After passed before it started: never billed
             return await self._finish(task, GenerationState.FAILED, cost_usd=0.0,
                                       error=_aborted_reason(task, prediction), **timing)

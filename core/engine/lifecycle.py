@@ -40,6 +40,7 @@ class CellTask:
     sweep_id: int
     state: GenerationState
     prediction_id: str | None
+    replicate_status: str | None  # "succeeded" on a submitted cell: billed, output not yet kept
     submitting_at: dt.datetime | None
     create_sent_at: dt.datetime | None
     enqueued_at: dt.datetime | None
@@ -88,7 +89,8 @@ def _load_task(session: Session, generation_id: int, fence: int | None) -> CellT
     gen, sweep, model, image = row
     n_cells = math.prod(len(values) for values in sweep.axes.values()) or 1  # no COUNT per cell
     return CellTask(
-        id=gen.id, fence=gen.fence if fence is None else fence, sweep_id=sweep.id, state=gen.state, prediction_id=gen.prediction_id,
+        id=gen.id, fence=gen.fence if fence is None else fence, sweep_id=sweep.id,
+        state=gen.state, prediction_id=gen.prediction_id, replicate_status=gen.replicate_status,
         submitting_at=gen.submitting_at, create_sent_at=gen.create_sent_at,
         enqueued_at=gen.enqueued_at,
         model_ref=model.ref, version_id=model.version_id or sweep.version_id,

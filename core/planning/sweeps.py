@@ -505,9 +505,21 @@ def retry_failed(session: Session, redis: Redis | None, sweep_id: int, *, actor:
                            + _other_hint(session, sweep_id))
     _ready_to_requeue(session, redis, sweep, len(ids), caps)
     keep_failed_attempts(session, ids)
-    session.execute(update(Generation).where(Generation.id.in_(ids)).values(**_RESET)
+    # A prediction Replicate finished and billed whose output we failed to store is fetched
+    # again, never created again: the cell goes back to submitted with its prediction, and
+    # the reaper hands it to a worker (it has no job).
+    billed = list(session.scalars(select(Generation.id).where(
+        Generation.id.in_(ids), Generation.prediction_id.is_not(None),
+        Generation.replicate_status == "succeeded", Generation.output_key.is_(None))))
+    if billed:
+        session.execute(update(Generation).where(Generation.id.in_(billed)).values(
+            state=GenerationState.SUBMITTED, error=None, job_id=None, completed_at=None)
+            .execution_options(synchronize_session=False))
+    rest = [gid for gid in ids if gid not in set(billed)]
+    session.execute(update(Generation).where(Generation.id.in_(rest)).values(**_RESET)
                     .execution_options(synchronize_session=False))
-    record(session, actor, "retry_failed", "sweep", sweep_id, {"cells": len(ids)})
+    record(session, actor, "retry_failed", "sweep", sweep_id,
+           {"cells": len(ids), "stored_again": len(billed)})
     return ids
 
 

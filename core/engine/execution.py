@@ -535,8 +535,6 @@ class ChunkRunner:
         created = parse_replicate_time(prediction.get("created_at"))
         timing["replicate_queue_s"] = seconds_between(created, timing["started_at"])
         billed = _billed(task, predict_time, outputs if status == "succeeded" else [])
-        if task.replicate_status == "succeeded":  # retried to store it: its cost is counted
-            billed = 0.0
         if status == "aborted":  # Cancel-After passed before it started: never billed
             return await self._finish(task, GenerationState.FAILED, cost_usd=0.0,
                                       error=_aborted_reason(task, prediction), **timing)
@@ -881,8 +879,9 @@ def _target(task: cells.CellTask) -> CreateTarget:
 
 
 def _billed(task: cells.CellTask, predict_time: float | None, outputs: list[str]) -> float:
-    """The estimate of what Replicate billed (the API returns no price)."""
-    if not task.pricing:
+    """The estimate of what Replicate billed (the API returns no price). Nothing for a cell
+    retried to store an output it already paid for (its cost was counted then)."""
+    if not task.pricing or task.replicate_status == "succeeded":
         return 0.0
     return cost_of(Pricing(**task.pricing), predict_time, len(outputs))
 

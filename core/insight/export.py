@@ -108,8 +108,20 @@ def _csv(sweep_id: int, cells: list[dict[str, Any]]) -> bytes:
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for cell in cells:
-        writer.writerow({"sweep_id": sweep_id, **cell})
+        writer.writerow({"sweep_id": sweep_id, **{k: _formula_safe(v) for k, v in cell.items()}})
     return buffer.getvalue().encode("utf-8")
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _formula_safe(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula (``=HYPERLINK(…)`` in a prompt) gets a
+    leading apostrophe, so it opens as the text it is (OWASP's CSV-injection advice);
+    numbers, negative ones included, stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _empty_record_keys() -> list[str]:

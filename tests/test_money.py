@@ -231,3 +231,15 @@ def test_a_sweep_without_a_budget_gets_the_default_cap(tuner_env):
                              endpoint=EndpointKind.EMULATOR,
                              caps=Caps(sweep_usd=5, daily_usd=20, monthly_usd=300))
         assert sweep.budget_usd == 5
+
+
+@pytest.mark.parametrize(("field", "label"), [("prompts", "prompt 1"), ("name", "name"),
+                                              ("negative_prompt", "negative prompt")])
+def test_a_nul_in_user_text_is_refused_naming_the_field(tuner_env, field, label):
+    """Issue 16 (rough edges): PostgreSQL said only "DataError"."""
+    from core.errors import InvalidInput
+
+    value = ["a portrait\x00"] if field == "prompts" else "x\x00y"
+    runtime = open_runtime(Settings())
+    with pytest.raises(InvalidInput, match=f"The {label} contains a NUL character"):
+        plan(runtime, SweepRequest(**{**FOUR.__dict__, field: value}))

@@ -210,6 +210,7 @@ def plan_sweep(session: Session, request: SweepRequest, *, max_cells: int, infli
 
     Common axes and fixed values apply to each model that has the input; an input no chosen
     model has is refused, and with one model every axis must be one of its inputs."""
+    _refuse_nul(request)
     refs = request.model_refs
     if not refs:
         raise InvalidInput("Choose a model: owner/name, e.g. stability-ai/sdxl.")
@@ -282,6 +283,20 @@ def _axes_of(models: list[ModelSpec], images: list[InputImage],
             known = axes.setdefault(axis.name, [])
             known += [v for v in axis.values if v not in known]
     return axes
+
+
+def _refuse_nul(request: SweepRequest) -> None:
+    """A NUL character cannot be stored (PostgreSQL refuses it with a bare DataError): say
+    which field holds one."""
+    fields: list[tuple[str, Any]] = [("name", request.name), ("negative prompt",
+                                     request.negative_prompt), ("Prompt S/R", request.prompt_sr)]
+    fields += [(f"prompt {n + 1}", p) for n, p in enumerate(request.prompts)]
+    fields += [(f"{axis} axis", request.__dict__.get(axis)) for axis in
+               ("strength", "steps", "guidance", "seed")]
+    for label, value in fields:
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidInput(f"The {label} contains a NUL character (\\0), which cannot be "
+                               "stored: remove it.")
 
 
 def _prompt_variants(request: SweepRequest) -> tuple[grid.PromptVariant, ...]:

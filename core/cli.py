@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.config import Settings
-from core.errors import TunerError
+from core.errors import InvalidInput, TunerError
 
 log = logging.getLogger("core.cli")
 
@@ -88,7 +88,8 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
     runtime = open_runtime(_settings())
     user = local_user()
     with session_scope(runtime.engine) as session:
-        image_ids = [add_image(session, runtime.store, runtime.settings, _read_file(path),
+        image_ids = [add_image(session, runtime.store, runtime.settings, _read_file(
+                                   path, runtime.settings.upload_max_bytes),
                                filename=Path(path).name, uploaded_by=user).id
                      for path in args.image]
         scenario_id = _scenario_id(session, args.scenario)
@@ -223,11 +224,18 @@ def _scenario_id(session, name: str | None) -> int | None:  # noqa: ANN001
     return scenario.id
 
 
-def _read_file(path: str) -> bytes:
+def _read_file(path: str, max_bytes: int) -> bytes:
+    """At most ``max_bytes`` of the file: ``--image /dev/zero`` is refused, not read until
+    memory runs out."""
     try:
-        return Path(path).read_bytes()
+        with Path(path).open("rb") as file:
+            data = file.read(max_bytes + 1)
     except OSError as exc:
         raise TunerError(f"Cannot read {path}: {exc.strerror}") from exc
+    if len(data) > max_bytes:
+        raise InvalidInput(f"{path} is larger than the upload limit of {max_bytes:,} bytes "
+                           "(UPLOAD_MAX_BYTES): give a smaller image.")
+    return data
 
 
 def _wait_for(runtime, sweep_id: int, *, quiet: bool) -> None:  # noqa: ANN001
@@ -513,7 +521,8 @@ def cmd_gate_set_create(args: argparse.Namespace) -> int:
     with session_scope(runtime.engine) as session:
         ids = list(args.image_id or [])
         for path in args.image or []:
-            ids.append(add_image(session, runtime.store, runtime.settings, _read_file(path),
+            ids.append(add_image(session, runtime.store, runtime.settings,
+                                 _read_file(path, runtime.settings.upload_max_bytes),
                                  filename=Path(path).name, uploaded_by=user).id)
         notes = {}
         for item in args.note or []:

@@ -177,3 +177,12 @@ def test_pricing_set_and_show(tuner_env):
     assert both.returncode == 2 and "exactly one of" in both.stderr
     text = run(["pricing", "show"], tuner_env).stdout
     assert "estimates" in text
+
+
+def test_an_endless_image_file_is_refused_at_the_upload_limit(tuner_env):
+    """Issue 16: `--image /dev/zero` read until memory ran out."""
+    result = run(["sweep", "run", "--image", "/dev/zero", "--strength", "0.3", "--steps", "20",
+                  "--prompt", "a portrait"], {**tuner_env, "UPLOAD_MAX_BYTES": "100000"})
+    assert result.returncode == 2
+    assert "/dev/zero is larger than the upload limit of 100,000 bytes" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

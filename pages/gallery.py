@@ -1,7 +1,10 @@
 """Gallery: one sweep as a labelled grid; any axis across or down, the rest in tabs."""
 
+from collections import Counter
+
 import streamlit as st
 
+from core.insight.progress import CellCounts
 from dashboard import actions, frame, grid_view, queries, resources, runs_view
 from dashboard import review_widgets as rw
 from dashboard.errors import shown_errors
@@ -44,11 +47,15 @@ if linked_cell is not None and linked_cell != str(st.session_state.get("open_cel
 def gallery() -> None:
     with shown_errors("showing the grid"):
         live = queries.sweep_cells(sweep_id)
+        finished = CellCounts.from_states(Counter(c["state"] for c in live)).finished
+        if finished and not summary.finished:
+            queries.sweep_summaries.clear()  # read the finished status now, not in 2 s
+            st.rerun()  # the whole page: its status, and this fragment stops refreshing
         swept = grid_view.swept_axes(live)
         x, y = grid_view.choose_axes(swept)
         rest = [a for a in swept if a not in (x, y)]
         st.caption(f"{sum(c['state'] == 'succeeded' for c in live)} of {len(live)} images ready"
-                   + (" — filling in as the sweep runs" if not summary.finished else ""))
+                   + (" — filling in as the sweep runs" if not finished else ""))
         shown = grid_view.review_filter(grid_view.state_filter(live))
         shown, sort_key, descending = grid_view.metric_filter(shown)
         if sort_key is not None:

@@ -59,15 +59,17 @@ def test_a_new_user_tunes_a_scenario_end_to_end(product, page, tmp_path):
     page.locator("button", has_text=re.compile(r"^Open$")).first.click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text(re.compile("prediction", re.I)).first.wait_for()
-    dialog.get_by_label("Promote to scenario").fill("projection-level-1")
-    dialog.get_by_label("Promote to scenario").press("Enter")
+    # No scenario exists yet, so "New scenario" is the only choice: say its name.
+    dialog.get_by_label("New scenario name").fill("projection-level-1")
+    dialog.get_by_label("New scenario name").press("Enter")
+    wait_text(page, "Pin the seed")  # what promoting will pin is stated before the button
     dialog.get_by_role("button", name="Promote these settings").click()
     wait_text(page, "projection-level-1")
 
     # Review: rate with the keyboard (4 stars), progress moves.
     page.goto(f"{product}/review")
     wait_text(page, "0 / 4")
-    page.get_by_role("button", name="Save and next").wait_for()
+    page.locator("[data-testid=review-panel][data-shown-id]").wait_for()
     page.keyboard.press("4")
     wait_text(page, "1 / 4")
 
@@ -82,8 +84,14 @@ def test_a_new_user_tunes_a_scenario_end_to_end(product, page, tmp_path):
     page.goto(f"{product}/scenarios")
     wait_text(page, "projection-level-1 · v1")  # the only scenario opens by itself
     page.get_by_role("button", name="Mark calibrated").click()
-    page.get_by_role("button", name="Move to production").click()
+    # Production changes only through an approval, with a reason; no gate ran for this
+    # first version, so the approval needs an override reason too.
+    page.get_by_label("Why this version (recorded with your name)").fill("first calibration")
+    page.get_by_label("Override reason (only if its gate did not pass)").fill("no gate yet")
+    page.get_by_role("button", name="Approve for production").click()
     wait_text(page, "production")
     config = downloaded(page, "Download scenario_config.py").decode()
     assert "scenario_config = {" in config and '"projection-level-1"' in config
     assert re.search(r'"strength": 0\.[36]', config)
+    approved = re.search(r"projection-level-1: version (\d+), approved by root", config)
+    assert approved and f'"version": {approved.group(1)}' in config  # the approved one, by number

@@ -19,9 +19,10 @@ sweep_id = runs_view.choose_sweep(summaries)
 summary = next(s for s in summaries if s.id == sweep_id)
 exports = st.columns([1, 1, 4])
 exports[0].download_button("Sweep as CSV", lambda: queries.export_sweep(sweep_id, "csv"),
-                           file_name=f"sweep-{sweep_id}.csv", mime="text/csv")
+                           file_name=f"sweep-{sweep_id}.csv", mime="text/csv", on_click="ignore")
 exports[1].download_button("Sweep as JSON", lambda: queries.export_sweep(sweep_id, "json"),
-                           file_name=f"sweep-{sweep_id}.json", mime="application/json")
+                           file_name=f"sweep-{sweep_id}.json", mime="application/json",
+                           on_click="ignore")
 
 
 def open_cell(cell: dict) -> None:
@@ -71,7 +72,10 @@ def gallery() -> None:
             "Grid as PNG" + (f" (all {len(every)} slices, each labelled)" if len(every) > 1
                              else ""),
             lambda: queries.grid_png(every, x, y, f"Sweep {sweep_id} · {summary.name}"),
-            file_name=f"sweep-{sweep_id}-grid.png", mime="image/png", key="png_all")
+            file_name=f"sweep-{sweep_id}-grid.png", mime="image/png", key="png_all",
+            # No rerun on click: a rerun re-registers the deferred file while the browser is
+            # still fetching it, and the download could be lost.
+            on_click="ignore")
         if len(groups) > 12:
             label = st.selectbox("Showing", [g[0] for g in groups], key="g_group")
             groups = [g for g in groups if g[0] == label]

@@ -39,7 +39,7 @@ from core.errors import BudgetExceeded, InvalidInput, NotFound
 from core.planning.budget import Caps
 from core.planning.catalog import SDXL_REF
 from core.planning.sweeps import SweepPlan, SweepRequest, create_sweep, plan_sweep
-from core.scenarios import testsets
+from core.scenarios import testsets, versions
 
 MAX_SEEDS = 20
 MAX_REVIEWERS = 10
@@ -60,14 +60,7 @@ def scenario_row(session: Session, scenario: int | str) -> Scenario:
 
 
 def version_snapshot(session: Session, scenario: Scenario, version: int) -> dict[str, Any]:
-    row = session.scalar(select(ScenarioVersion).where(ScenarioVersion.scenario_id == scenario.id,
-                                                       ScenarioVersion.version == version))
-    if row is None:
-        have = session.scalars(select(ScenarioVersion.version).where(
-            ScenarioVersion.scenario_id == scenario.id).order_by(ScenarioVersion.version)).all()
-        raise NotFound(f"Scenario {scenario.name!r} has no version {version}; it has "
-                       f"{', '.join(map(str, have)) or 'none'}.")
-    return dict(row.snapshot)
+    return dict(versions.version_row(session, scenario, version).snapshot)
 
 
 def production_version(session: Session, scenario: Scenario) -> int | None:

@@ -379,7 +379,7 @@ def promote_generation(session: Session, generation_id: int, scenario: int | str
 APPROVAL_REASON_MIN = 5
 
 
-def _version_row(session: Session, scenario: Scenario, version: int) -> ScenarioVersion:
+def version_row(session: Session, scenario: Scenario, version: int) -> ScenarioVersion:
     row = session.scalar(select(ScenarioVersion).where(ScenarioVersion.scenario_id == scenario.id,
                                                        ScenarioVersion.version == version))
     if row is None:
@@ -406,7 +406,7 @@ def approve(session: Session, scenario: int | str, version: int, actor: str, rea
     if ScenarioStatus(found.status) == ScenarioStatus.DRAFT:
         raise InvalidInput(f"Scenario {found.name!r} is a draft: mark it calibrated first, then "
                            "approve a version for production.")
-    row = _version_row(session, found, version)
+    row = version_row(session, found, version)
     if found.production_version == version:
         raise InvalidInput(f"Version {version} of {found.name!r} is already the production "
                            "version: nothing changed.")
@@ -449,7 +449,7 @@ def restore_version(session: Session, scenario: int | str, version: int, *, acto
                     note: str = "") -> ScenarioInfo:
     """An earlier version's fields as a new version (a candidate when in production)."""
     found = _get(session, scenario)
-    snapshot = _version_row(session, found, version).snapshot
+    snapshot = version_row(session, found, version).snapshot
     changes = {field: clean_field(field, snapshot.get(field)) for field in FIELDS
                if field != "name" and field in snapshot}
     return _apply(session, found, changes, actor=actor,
@@ -520,7 +520,7 @@ def _exported(session: Session, statuses: Iterable[str]
     rows = []
     for s in session.scalars(select(Scenario).where(Scenario.status.in_(wanted))
                              .order_by(Scenario.name)):
-        approved = (_version_row(session, s, s.production_version)
+        approved = (version_row(session, s, s.production_version)
                     if s.production_version is not None else None)
         fields = approved.snapshot if approved is not None else _snapshot(s)
         params = dict(fields.get("params") or {})

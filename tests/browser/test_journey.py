@@ -64,7 +64,7 @@ def test_a_new_user_tunes_a_scenario_end_to_end(product, page, tmp_path):
     dialog.get_by_label("New scenario name").press("Enter")
     wait_text(page, "Pin the seed")  # what promoting will pin is stated before the button
     dialog.get_by_role("button", name="Promote these settings").click()
-    wait_text(page, "projection-level-1")
+    wait_text(page, "Settings promoted into projection-level-1 (version 1).")
 
     # Review: rate with the keyboard (4 stars), progress moves.
     page.goto(f"{product}/review")

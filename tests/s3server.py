@@ -21,14 +21,20 @@ DUMMY_AWS_ENV = {
 REAL_AWS_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL")
 
 
-def start_moto_server() -> tuple[str, Callable[[], None]]:
-    """Start moto on 127.0.0.1 and a free port; return (endpoint_url, stop)."""
+def start_moto_server(port: int = 0) -> tuple[str, Callable[[], None]]:
+    """Start moto on 127.0.0.1 and ``port`` (a free one when 0); return (endpoint_url, stop).
+    Started again on the same port after a stop, it serves the same buckets (the backend
+    lives in this process), as an S3 outage that ends would."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    stopped = []
 
-    def stop() -> None:
+    def stop() -> None:  # idempotent, so a test's cleanup may call it again
+        if stopped:
+            return
+        stopped.append(True)
         server.stop()
         # moto's stop() ends serve_forever() but leaves the listening socket open, so a
         # client would hang instead of being refused; close it to release the port.

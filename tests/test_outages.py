@@ -115,6 +115,53 @@ def test_a_full_media_disk_keeps_the_billed_outputs_until_there_is_room(
         subprocess.run(["umount", "-l", str(media)], check=False)
 
 
+def test_s3_down_mid_sweep_keeps_the_billed_outputs_until_it_is_back(
+        tuner_env, emulator, processes, monkeypatch, tmp_path):
+    """Reproduction 5: media on S3 (moto over HTTP); S3 stops answering once every cell's
+    prediction was created. The cells wait, saying so, keep their predictions, and store
+    once S3 answers again: every cell succeeds, none is created twice."""
+    import boto3
+    from urllib.parse import urlsplit
+
+    from tests.s3server import DUMMY_AWS_ENV, REAL_AWS_ENV, start_moto_server, unique_bucket_name
+
+    endpoint, stop = start_moto_server()
+    try:
+        aws = {**DUMMY_AWS_ENV, "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+               "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials")}
+        for name in REAL_AWS_ENV:
+            monkeypatch.delenv(name, raising=False)
+        bucket = unique_bucket_name()
+        media = {"MEDIA_URL": f"s3://{bucket}/tuner", "S3_ENDPOINT_URL": endpoint}
+        for name, value in {**aws, **media}.items():
+            monkeypatch.setenv(name, value)
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+        env = {**{k: v for k, v in tuner_env.items() if k not in REAL_AWS_ENV}, **aws, **media}
+        configure(emulator, predict_time_s=3.0)
+        runtime = open_runtime(Settings())
+        sweep_id = submit(runtime, TWELVE)
+        processes.python(["core", "worker"], env, tmp_path / "worker.log")
+        wait_for(lambda: all(c.prediction_id for c in cells(runtime, sweep_id)), 30,
+                 "every cell's prediction to be created")
+        stop()  # S3 is down while the predictions run
+        wait_for(lambda: any((c.error or "").startswith("Waiting to store")
+                             for c in cells(runtime, sweep_id)), 60,
+                 "a cell to wait for S3")
+        assert not any(c.state == GenerationState.FAILED for c in cells(runtime, sweep_id))
+        waiting = [c for c in cells(runtime, sweep_id) if (c.error or "").startswith("Waiting")]
+        assert all(c.state == GenerationState.SUBMITTED and c.prediction_id for c in waiting)
+        assert "S3" in waiting[0].error or "s3://" in waiting[0].error
+        _, stop = start_moto_server(port=urlsplit(endpoint).port or 0)  # S3 is back
+        wait_for(lambda: states(runtime, sweep_id) == {"succeeded": 12}, 120,
+                 "every cell to be stored once S3 is back")
+        assert all(runtime.store.exists(c.output_key) and c.error is None
+                   for c in cells(runtime, sweep_id))
+        assert_all_succeeded_once(runtime, sweep_id, emulator, 12)
+    finally:
+        processes.stop_all()
+        stop()
+
+
 def test_a_sweep_submitted_while_redis_is_down_is_sent_when_it_is_back(
         tuner_env, emulator, processes, redis_server, tmp_path):
     runtime = open_runtime(Settings())

@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from core.data.db import session_scope
 from core.data.models import Generation, OutputMetrics
 from core.errors import InvalidInput
 from core.insight import measured
-from core.insight.metrics import SAME_PERSON_DISTANCE, measure, prepare
+from core.insight.metrics import SAME_PERSON_DISTANCE, ReferenceCache, measure, prepare
 from core.planning.sweeps import SweepRequest
 from core.runtime import open_runtime
 from tests.test_execution import png_bytes, run_queue, submit
@@ -96,6 +97,65 @@ def test_identity_is_measured_where_the_input_has_a_face():
     assert kept.identity_distance < SAME_PERSON_DISTANCE  # dlib: the same person
     gone = measure(reference, np.asarray(Image.fromarray(skdata.coffee()).resize((512, 512))))
     assert gone.identity_distance > SAME_PERSON_DISTANCE and gone.identity < kept.identity
+
+
+def _with_face(photo: np.ndarray, box: tuple[int, int, int, int], face: np.ndarray) -> np.ndarray:
+    """``photo`` with ``face`` (grey, any size) resized into ``box`` and a margin around it."""
+    left, top, right, bottom = box
+    margin = round((right - left) * 0.15)
+    left, top, right, bottom = left - margin, top - margin, right + margin, bottom + margin
+    out = photo.copy()
+    grey = Image.fromarray(face).convert("L").resize((right - left, bottom - top),
+                                                     Image.Resampling.BICUBIC)
+    out[top:bottom, left:right] = np.asarray(grey.convert("RGB"))
+    return out
+
+
+def test_identity_tells_the_same_face_from_other_peoples_faces():
+    # The astronaut's own face, reduced to 25 px and grey, put back in its place, against 20
+    # other people's faces (scikit-image's bundled LFW crops, also 25 px and grey) in the same
+    # place: the same degradation, so only who it is differs.
+    photo = skdata.astronaut()
+    reference = prepare(photo)
+    height, width = photo.shape[:2]
+    left, top, right, bottom = reference.face_box
+    box = (round(left * width), round(top * height), round(right * width),
+           round(bottom * height))
+    margin = round((box[2] - box[0]) * 0.15)
+    own = photo[box[1] - margin:box[3] + margin, box[0] - margin:box[2] + margin]
+    own_small = np.asarray(Image.fromarray(own).resize((25, 25), Image.Resampling.BICUBIC))
+    same = measure(reference, _with_face(photo, box, own_small)).identity_distance
+    faces = (skdata.lfw_subset()[:20] * 255).astype(np.uint8)  # the first 100 are faces
+    others = [measure(reference, _with_face(photo, box, f)).identity_distance for f in faces]
+    assert same < SAME_PERSON_DISTANCE  # dlib: the same person, even degraded
+    assert min(others) > same and np.median(others) > SAME_PERSON_DISTANCE + 0.1
+
+
+def test_concurrent_outputs_of_one_photo_prepare_it_once():
+    cache = ReferenceCache()
+    photo = encoded(skdata.astronaut())
+    loads: list[str] = []
+    second_started = threading.Event()
+    results: dict[str, object] = {}
+
+    def second() -> None:
+        second_started.set()
+        results["second"] = cache.get("sha", lambda: loads.append("second") or photo)
+
+    def first_load() -> bytes:
+        # The second output arrives while the first is still preparing the photo.
+        thread = threading.Thread(target=second)
+        results["thread"] = thread
+        thread.start()
+        assert second_started.wait(timeout=30)
+        loads.append("first")
+        return photo
+
+    results["first"] = cache.get("sha", first_load)
+    results["thread"].join(timeout=60)
+    assert loads == ["first"] and cache.prepared == 1
+    assert results["second"] is results["first"]
+    assert cache.get("sha", lambda: pytest.fail("cached")) is results["first"]
 
 
 def test_bad_images_are_refused_with_what_to_fix():

@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.config import Settings
-from core.errors import InvalidInput, TunerError
+from core.data.redisio import redis_errors
+from core.errors import InvalidInput, RedisUnavailable, TunerError
 
 log = logging.getLogger("core.cli")
 
@@ -830,16 +829,17 @@ def main(argv: list[str] | None = None) -> int:
                          logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     try:
-        code = args.func(args)
+        with redis_errors():
+            code = args.func(args)
         sys.stdout.flush()  # a closed pipe shows up here, inside the handler below
         return code
     except BrokenPipeError:
         return _quiet_broken_pipe()
-    except TunerError as exc:
-        return _error(args, str(exc))
-    except (RedisConnectionError, RedisTimeoutError):
+    except RedisUnavailable:
         return _error(args, "Redis does not answer: start it (`python -m core up` does) or set "
                             "REDIS_URL to one that answers.")
+    except TunerError as exc:
+        return _error(args, str(exc))
     except KeyboardInterrupt:
         return 130
 

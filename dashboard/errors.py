@@ -9,10 +9,8 @@ import logging
 from collections.abc import Iterator
 
 import streamlit as st
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from core.errors import TunerError
+from core.data.redisio import is_outage, redis_errors
+from core.errors import RedisUnavailable, TunerError
 
 log = logging.getLogger("dashboard")
 
@@ -21,10 +19,10 @@ REDIS_DOWN = ("Redis does not answer, so nothing can be queued or cancelled righ
 
 
 def message_for(exc: Exception, doing: str = "") -> str:
+    if is_outage(exc):
+        return REDIS_DOWN
     if isinstance(exc, TunerError):
         return str(exc)
-    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
-        return REDIS_DOWN
     what = f" while {doing}" if doing else ""
     return f"Something went wrong{what}: {type(exc).__name__} — details in the server log."
 
@@ -36,10 +34,12 @@ def shown_errors(doing: str = "") -> Iterator[None]:
     Streamlit's own control flow (st.rerun, st.stop, st.switch_page) derives from
     BaseException and passes through untouched."""
     try:
-        yield
+        with redis_errors():
+            yield
+    except RedisUnavailable:
+        st.error(REDIS_DOWN, icon="🚨")
     except TunerError as exc:
         st.error(str(exc), icon="⚠️")
     except Exception as exc:
-        if not isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
-            log.exception("error while %s", doing or "rendering a page")
+        log.exception("error while %s", doing or "rendering a page")
         st.error(message_for(exc, doing), icon="🚨")

@@ -13,6 +13,7 @@ from redis.exceptions import TimeoutError as _RedisTimeoutError
 from core.errors import RedisUnavailable
 
 T = TypeVar("T")
+_OUTAGE = (_RedisConnectionError, _RedisTimeoutError)
 
 
 @contextlib.contextmanager
@@ -20,7 +21,7 @@ def redis_errors() -> Iterator[None]:
     """Inside this block a Redis outage raises ``RedisUnavailable``."""
     try:
         yield
-    except (_RedisConnectionError, _RedisTimeoutError) as exc:
+    except _OUTAGE as exc:
         raise RedisUnavailable(f"Redis did not answer ({type(exc).__name__}: {exc}); "
                                "check that redis-server is running and REDIS_URL points "
                                "at it.") from exc
@@ -30,3 +31,9 @@ def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` with a Redis outage raised as ``RedisUnavailable``."""
     with redis_errors():
         return fn(*args, **kwargs)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for a Redis outage, translated or not yet (for a boundary handed an exception
+    that was caught somewhere else)."""
+    return isinstance(exc, (RedisUnavailable, *_OUTAGE))

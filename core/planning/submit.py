@@ -12,20 +12,16 @@ import dataclasses
 import random
 from typing import TYPE_CHECKING, Any, Literal
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
+from core.data import redisio
 from core.data.db import session_scope
 from core.data.settings_store import effective_settings
+from core.errors import RedisUnavailable
 from core.planning.sweeps import (CancelOutcome, SweepPlan, SweepRequest, cancel_sweep,
                                   create_sweep, dispatch_pending, plan_sweep, resume_canceled,
                                   retry_failed)
 
 if TYPE_CHECKING:
     from core.runtime import Runtime
-
-REDIS_AWAY = (RedisConnectionError, RedisTimeoutError)
-
 
 @dataclasses.dataclass(frozen=True)
 class Submitted:
@@ -86,8 +82,8 @@ def _workers_running(runtime: Runtime) -> int | None:
     from core.engine.worker import live_workers
 
     try:
-        return len(live_workers(runtime.redis)) or None
-    except REDIS_AWAY:
+        return len(redisio.call(live_workers, runtime.redis)) or None
+    except RedisUnavailable:
         return None
 
 
@@ -122,11 +118,11 @@ def submit_sweep(runtime: Runtime, request: SweepRequest, *, actor: str,
 def queue_pending(runtime: Runtime, sweep_id: int, *, chunk_size: int | None = None) -> bool:
     """Queue the sweep's pending cells no job holds; False when Redis does not answer."""
     try:
-        with session_scope(runtime.engine) as session:
+        with redisio.redis_errors(), session_scope(runtime.engine) as session:
             size = chunk_size or effective_settings(session, runtime.settings).chunk_size
             dispatch_pending(session, runtime.redis, sweep_id, chunk_size=size)
         return True
-    except REDIS_AWAY:
+    except RedisUnavailable:
         return False
 
 
@@ -171,7 +167,7 @@ def cancel(runtime: Runtime, sweep_id: int, *, actor: str) -> CancelOutcome:
 
 def _redis_or_none(runtime: Runtime) -> Any:
     try:
-        runtime.redis.ping()
+        redisio.call(runtime.redis.ping)
         return runtime.redis
-    except REDIS_AWAY:
+    except RedisUnavailable:
         return None

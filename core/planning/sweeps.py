@@ -13,18 +13,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.planning import grid
 
-from core.data import keys
+from core.data import keys, redisio
 from core.data.audit import record
 from core.planning.budget import Caps, check_budget_value, check_submission
 from core.planning.catalog import ensure_model
-from core.errors import BudgetExceeded, InvalidInput, NotFound
+from core.errors import BudgetExceeded, InvalidInput, NotFound, RedisUnavailable
 from core.data.models import (Endpoint, FailedAttempt, Generation, GenerationState, InputImage,
                               ModelSpec, Scenario, Sweep, utcnow)
 from core.insight.progress import CellCounts
@@ -490,9 +488,9 @@ def cancel_sweep(session: Session, redis: Redis | None, sweep_id: int, *,
     told = False
     if redis is not None:
         try:  # the fast path to running cells; the reaper re-raises the flag if this fails
-            redis.set(keys.sweep_cancel(sweep_id), actor, ex=CANCEL_FLAG_TTL_S)
+            redisio.call(redis.set, keys.sweep_cancel(sweep_id), actor, ex=CANCEL_FLAG_TTL_S)
             told = True
-        except (RedisConnectionError, RedisTimeoutError):
+        except RedisUnavailable:
             log.warning("Redis unavailable: sweep %s canceled in the database only", sweep_id)
     result = session.execute(update(Generation).where(
         Generation.sweep_id == sweep_id, Generation.state == GenerationState.PENDING
@@ -604,7 +602,7 @@ def _ready_to_requeue(session: Session, redis: Redis | None, sweep: Sweep, n_cel
     if sweep.cancel_requested_at is not None:
         sweep.cancel_requested_at = None
         if redis is not None:  # else the reaper lowers the flag once Redis answers
-            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+            with contextlib.suppress(RedisUnavailable), redisio.redis_errors():
                 redis.delete(keys.sweep_cancel(sweep.id))
 
 

@@ -243,7 +243,7 @@ def _wait_for(runtime, sweep_id: int, *, quiet: bool) -> None:  # noqa: ANN001
     from core.planning.sweeps import summarize
     from core.engine.worker import live_workers
 
-    if not live_workers(runtime.redis):
+    if not live_workers(runtime.redis, runtime.deployment):
         if not quiet:
             print("No worker is running; running the sweep in this process.", file=sys.stderr)
         from core.engine.worker import run_worker
@@ -346,7 +346,7 @@ def _requeue(args: argparse.Namespace, kind: str) -> int:
     else:
         from core.engine.worker import live_workers
 
-        if not live_workers(runtime.redis):
+        if not live_workers(runtime.redis, runtime.deployment):
             print("No worker is running: start `python -m core worker` (or add --wait to run "
                   "them here).", file=sys.stderr)
     return 0

@@ -129,13 +129,26 @@ def check_workers(settings: Settings) -> CheckResult:
 
     def run() -> str:
         client = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
-        workers = live_workers(client)
+        workers = live_workers(client, _deployment(settings))
         if not workers:
             raise RuntimeError("no worker is registered")
         busy = sum(1 for w in workers if w["current_job"])
         return f"{len(workers)} worker(s), {busy} busy"
 
     return _run("Workers", run, lambda e: "Start workers: `python -m core worker` (or `up`).")
+
+
+def _deployment(settings: Settings) -> str | None:
+    """The database's deployment id, so only this deployment's workers are counted; None
+    (count every worker) when the database cannot say."""
+    from core.data.db import get_engine, session_scope
+    from core.data.settings_store import deployment_id
+
+    try:
+        with session_scope(get_engine(settings.database_url)) as session:
+            return deployment_id(session)
+    except Exception:  # noqa: BLE001 - the database check reports why
+        return None
 
 
 def run_all(settings: Settings) -> list[CheckResult]:

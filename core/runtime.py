@@ -13,7 +13,7 @@ from core.config import Settings
 from core.data.db import get_engine, upgrade
 from core.data.models import Endpoint as EndpointKind
 from core.engine.replicate_api import Endpoint, resolve_endpoint
-from core.data.settings_store import effective_settings
+from core.data.settings_store import deployment_id, effective_settings
 from core.data.storage import MediaStore, open_media_store
 
 
@@ -35,6 +35,15 @@ class Runtime:
     @functools.cached_property
     def endpoint(self) -> Endpoint:
         return resolve_endpoint(self.settings)
+
+    @functools.cached_property
+    def deployment(self) -> str:
+        """This database's id, the prefix of its Redis queue (``keys.queue_name``). Its own
+        transaction (a write lock on SQLite): inside another one, use ``deployment_id``."""
+        from core.data.db import session_scope
+
+        with session_scope(self.engine) as session:
+            return deployment_id(session)
 
     @property
     def endpoint_kind(self) -> EndpointKind:

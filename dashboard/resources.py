@@ -132,12 +132,12 @@ def queue_status() -> dict[str, Any]:
     from core.insight.progress import queue_depth
     from core.engine.worker import live_workers
 
-    redis = runtime().redis
+    redis, deployment = runtime().redis, runtime().deployment
     try:
-        workers = live_workers(redis)
+        workers = live_workers(redis, deployment)
         return {"ok": True, "workers": len(workers),
                 "busy": sum(1 for w in workers if w["current_job"]),
-                "queued": queue_depth(redis)}
+                "queued": queue_depth(redis, deployment)}
     except RedisError:
         return {"ok": False, "workers": 0, "busy": 0, "queued": 0}
 

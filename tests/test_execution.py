@@ -44,9 +44,14 @@ def submit(runtime, request: SweepRequest, *, image: bytes | None = None) -> int
     return submit_sweep(runtime, request, actor="tester").sweep_id
 
 
-def run_queue(redis_url: str) -> None:
+def run_queue(redis_url: str, deployment: str | None = None) -> None:
+    """Run the queued chunks here, as a worker of the deployment (by default the one
+    DATABASE_URL names) would, until the queue is empty."""
+    if deployment is None:
+        deployment = open_runtime(Settings(), migrate=False).deployment
     redis = Redis.from_url(redis_url)
-    SimpleWorker([Queue(keys.QUEUE_NAME, connection=redis)], connection=redis).work(burst=True)
+    SimpleWorker([Queue(keys.queue_name(deployment), connection=redis)],
+                 connection=redis).work(burst=True)
 
 
 GRID = SweepRequest(model_ref="stability-ai/sdxl", image_ids=[], strength="0.3, 0.5, 0.7",
@@ -365,3 +370,34 @@ def test_emulated_outputs_are_never_reused_by_a_real_sweep(tuner_env, emulator):
         real = create_sweep(session, plan, created_by="tester", endpoint=EndpointKind.REPLICATE,
                             caps=Caps(None, 20, 300)).id
         assert len(pending_cell_ids(session, real)) == 18
+
+
+def test_two_deployments_sharing_one_redis_never_take_each_others_jobs(tuner_env, emulator,
+                                                                      processes, tmp_path):
+    """Issue 16 (rough edges): two deployments (two databases) on one Redis database. Each
+    queue carries its database's id, so a worker runs only its own deployment's chunks (the
+    other's cell ids would name cells of the wrong database), and only its own workers and
+    queue length are counted."""
+    from core.insight.progress import queue_depth
+
+    ours = open_runtime(Settings())
+    other_values = {"DATABASE_URL": f"sqlite:///{tmp_path / 'other.db'}",
+                    "MEDIA_URL": f"file://{tmp_path / 'other-media'}"}
+    other = open_runtime(Settings(database_url=other_values["DATABASE_URL"],
+                                  media_url=other_values["MEDIA_URL"]))
+    assert ours.deployment != other.deployment
+    six = SweepRequest(**{**GRID.__dict__, "steps": "20"})
+    our_sweep, other_sweep = submit(ours, six), submit(other, six)
+    assert our_sweep == other_sweep  # the same ids in both databases: only the queue tells
+    processes.python(["core", "worker"], tuner_env)
+    wait_for(lambda: summarize_one(ours, our_sweep).by_state == {"succeeded": 6}, 60,
+             "our sweep to finish")
+    assert summarize_one(other, other_sweep).by_state == {"pending": 6}  # not touched
+    assert queue_depth(ours.redis, other.deployment) == 1  # its chunk still waits
+    assert queue_depth(ours.redis, ours.deployment) == 0
+    assert len(live_workers(ours.redis, ours.deployment)) == 1
+    assert live_workers(ours.redis, other.deployment) == []
+    processes.python(["core", "worker"], {**tuner_env, **other_values})
+    wait_for(lambda: summarize_one(other, other_sweep).by_state == {"succeeded": 6}, 60,
+             "the other deployment's sweep to finish with its own worker")
+    assert emulator_stats(emulator)["creates_total"] == 12

@@ -31,7 +31,7 @@ def _start_job(redis: Redis, job_id: str, started_at: dt.datetime) -> None:
     from rq.job import Job
 
     job = Job.fetch(job_id, connection=redis)
-    Queue(keys.QUEUE_NAME, connection=redis).remove(job)
+    Queue(job.origin, connection=redis).remove(job)
     job.set_status(JobStatus.STARTED)
     job.started_at = started_at.replace(tzinfo=None)
     job.save()
@@ -70,7 +70,7 @@ def test_cells_without_a_job_are_sent_once_redis_is_back(tuner_env):
     runtime.redis.flushall()  # Redis lost the queue
     with session_scope(runtime.engine) as session:
         assert reap(session, runtime.redis, chunk_size=16, grace_s=30) == 18
-    assert Queue(keys.QUEUE_NAME, connection=runtime.redis).count == 2
+    assert Queue(keys.queue_name(runtime.deployment), connection=runtime.redis).count == 2
     with session_scope(runtime.engine) as session:
         assert reap(session, runtime.redis, chunk_size=16, grace_s=30) == 0  # queued now
     assert len(_cell_ids(runtime, sweep_id)) == 18

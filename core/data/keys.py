@@ -3,7 +3,13 @@
 import hashlib
 
 PREFIX = "tuner"
-QUEUE_NAME = "tuner-cells"
+
+
+def queue_name(deployment: str) -> str:
+    """The cell queue of one deployment (its database's id, ``settings_store.deployment_id``):
+    two deployments sharing a Redis database never take each other's jobs. Every producer and
+    consumer (dispatch, workers, the reaper, queue-length displays) names it through here."""
+    return f"{PREFIX}-cells-{deployment}"
 
 
 def cell_lease(generation_id: int) -> str:
@@ -23,4 +29,6 @@ def file_url(base_url: str, image_sha256: str) -> str:
     return f"{PREFIX}:file-url:{endpoint}:{image_sha256}"
 
 
-REAPER_LOCK = f"{PREFIX}:reaper-lock"
+def reaper_lock(deployment: str) -> str:
+    """One reaper at a time per deployment (each deployment's reaper runs its own rounds)."""
+    return f"{PREFIX}:{deployment}:reaper-lock"

@@ -15,11 +15,23 @@ from sqlalchemy.orm import Session
 
 from core.data.audit import record
 from core.config import Settings
-from core.errors import InvalidInput
+from core.errors import ConfigurationError, InvalidInput
 from core.data.models import AppSetting, utcnow
 
 EDITABLE = ("daily_budget_usd", "monthly_budget_usd", "sweep_budget_usd", "inflight_cap",
             "max_cells_per_sweep", "chunk_size")
+
+
+DEPLOYMENT_KEY = "deployment_id"
+
+
+def deployment_id(session: Session) -> str:
+    """This database's random id (written by migration 0010): the prefix of its Redis queue."""
+    row = session.get(AppSetting, DEPLOYMENT_KEY)
+    if row is None:
+        raise ConfigurationError("The database has no deployment id: run `python -m core "
+                                 "migrate` (migration 0010 writes it).")
+    return str(row.value["value"])
 
 
 def effective_settings(session: Session, base: Settings) -> Settings:

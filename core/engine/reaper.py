@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.data import keys
 from core.data.models import Generation, GenerationState, Sweep
+from core.data.settings_store import deployment_id
 from core.planning.sweeps import CANCEL_FLAG_TTL_S, dispatch
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ def _lower_stale_cancel_flags(session: Session, redis: Redis) -> None:
 def reap(session: Session, redis: Redis, *, chunk_size: int, grace_s: float,
          lock_ttl_s: int = 20) -> int:
     """Re-dispatch abandoned cells; returns how many (0 when another worker holds the lock)."""
-    lock = redis.lock(keys.REAPER_LOCK, timeout=lock_ttl_s, blocking=False)
+    lock = redis.lock(keys.reaper_lock(deployment_id(session)), timeout=lock_ttl_s,
+                      blocking=False)
     if not lock.acquire(blocking=False):
         return 0
     try:

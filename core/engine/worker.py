@@ -46,7 +46,8 @@ def run_worker(settings: Settings, *, concurrency: int = 1, burst: bool = False)
         while True:
             try:
                 with redis_errors():
-                    worker = SimpleWorker([Queue(keys.QUEUE_NAME, connection=runtime.redis)],
+                    worker = SimpleWorker([Queue(keys.queue_name(runtime.deployment),
+                                                 connection=runtime.redis)],
                                           connection=runtime.redis)
                     worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
                 return 0
@@ -96,11 +97,14 @@ def _safe(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
 
 
-def live_workers(redis: Redis) -> list[dict[str, object]]:
-    """Workers that are registered and heartbeating, for health panels."""
+def live_workers(redis: Redis, deployment: str | None = None) -> list[dict[str, object]]:
+    """Workers that are registered and heartbeating, for health panels: those serving the
+    deployment's queue (another deployment may share the Redis database), or all of them."""
     from rq import Worker
 
+    found = (Worker.all(queue=Queue(keys.queue_name(deployment), connection=redis))
+             if deployment else Worker.all(connection=redis))
     return [{"name": w.name, "state": w.get_state(), "pid": w.pid,
              "current_job": w.get_current_job_id(), "last_heartbeat": w.last_heartbeat}
-            for w in Worker.all(connection=redis)]
+            for w in found]
 

@@ -172,8 +172,8 @@ def _issue(gen: Generation, *, waiting_s: float | None = None, error: str | None
                      error if error is not None else (gen.error or ""), waiting_s)
 
 
-def queue_depth(redis: Redis) -> int:
-    """Jobs (chunks of cells) waiting in the cell queue."""
+def queue_depth(redis: Redis, deployment: str) -> int:
+    """Jobs (chunks of cells) waiting in the deployment's cell queue."""
     from rq import Queue
 
-    return Queue(keys.QUEUE_NAME, connection=redis).count
+    return Queue(keys.queue_name(deployment), connection=redis).count

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from core.data import redisio
 from core.data.db import session_scope
-from core.data.settings_store import effective_settings
+from core.data.settings_store import deployment_id, effective_settings
 from core.errors import RedisUnavailable
 from core.planning.sweeps import (CancelOutcome, SweepPlan, SweepRequest, cancel_sweep,
                                   create_sweep, dispatch_pending, plan_sweep, resume_canceled,
@@ -63,7 +63,8 @@ def _plan(session: Any, runtime: Runtime, request: SweepRequest, *, rng: random.
                       fetch_schema=fetch_schema if fetch_schema is not None
                       else schema_fetcher(runtime), rng=rng,
                       # Estimates learn from this endpoint's history and the workers running.
-                      endpoint=_endpoint_or_none(runtime), workers=_workers_running(runtime),
+                      endpoint=_endpoint_or_none(runtime),
+                      workers=_workers_running(runtime, deployment_id(session)),
                       chunk_size=current.chunk_size)
 
 
@@ -77,12 +78,13 @@ def _endpoint_or_none(runtime: Runtime) -> Any:
         return None
 
 
-def _workers_running(runtime: Runtime) -> int | None:
-    """Queue workers alive now, for the duration estimate; None when Redis cannot say."""
+def _workers_running(runtime: Runtime, deployment: str) -> int | None:
+    """The deployment's queue workers alive now, for the duration estimate; None when Redis
+    cannot say."""
     from core.engine.worker import live_workers
 
     try:
-        return len(redisio.call(live_workers, runtime.redis)) or None
+        return len(redisio.call(live_workers, runtime.redis, deployment)) or None
     except RedisUnavailable:
         return None
 

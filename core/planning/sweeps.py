@@ -20,6 +20,7 @@ from core.planning import grid
 
 from core.data import keys, redisio
 from core.data.audit import record
+from core.data.settings_store import deployment_id
 from core.planning.budget import Caps, check_budget_value, check_submission
 from core.planning.catalog import ensure_model
 from core.errors import BudgetExceeded, InvalidInput, NotFound, RedisUnavailable
@@ -431,7 +432,7 @@ def dispatch(session: Session, redis: Redis, generation_ids: Sequence[int], *,
     and ``dispatch_undispatched`` sends them once Redis answers again."""
     from rq import Queue
 
-    queue = Queue(keys.QUEUE_NAME, connection=redis)
+    queue = Queue(keys.queue_name(deployment_id(session)), connection=redis)
     ids = list(generation_ids)
     chunks = [ids[i:i + chunk_size] for i in range(0, len(ids), chunk_size)]
     job_datas = [Queue.prepare_data("core.engine.tasks.run_chunk", args=(chunk,), timeout=6 * 3600,

@@ -106,7 +106,7 @@ def run_workers(runtime: Runtime) -> None:
 
     from core.data import keys
 
-    queue = Queue(keys.QUEUE_NAME, connection=runtime.redis)
+    queue = Queue(keys.queue_name(runtime.deployment), connection=runtime.redis)
     SimpleWorker([queue], connection=runtime.redis).work(burst=True, logging_level="WARNING")
 
 

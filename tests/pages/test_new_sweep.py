@@ -117,7 +117,7 @@ def test_submit_creates_the_sweep_and_queues_its_cells(open_page, runtime) -> No
         cells = list(session.scalars(select(Generation).where(Generation.sweep_id == sweep.id)))
     assert sweep.created_by and len(cells) == 8
     assert {c.seed for c in cells} == {42} and all(c.job_id for c in cells)
-    assert Queue(keys.QUEUE_NAME, connection=runtime.redis).count >= 1
+    assert Queue(keys.queue_name(runtime.deployment), connection=runtime.redis).count >= 1
     assert app.session_state.sweep_id == sweep.id
 
 

@@ -90,6 +90,11 @@ def projection(start: dt.datetime, end: dt.datetime) -> analytics.Projection:
     return _read(analytics.monthly_projection, start, end)
 
 
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def projection_by_scenario(start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    return analytics.projection_by_scenario(_read(analytics.scenario_projections, start, end))
+
+
 def by_endpoint(frame: pd.DataFrame, endpoint: str) -> pd.DataFrame:
     return frame[frame["endpoint"] == endpoint].reset_index(drop=True)
 

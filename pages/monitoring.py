@@ -143,20 +143,47 @@ with shown_errors("charting usage"):
 
 st.header("Monthly projection")
 with shown_errors("projecting monthly cost"):
-    projection = ov.projection(start, end)
-    basis = projection.basis
-    if projection.table.empty:
-        st.caption("No succeeded generation in this range to measure a cost per image from.")
-    else:
-        source = ("real Replicate predictions" if basis.endpoint == "replicate" else
-                  "**emulated** predictions (what Replicate would charge; no real spend yet)")
-        st.markdown(f"Measured {fmt.usd(basis.cost_per_image_usd)} per delivered image over "
-                    f"{basis.images} image(s) from {source}; a production job renders two "
-                    "images, jobs per month as in the production team's cost table.")
-        st.dataframe(projection.table, hide_index=True, width="stretch", column_config={
-            "users_per_month": "Users / month", "jobs_per_month": "Jobs / month",
-            "images_per_month": "Images / month",
-            "cost_per_month_usd": st.column_config.NumberColumn("Cost / month", format="$%.2f")})
-        st.download_button("CSV of monthly projection",
-                           projection.table.to_csv(index=False).encode(),
+    by_scenario = ov.projection_by_scenario(start, end)
+    if not by_scenario.empty:
+        st.markdown(
+            "Each scenario at the setting it ships — its production version, else its current "
+            "one — priced at **that setting's own measured cost per delivered image** (its "
+            "predictions in every sweep of the scenario, whatever the range above, failures' "
+            "cost spread over the "
+            "successes, as Decide measures a setting; real predictions where there are any). "
+            "Where a setting never ran, the average of every prediction in this range stands "
+            "in, and *counts* says so. A production job renders two images; jobs per month as "
+            "in the production team's cost table.")
+        users = {c: f"{c.split('_')[3]} users / month" for c in by_scenario.columns
+                 if c.startswith("usd_per_month_")}
+        st.dataframe(by_scenario, hide_index=True, width="stretch", column_config={
+            "scenario": "Scenario", "version": "Version", "counts": "What the cost counts",
+            "cost_per_image_usd": st.column_config.NumberColumn("Cost / image",
+                                                                format="$%.4f"),
+            **{c: st.column_config.NumberColumn(label, format="$%.2f")
+               for c, label in users.items()}})
+        st.download_button("CSV of monthly projection", by_scenario.to_csv(index=False).encode(),
                            file_name="monthly-projection.csv", mime="text/csv")
+    else:
+        projection = ov.projection(start, end)
+        basis = projection.basis
+        if projection.table.empty:
+            st.caption("No succeeded generation in this range to measure a cost per image "
+                       "from.")
+        else:
+            source = ("real Replicate predictions" if basis.endpoint == "replicate" else
+                      "**emulated** predictions (what Replicate would charge; no real spend "
+                      "yet)")
+            st.markdown(f"No scenario yet, so no chosen setting to price: the **average** of "
+                        f"every prediction, {fmt.usd(basis.cost_per_image_usd)} per delivered "
+                        f"image over {basis.images} image(s) from {source}; a production job "
+                        "renders two images, jobs per month as in the production team's cost "
+                        "table.")
+            st.dataframe(projection.table, hide_index=True, width="stretch", column_config={
+                "users_per_month": "Users / month", "jobs_per_month": "Jobs / month",
+                "images_per_month": "Images / month",
+                "cost_per_month_usd": st.column_config.NumberColumn("Cost / month",
+                                                                    format="$%.2f")})
+            st.download_button("CSV of monthly projection",
+                               projection.table.to_csv(index=False).encode(),
+                               file_name="monthly-projection.csv", mime="text/csv")

@@ -287,12 +287,142 @@ def monthly_projection(session: Session, start: dt.datetime, end: dt.datetime, *
                        images_per_job: int = IMAGES_PER_JOB) -> Projection:
     """The cost table from the measured cost per image: real predictions when there are any
     in the range, emulated ones otherwise (``basis.endpoint`` says which)."""
-    basis = measured_cost_per_image(session, start, end, Endpoint.REPLICATE.value)
-    if basis.cost_per_image_usd is None:
-        basis = measured_cost_per_image(session, start, end, Endpoint.EMULATOR.value)
+    basis = _average_basis(session, start, end)
     if basis.cost_per_image_usd is None:
         return Projection(basis, projection_table(0.0, users, jobs_per_user=jobs_per_user,
                                                   images_per_job=images_per_job).iloc[0:0])
     return Projection(basis, projection_table(basis.cost_per_image_usd, users,
                                               jobs_per_user=jobs_per_user,
                                               images_per_job=images_per_job))
+
+
+# -- projection at each scenario's chosen setting ------------------------------------------------
+@dataclass(frozen=True)
+class ScenarioProjection:
+    """One scenario's monthly cost at the setting it ships: its production version's, else
+    (not in production yet) its current version's."""
+
+    scenario: str
+    version: int
+    in_production: bool  # the version is the approved one production reads
+    setting: dict[str, Any]  # model and the axes the version sets (strength, steps, guidance)
+    cost_per_image_usd: float | None  # None: neither the setting nor the average is measured
+    images: int  # succeeded predictions behind the cost
+    endpoint: str | None  # whose predictions: "replicate" (real) or "emulator"
+    measured: bool  # False: no prediction of this setting succeeded, the average stands in
+
+    def counts(self) -> str:
+        """What the cost per image counts, in one line."""
+        which = f"{'production' if self.in_production else 'current (not in production)'} " \
+                f"v{self.version}"
+        source = {"replicate": "real", "emulator": "emulated"}.get(self.endpoint or "", "")
+        if self.measured:
+            return (f"{which}: {self.images} {source} image(s) of this setting, every sweep "
+                    "of the scenario")
+        if self.cost_per_image_usd is None:
+            return f"{which}: nothing measured yet, neither this setting nor any prediction"
+        return (f"{which}: this setting never ran — average of every prediction in the range "
+                f"({self.images} {source} image(s)) instead")
+
+
+def setting_cells(session: Session, scenario_id: int, setting: dict[str, Any]) -> pd.DataFrame:
+    """The finished cells of a scenario's sweeps that ran ``setting`` (model, strength, steps,
+    guidance; prompt and seed left out: they do not change what a prediction costs), as the
+    columns of ``core.insight.evidence`` that costs are computed from."""
+    conditions = [Sweep.scenario_id == scenario_id, Generation.state.in_(list(FINAL_STATES))]
+    if setting.get("model"):
+        conditions.append(Sweep.model_ref == setting["model"])
+    columns = {"strength": Generation.strength, "steps": Generation.steps,
+               "guidance": Generation.guidance}
+    for axis, column in columns.items():
+        if axis in setting:
+            value = float(setting[axis])
+            conditions.append(column.between(value - 1e-9, value + 1e-9))
+    rows = session.execute(
+        select(Generation.state, Generation.cost_usd, Generation.reused_from_id.is_not(None),
+               Generation.endpoint)
+        .join(Sweep, Sweep.id == Generation.sweep_id).where(*conditions)).all()
+    return pd.DataFrame([(GenerationState(s).value, c, bool(r), Endpoint(e).value)
+                         for s, c, r, e in rows],
+                        columns=["state", "cost_usd", "reused", "endpoint"])
+
+
+def chosen_setting(session: Session, scenario: Scenario) -> tuple[int, bool, dict[str, Any]]:
+    """The version a scenario ships (production, else its current one), whether it is the
+    production one, and its setting: model (without a pinned version) and the axes it sets."""
+    from core.planning.presets import axis_values
+    from core.scenarios.gate import production_version, version_snapshot
+
+    production = production_version(session, scenario)
+    if production is not None:
+        snapshot = version_snapshot(session, scenario, production)
+        params, model, version = snapshot.get("params") or {}, snapshot.get("model_ref"), production
+    else:
+        params, model, version = scenario.params or {}, scenario.model_ref, scenario.version
+    setting: dict[str, Any] = {"model": model.split(":", 1)[0]} if model else {}
+    setting.update({axis: value for axis, value in axis_values(params).items()
+                    if axis != "seed" and isinstance(value, (int, float))})
+    return version, production is not None, setting
+
+
+def scenario_projections(session: Session, start: dt.datetime,
+                         end: dt.datetime) -> list[ScenarioProjection]:
+    """Every scenario's cost per image at its chosen setting (``chosen_setting``), measured
+    with ``core.insight.evidence.cost_per_image`` as Decide measures a setting: real
+    predictions where the setting has any, emulated ones otherwise. A scenario whose setting
+    never ran falls back to the average over every prediction in ``[start, end)`` and says so
+    (``measured`` False)."""
+    from core.insight.evidence import cost_per_image
+
+    average: CostBasis | None = None
+    out = []
+    for scenario in session.scalars(select(Scenario).order_by(Scenario.name)):
+        version, in_production, setting = chosen_setting(session, scenario)
+        cells = setting_cells(session, scenario.id, setting)
+        cost, images, endpoint = None, 0, None
+        for kind in (Endpoint.REPLICATE.value, Endpoint.EMULATOR.value):
+            mine = cells[cells["endpoint"] == kind]
+            cost = cost_per_image(mine)
+            if cost is not None:
+                images = int(((mine["state"] == "succeeded") & ~mine["reused"]).sum())
+                endpoint = kind
+                break
+        measured = cost is not None
+        if not measured:
+            if average is None:
+                average = _average_basis(session, start, end)
+            cost, images, endpoint = (average.cost_per_image_usd, average.images,
+                                      average.endpoint)
+        out.append(ScenarioProjection(scenario.name, version, in_production, setting, cost,
+                                      images, endpoint, measured))
+    return out
+
+
+def _average_basis(session: Session, start: dt.datetime, end: dt.datetime) -> CostBasis:
+    """The average cost per image over the range: real predictions, else emulated ones."""
+    basis = measured_cost_per_image(session, start, end, Endpoint.REPLICATE.value)
+    if basis.cost_per_image_usd is None:
+        basis = measured_cost_per_image(session, start, end, Endpoint.EMULATOR.value)
+    return basis
+
+
+def projection_by_scenario(projections: Sequence[ScenarioProjection],
+                           users: Sequence[int] = PROJECTION_USERS, *,
+                           jobs_per_user: float | None = None,
+                           images_per_job: int = IMAGES_PER_JOB) -> pd.DataFrame:
+    """One row per scenario: its cost per image, what that counts, and the monthly cost at
+    each number of users (``projection_table``'s jobs and images per month). Columns:
+    scenario, version, counts, cost_per_image_usd, then ``usd_per_month_<N>_users``."""
+    rows = []
+    for p in projections:
+        row: dict[str, Any] = {"scenario": p.scenario, "version": p.version,
+                               "counts": p.counts(), "cost_per_image_usd": p.cost_per_image_usd}
+        if p.cost_per_image_usd is not None:
+            table = projection_table(p.cost_per_image_usd, users, jobs_per_user=jobs_per_user,
+                                     images_per_job=images_per_job)
+            row.update({f"usd_per_month_{n}_users": cost for n, cost in
+                        zip(table["users_per_month"], table["cost_per_month_usd"])})
+        rows.append(row)
+    columns = ["scenario", "version", "counts", "cost_per_image_usd",
+               *(f"usd_per_month_{n}_users" for n in users)]
+    return pd.DataFrame(rows, columns=columns)

@@ -97,6 +97,18 @@ def load_ratings(session: Session, cells: pd.DataFrame) -> pd.DataFrame:
     return ratings[RATING_COLUMNS]
 
 
+def cost_per_image(cells: pd.DataFrame) -> float | None:
+    """What one delivered image cost among ``cells``: every prediction's cost over the
+    predictions that succeeded, so failures' cost is spread over the successes, as it would be
+    in production. A reused cell is no prediction (its output was paid for once, by the cell
+    it reuses) and would flatter the figure. None when no prediction succeeded."""
+    predictions = cells[~cells["reused"].astype(bool)]
+    succeeded = int((predictions["state"] == "succeeded").sum())
+    if not succeeded:
+        return None
+    return float(predictions["cost_usd"].fillna(0.0).sum()) / succeeded
+
+
 def swept_axes(cells: pd.DataFrame, axes: Sequence[str] = SETTING_AXES) -> list[str]:
     """The setting axes that take more than one value among the cells."""
     return [a for a in axes if cells[a].nunique(dropna=True) > 1]

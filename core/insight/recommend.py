@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from core.errors import InvalidInput
-from core.insight.evidence import setting_of, swept_axes
+from core.insight.evidence import cost_per_image, setting_of, swept_axes
 from core.insight.stats import Interval, mean_interval, ratings_needed
 
 OBJECTIVES = ("rating", "similarity", "identity", "sharpness")
@@ -141,7 +141,7 @@ def _evidence(group: pd.DataFrame, ratings: pd.DataFrame, axes: list[str], objec
     decided = succeeded + failed
     similarity = _mean(group["similarity"])
     identity = _mean(group["identity"])
-    cost = float(group.loc[~group["reused"], "cost_usd"].sum()) / succeeded if succeeded else None
+    cost = cost_per_image(group)
     failure_rate = failed / decided if decided else None
     violations = []
     if constraints.min_similarity is not None and (similarity is None

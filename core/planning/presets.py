@@ -45,15 +45,22 @@ def axis_text(value: Any) -> str:
     return str(value)
 
 
-def preset_of(scenario: Scenario) -> Preset:
-    params: Mapping[str, Any] = scenario.params or {}
-    axes = {}
-    used: set[str] = set()
+def axis_values(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The usual axes (strength, steps, guidance, seed) that ``params`` set, under our names,
+    whichever name the scenario used for each."""
+    values = {}
     for axis, names in _AXIS_KEYS.items():
         name = next((n for n in names if params.get(n) is not None), None)
         if name is not None:
-            axes[axis] = axis_text(params[name])
-            used.update(names)
+            values[axis] = params[name]
+    return values
+
+
+def preset_of(scenario: Scenario) -> Preset:
+    params: Mapping[str, Any] = scenario.params or {}
+    values = axis_values(params)
+    axes = {axis: axis_text(value) for axis, value in values.items()}
+    used = {name for axis in values for name in _AXIS_KEYS[axis]}
     fixed = {k: v for k, v in params.items()
              if k not in used and k not in ("prompt", "negative_prompt") and v is not None}
     return Preset(scenario.id, scenario.name, scenario.status.value, scenario.model_ref,

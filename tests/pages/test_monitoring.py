@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import text
 
 from core.data.db import session_scope
-from core.data.models import GenerationState
+from core.data.models import GenerationState, ScenarioStatus, ScenarioVersion
 from tests.factories import make_generation, make_scenario, make_sweep
 
 PAGE = "pages/monitoring.py"
@@ -58,11 +59,12 @@ def test_every_chart_has_its_csv(open_page, runtime) -> None:
     assert by_strength["failed"].sum() == 1 and "strength" in by_strength
     assert list(usage["person"]) == ["alice", "bob"]
     assert list(usage["real_cost_usd"].round(3)) == [0.032, 0.0]
-    # measured on real predictions: $0.032 over 3 images; 100 users → 250 jobs → 500 images
-    assert "real Replicate predictions" in " ".join(m.value for m in app.markdown)
-    row = projection[projection["users_per_month"] == 100].iloc[0]
-    assert row["images_per_month"] == 500
-    assert round(row["cost_per_month_usd"], 2) == round(500 * 0.032 / 3, 2)
+    # The scenario sets no parameters, so every cell of its sweeps is its setting: real
+    # predictions, $0.032 over 3 images; 100 users → 250 jobs → 500 images.
+    row = projection.set_index("scenario").loc["projection-level-1"]
+    assert row["counts"] == ("current (not in production) v1: 3 real image(s) of this "
+                             "setting, every sweep of the scenario")
+    assert round(row["usd_per_month_100_users"], 2) == round(500 * 0.032 / 3, 2)
 
 
 def test_stack_by_model_and_an_empty_range(open_page, runtime) -> None:
@@ -78,7 +80,9 @@ def test_stack_by_model_and_an_empty_range(open_page, runtime) -> None:
     captions = " ".join(c.value for c in app.caption)
     assert "No real Replicate spend in this range." in captions
     assert "No latency measured in this range." in captions
-    assert "No succeeded generation in this range" in captions
+    # A scenario's setting is priced from every sweep of the scenario, whatever the range.
+    projection = app.dataframe[-1].value.set_index("scenario")
+    assert projection.loc["projection-level-1", "cost_per_image_usd"] == pytest.approx(0.032 / 3)
     assert "CSV of cumulative real spend" in _downloads(app)  # every day has a row, even empty
 
 
@@ -102,3 +106,55 @@ def test_quick_ranges_and_what_ran(open_page, runtime) -> None:
     assert not app.exception
     today = dt.datetime.now(dt.timezone.utc).date()
     assert any(f"{today:%d %b %Y} – {today:%d %b %Y}" in c.value for c in app.caption)
+
+
+def test_the_projection_prices_each_scenario_at_its_chosen_settings_own_cost(
+        open_page, runtime) -> None:
+    when = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    production = {"strength": 0.35, "num_inference_steps": 25, "guidance_scale": 7.5}
+    with session_scope(runtime.engine) as session:
+        # In production at v1; v2 (strength 0.5, never run) is a candidate and must not count.
+        shipped = make_scenario(session, "portrait-subtle", model_ref="stability-ai/sdxl",
+                                params={**production, "strength": 0.5}, version=2,
+                                status=ScenarioStatus.PRODUCTION, production_version=1)
+        session.add(ScenarioVersion(scenario_id=shipped.id, version=1, changed_by="alice",
+                                    snapshot={"params": production,
+                                              "model_ref": "stability-ai/sdxl:abc123"}))
+        make_scenario(session, "portrait-bold", params={"strength": 0.9,
+                                                        "num_inference_steps": 30})
+        sweep = make_sweep(session, endpoint="replicate", scenario=shipped)
+        setting = {"strength": 0.35, "steps": 25, "guidance": 7.5, "completed_at": when}
+        for _ in range(2):
+            make_generation(session, sweep, cost_usd=0.012, **setting)
+        make_generation(session, sweep, state=GenerationState.FAILED, cost_usd=0.003,
+                        error="timeout", **setting)
+        original = make_generation(session, sweep, cost_usd=0.012, **setting)
+        make_generation(session, sweep, cost_usd=0.0, reused_from_id=original.id, **setting)
+        for _ in range(2):  # another setting of the same scenario: not what it ships
+            make_generation(session, sweep, cost_usd=0.05, strength=0.8, steps=50,
+                            completed_at=when)
+
+    app = open_page(PAGE)
+    assert not app.exception and not app.error
+    table = app.dataframe[-1].value.set_index("scenario")
+    # portrait-subtle ships v1: 3 succeeded predictions of strength 0.35 / 25 steps / 7.5
+    # (the reused cell is no prediction) cost 3 × 0.012 + 0.003 (the failure) = $0.039, so
+    # $0.013 an image; 100 users → 250 jobs → 500 images → $6.50; 5000 users → 20,000 images
+    # → $260.
+    subtle = table.loc["portrait-subtle"]
+    assert subtle["version"] == 1
+    assert subtle["counts"] == ("production v1: 3 real image(s) of this setting, every sweep "
+                                "of the scenario")
+    assert subtle["cost_per_image_usd"] == pytest.approx(0.013)
+    assert subtle["usd_per_month_100_users"] == pytest.approx(6.50)
+    assert subtle["usd_per_month_5000_users"] == pytest.approx(260.0)
+    # portrait-bold's setting never ran: the average of every prediction in the range stands
+    # in, and says so: (3 × 0.012 + 0.003 + 2 × 0.05) / 5 succeeded predictions = $0.0278;
+    # 500 images → $13.90.
+    bold = table.loc["portrait-bold"]
+    assert bold["counts"] == ("current (not in production) v1: this setting never ran — "
+                              "average of every prediction in the range (5 real image(s)) "
+                              "instead")
+    assert bold["cost_per_image_usd"] == pytest.approx(0.0278)
+    assert bold["usd_per_month_100_users"] == pytest.approx(13.90)
+    assert "that setting's own measured cost" in " ".join(m.value for m in app.markdown)

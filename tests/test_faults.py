@@ -243,6 +243,53 @@ def test_a_redis_restart_while_creates_are_throttled_creates_each_cell_once(
     assert all(c.fence == 2 for c in result)  # every cell changed hands
 
 
+def test_a_worker_that_lost_its_cell_never_cancels_the_prediction_the_new_owner_adopts(
+        tuner_env, emulator, monkeypatch):
+    """Two runners on one cell (a chunk dispatched twice, or the reaper resuming a slow one):
+    the first creates the prediction and finds, recording it, that the second took the cell.
+    The second, seeing the cell in `submitting`, adopts that same prediction; the first
+    must not cancel it as a "duplicate" while the adoption is under way (seen in CI: the
+    cell ended "Canceled on Replicate" with eight SQLite workers)."""
+    import asyncio
+    import threading
+
+    from core.engine import execution
+
+    configure(emulator, predict_time_s=2.0)
+    monkeypatch.setattr(execution, "CREATE_REPLY_BOUND_S", 1.5)  # the adopter looks sooner
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, SweepRequest(**{**SMALL.__dict__, "strength": "0.5"}))
+    [cell] = cells(runtime, sweep_id)
+    first = execution.ChunkRunner(_runner(runtime, "first").ctx, [cell.id])
+    second_done: list[BaseException | None] = []
+    real_create = first._send_create
+
+    def second_runs() -> None:
+        try:
+            asyncio.run(_runner(runtime, "second").run_ids([cell.id]))
+            second_done.append(None)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            second_done.append(exc)
+
+    async def create_then_lose_the_cell(*args, **kwargs):
+        prediction = await real_create(*args, **kwargs)
+        threading.Thread(target=second_runs, daemon=True).start()
+        await asyncio.to_thread(wait_for, lambda: cells(runtime, sweep_id)[0].fence == 2, 30,
+                                "the second runner to take the cell")
+        return prediction  # the first now records it, and finds the cell is not its own
+
+    first._send_create = create_then_lose_the_cell
+    asyncio.run(first.run())
+    wait_for(lambda: second_done, 60, "the second runner to finish")
+    assert second_done == [None]
+    [after] = cells(runtime, sweep_id)
+    assert after.state == GenerationState.SUCCEEDED, after.error
+    stats = emulator_stats(emulator)
+    assert stats["creates_total"] == 1  # adopted, not created again
+    assert build_client(runtime.endpoint).predictions.get(after.prediction_id).status \
+        == "succeeded"  # never canceled by the runner that lost the cell
+
+
 class _runner:
     """A ChunkRunner as a worker would build it (short lease, fast polling)."""
 

@@ -71,6 +71,9 @@ PREDICT_HISTORY = dt.timedelta(days=7)  # older predict times say little about t
 OUTAGE_TOLERANCE_S = 300  # Redis or the database away this long: the cell fails, saying so
 STORE_KEEP_TRYING_S = 55 * 60  # Replicate keeps outputs an hour after they are made
 REDIS_THREADS = 4
+# A worker that lost a cell after creating its prediction waits this long to learn whether the
+# new owner adopted it (that owner waits CREATE_REPLY_BOUND_S, then lists predictions).
+TAKEOVER_OUTCOME_WAIT_S = 2 * CREATE_REPLY_BOUND_S + 60
 BUDGET_WAIT_S = 1.0  # a cell waiting for budget held by cells in flight asks again this often
 
 
@@ -312,12 +315,32 @@ class ChunkRunner:
                                   utcnow(), _forever=True)
         if recorded:
             return Created(prediction["id"], prediction, deadline_s)
-        _, held = await self._db(cells.current_state, task.id, _forever=True)
-        if held != prediction["id"]:
+        if await self._is_duplicate(task, prediction["id"]):
             log.warning("cell %s was taken over; canceling its duplicate prediction %s",
                         task.id, prediction["id"])
             await self._send_cancel(prediction["id"])
         return LOST
+
+    async def _is_duplicate(self, task: cells.CellTask, prediction_id: str) -> bool:
+        """Whether a prediction this worker created but could not record (the cell was taken
+        over) is a duplicate. The new owner looks for a lost create before creating one, so it
+        may be adopting this very prediction: until the cell holds a prediction or has ended,
+        nothing is known, and canceling would cancel the adopted one (a cell seen ending
+        "canceled on Replicate" under load). Waits for the owner's outcome; when it never comes
+        (that owner died too), the prediction is left running for the next owner to adopt."""
+        deadline = time.monotonic() + TAKEOVER_OUTCOME_WAIT_S
+        while True:
+            state, held = await self._db(cells.current_state, task.id, _forever=True)
+            if held is not None:
+                return held != prediction_id
+            if state.is_final:
+                return True  # ended without it (canceled, failed): nobody will adopt it
+            if time.monotonic() > deadline:
+                log.warning("cell %s: taken over and still without a prediction after %.0f s; "
+                            "leaving %s for its owner to adopt", task.id,
+                            TAKEOVER_OUTCOME_WAIT_S, prediction_id)
+                return False
+            await asyncio.sleep(1.0)
 
     async def _find_lost_create(self, task: cells.CellTask,
                                 model_input: dict[str, Any] | None = None,

@@ -17,9 +17,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from core.data.models import (FINAL_STATES, Endpoint, Generation, GenerationState, InputImage,
@@ -123,13 +123,13 @@ def _transition(session: Session, generation_id: int, fence: int,
                 from_states: set[GenerationState], **values: Any) -> bool:
     """One conditional UPDATE: applies only in one of ``from_states`` and while ``fence`` is
     still the cell's (no other worker has picked it up since)."""
-    result = session.execute(
+    result = cast(CursorResult[Any], session.execute(  # an UPDATE's result has rowcount
         update(Generation)
         .where(Generation.id == generation_id, Generation.state.in_(from_states),
                Generation.fence == fence)
         .values(**values)
         .execution_options(synchronize_session=False)
-    )
+    ))
     return result.rowcount == 1
 
 

@@ -91,6 +91,8 @@ def backfill(engine: Engine, store: MediaStore, *, sweep_id: int | None = None,
             if row is None:
                 raise InvalidInput("the generation or its input image is gone")
             output_key, input_key, sha256 = row
+            if output_key is None:
+                raise InvalidInput("its output was deleted after the list was made")
             reference = _REFERENCES.get(sha256, lambda: store.get(input_key))  # noqa: B023 - called at once
             metrics = measure(reference, store.get(output_key))
             with session_scope(engine) as session:

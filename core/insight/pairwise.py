@@ -19,8 +19,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Hashable, Sequence
+from typing import TypeVar
 
 CONFIDENCE = 0.95
+Item = TypeVar("Item", bound=Hashable)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +82,7 @@ def mean_difference(deltas: Sequence[float]) -> Interval:
     return Interval(mean, float(ci.low), float(ci.high), n, "t")
 
 
-def bradley_terry(wins: Sequence[tuple[Hashable, Hashable]],
-                  alpha: float = 0.01) -> dict[Hashable, float]:
+def bradley_terry(wins: Sequence[tuple[Item, Item]], alpha: float = 0.01) -> dict[Item, float]:
     """Bradley–Terry log-strengths (mean zero) from ``(winner, loser)`` pairs. Ties are the
     caller's to leave out. P(a beats b) = 1 / (1 + exp(s_b - s_a))."""
     import choix

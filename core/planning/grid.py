@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, DecimalException, localcontext
-from typing import Any
+from typing import Any, Literal, overload
 
 from core.errors import InvalidInput
 from core.planning.schema import InputRoles, input_properties, parse_model_ref, validate_input
@@ -45,6 +45,12 @@ _ITEM = re.compile(
 )
 _SEPARATORS = re.compile(r"[\s,]*")
 _STRAY_BRACKET = re.compile(r"\s*[()\[\]]")  # a step or count that did not parse
+
+
+def _after_separators(text: str, pos: int) -> int:
+    """Where the spaces and commas from ``pos`` end (``pos`` itself when there are none)."""
+    m = _SEPARATORS.match(text, pos)  # always matches: the pattern accepts the empty string
+    return m.end() if m else pos
 
 
 def _examples(integer: bool) -> str:
@@ -96,12 +102,22 @@ def _item_range(m: re.Match[str], name: str, integer: bool) -> _Range:
     return lo, step if hi >= lo else -step, size, hi
 
 
+@overload
+def parse_number_axis(text: str, *, name: str, integer: Literal[True],
+                      max_values: int = MAX_VALUES_PER_AXIS) -> list[int]: ...
+@overload
+def parse_number_axis(text: str, *, name: str, integer: Literal[False] = False,
+                      max_values: int = MAX_VALUES_PER_AXIS) -> list[float]: ...
+@overload
+def parse_number_axis(text: str, *, name: str, integer: bool,
+                      max_values: int = MAX_VALUES_PER_AXIS) -> list[int] | list[float]: ...
 def parse_number_axis(
     text: str, *, name: str, integer: bool = False, max_values: int = MAX_VALUES_PER_AXIS
-) -> list[float | int]:
-    """The values a person typed for one number axis (syntax in the module docstring)."""
+) -> list[int] | list[float]:
+    """The values a person typed for one number axis (syntax in the module docstring):
+    whole numbers with ``integer=True``, floats otherwise."""
     items: list[_Range] = []
-    pos = _SEPARATORS.match(text).end()
+    pos = _after_separators(text, 0)
     with localcontext() as ctx:
         ctx.prec = 60
         while pos < len(text):
@@ -113,7 +129,7 @@ def parse_number_axis(
                     " or a range with a count like 20-40 [3]"
                 )
             items.append(_item_range(m, name, integer))
-            pos = _SEPARATORS.match(text, m.end()).end()
+            pos = _after_separators(text, m.end())
         if not items:
             raise InvalidInput(f"{name} is empty: type values like {_examples(integer)}")
         total = sum(size for _, _, size, _ in items)

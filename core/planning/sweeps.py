@@ -10,10 +10,10 @@ import dataclasses
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, Table, func, select, update
 from sqlalchemy.orm import Session
 
 from core.planning import grid
@@ -24,7 +24,7 @@ from core.data.settings_store import deployment_id
 from core.planning.budget import Caps, check_budget_value, check_submission
 from core.planning.catalog import ensure_model
 from core.errors import BudgetExceeded, InvalidInput, NotFound, RedisUnavailable
-from core.data.models import (Endpoint, FailedAttempt, Generation, GenerationState, InputImage,
+from core.data.models import (Base, Endpoint, FailedAttempt, Generation, GenerationState, InputImage,
                               ModelSpec, Scenario, Sweep, utcnow)
 from core.insight.progress import CellCounts
 from core.planning import schema
@@ -392,7 +392,7 @@ def create_sweep(session: Session, plan: SweepPlan, *, created_by: str, endpoint
                           predict_time_s=source.predict_time_s, prediction_id=None,
                           completed_at=now, latency_s=0.0, endpoint=source.endpoint)
         rows.append(values)
-    session.execute(Generation.__table__.insert(), rows)
+    session.execute(_table(Generation).insert(), rows)
     record(session, created_by, "create_sweep", "sweep", sweep.id,
            {"cells": len(rows), "reused": sum(1 for r in rows if r.get("reused_from_id")),
             "estimated_cost_usd": plan.estimated_cost_usd,
@@ -493,11 +493,11 @@ def cancel_sweep(session: Session, redis: Redis | None, sweep_id: int, *,
             told = True
         except RedisUnavailable:
             log.warning("Redis unavailable: sweep %s canceled in the database only", sweep_id)
-    result = session.execute(update(Generation).where(
+    result = cast(CursorResult[Any], session.execute(update(Generation).where(
         Generation.sweep_id == sweep_id, Generation.state == GenerationState.PENDING
     ).values(state=GenerationState.CANCELED, completed_at=utcnow(),
              error=f"Canceled by {actor} before it started.")
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)))  # an UPDATE's result has rowcount
     record(session, actor, "cancel_sweep", "sweep", sweep_id,
            {"queued_cells_canceled": result.rowcount, "in_flight": counts.in_flight})
     return CancelOutcome(sweep_id, result.rowcount, counts.in_flight, already_finished=False,
@@ -618,7 +618,7 @@ def keep_failed_attempts(session: Session, generation_ids: Sequence[int]) -> int
         .where(Generation.id.in_(list(generation_ids)),
                Generation.state == GenerationState.FAILED)).all()
     if rows:
-        session.execute(FailedAttempt.__table__.insert(), [
+        session.execute(_table(FailedAttempt).insert(), [
             dict(generation_id=gid, sweep_id=sid, error=error or "", prediction_id=pred,
                  failed_at=completed or utcnow(), endpoint=endpoint, attempt=attempts)
             for gid, sid, error, pred, completed, endpoint, attempts in rows])
@@ -645,6 +645,12 @@ def succeeded_generation(session: Session, generation_id: int, purpose: str) -> 
         raise InvalidInput(f"Generation {generation_id} is {generation.state.value}; only a "
                            f"succeeded generation can be {purpose}.")
     return generation
+
+
+def _table(model: type[Base]) -> Table:
+    """A mapped class's table, for a Core bulk INSERT of plain rows (SQLAlchemy types
+    ``__table__`` as a FromClause; a declarative class's is always a Table)."""
+    return cast(Table, model.__table__)
 
 
 def _sweep(session: Session, sweep_id: int) -> Sweep:

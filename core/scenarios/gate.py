@@ -229,7 +229,8 @@ def create_gate(session: Session, plan: GatePlan, *, actor: str, endpoint: Endpo
     session.add(run)
     session.flush()
     cells = {label: {(g.input_image_id, g.seed): g.id for g in session.scalars(
-        select(Generation).where(Generation.sweep_id == sweep.id))}
+        select(Generation).where(Generation.sweep_id == sweep.id))
+        if g.input_image_id is not None}  # always: each gate cell runs on a test-set photo
         for label, sweep in sweeps.items()}
     notes = {int(p["image_id"]): p.get("note", "") for p in plan.photos}
     for image_id, seed in cells["candidate"]:
@@ -283,8 +284,9 @@ def start_gate(runtime: Any, request: GateRequest, *, actor: str,
                          fetch_schema=fetch_schema or schema_fetcher(runtime))
         run = create_gate(session, plan, actor=actor, endpoint=endpoint,
                           caps=runtime.caps(session))
-        run_id, sweep_ids, chunk_size = (run.id, (run.candidate_sweep_id, run.production_sweep_id),
-                                         current.chunk_size)
+        run_id, chunk_size = run.id, current.chunk_size
+        # both just set: a gate's sweep id is None only after that sweep was deleted
+        sweep_ids = [s for s in (run.candidate_sweep_id, run.production_sweep_id) if s is not None]
     queued = [queue_pending(runtime, sweep_id, chunk_size=chunk_size) for sweep_id in sweep_ids]
     return StartedGate(run_id, plan.cells, plan.reused, plan.estimated_cost_usd, all(queued))
 

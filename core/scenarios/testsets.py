@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -243,7 +244,7 @@ def list_test_sets(session: Session, scenario_id: int | None = None) -> list[Tes
     return [_info(session, t) for t in session.scalars(query)]
 
 
-def photos_at(session: Session, test_set_id: int, version: int) -> list[dict[str, object]]:
+def photos_at(session: Session, test_set_id: int, version: int) -> list[dict[str, Any]]:
     """What the set held at ``version``: ``[{"image_id", "note"}]``."""
     row = session.scalar(select(TestSetVersion).where(TestSetVersion.test_set_id == test_set_id,
                                                       TestSetVersion.version == version))

@@ -337,7 +337,7 @@ def _checks(rules: PassRules, preference: Preference, metrics: dict[str, MetricD
             failures: FailureRates) -> list[RuleCheck]:
     checks = []
     wr = preference.win_rate
-    if wr.estimate is None:
+    if wr.estimate is None or wr.low is None:
         checks.append(RuleCheck("win_rate", None, "no decisive judgments yet (only ties or none)"))
     else:
         ok = wr.low >= rules.min_win_rate_low
@@ -396,7 +396,8 @@ def _pairs(session: Session, run: GateRun, reader: MetricsReader) -> list[PairRe
     def metrics(gen: Generation) -> dict[str, float]:
         if gen.state != GenerationState.SUCCEEDED:
             return {}
-        origin = sources.get(gen.reused_from_id, gen)  # what the output cost when it was made
+        # what the output cost when it was made
+        origin = gen if gen.reused_from_id is None else sources.get(gen.reused_from_id, gen)
         values = {k: float(v) for k, v in (image_metrics.get(gen.id) or {}).items()
                   if k in IMAGE_METRICS and v is not None}
         values["cost_usd"] = float(origin.cost_usd or 0.0)
@@ -508,7 +509,7 @@ def version_strengths(session: Session, scenario_id: int) -> dict[int, float] | 
     wins = [(c, p) if choice == "candidate" else (p, c) for c, p, choice in rows]
     if len({v for pair in wins for v in pair}) <= 2:
         return None
-    return {int(k): v for k, v in bradley_terry(wins).items()}
+    return bradley_terry(wins)
 
 
 def latest_result(session: Session, scenario_id: int, candidate_version: int,

@@ -110,3 +110,23 @@ def make_generation(session: Session, sweep: Sweep, *,
     session.add(generation)
     session.flush()
     return generation
+
+
+def make_production_scenario(session: Session, name: str = "projection-level-1", *,
+                             strength: float = 0.35, candidate_strength: float = 0.9,
+                             steps: int = 25) -> int:
+    """The production gate's starting point, through core.scenarios.versions: v1 created by
+    alice, v2 calibrated, v3 approved (in production), v4 bob's edit of the strength (the
+    candidate). Returns the scenario id."""
+    from core.scenarios import versions
+
+    created = versions.create_scenario(
+        session, name, actor="alice", prompt_template="a person, photo",
+        params={"strength": strength, "num_inference_steps": steps})
+    versions.set_status(session, created.id, "calibrated", actor="alice")
+    versions.edit_scenario(session, created.id, {"description": "ready"}, actor="alice")
+    versions.approve(session, created.id, 3, "alice", "first release")
+    versions.edit_scenario(session, created.id, {"params": {
+        "strength": candidate_strength, "num_inference_steps": steps}}, actor="bob",
+        note="stronger")
+    return created.id

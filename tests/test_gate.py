@@ -15,31 +15,16 @@ from core.errors import BudgetExceeded, InvalidInput, NotFound
 from core.planning.budget import Caps
 from core.scenarios import gate, testsets, verdict
 from core.scenarios import versions as scenarios
-from tests.factories import make_image
+from tests.factories import make_image, make_production_scenario
 
 LIMITS = types.SimpleNamespace(max_cells_per_sweep=2000, inflight_cap=32,
                                create_rate_per_minute=600)
 CAPS = Caps(sweep_usd=5.0, daily_usd=20.0, monthly_usd=300.0)
 
 
-def production_scenario(session, name: str = "projection-level-1") -> int:
-    """v1 created, v2 calibrated, v3 in production, v4 an edit of it: the candidate."""
-    created = scenarios.create_scenario(
-        session, name, actor="alice", prompt_template="a person, photo",
-        params={"strength": 0.35, "num_inference_steps": 25})
-    scenarios.set_status(session, created.id, "calibrated", actor="alice")
-    scenarios.edit_scenario(session, created.id, {"description": "ready"},
-                            actor="alice")  # v3, approved:
-    scenarios.approve(session, created.id, 3, "alice", "first release")
-    scenarios.edit_scenario(session, created.id,
-                            {"params": {"strength": 0.9, "num_inference_steps": 25}},
-                            actor="bob", note="stronger")
-    return created.id
-
-
 def make_gate(session, *, photos: int = 2, seeds: int = 2, reviewers: int = 1,
               budget: float | None = None) -> int:
-    production_scenario(session)
+    make_production_scenario(session)
     images = [make_image(session) for _ in range(photos)]
     testsets.create_test_set(session, "hard-light", [i.id for i in images], actor="alice",
                              notes={images[0].id: "dark skin, low light"})
@@ -103,7 +88,7 @@ def test_the_cost_is_capped_before_anything_is_stored(db_session):
 
 
 def test_bad_requests_say_what_to_fix(db_session):
-    production_scenario(db_session)
+    make_production_scenario(db_session)
     image = make_image(db_session)
     testsets.create_test_set(db_session, "one", [image.id], actor="alice")
     for request, message in (
@@ -283,7 +268,7 @@ def test_approval_needs_a_passing_gate_or_an_audited_override(db_session):
 
 
 def test_approval_without_any_gate_run_or_production_version(db_session):
-    production_scenario(db_session)
+    make_production_scenario(db_session)
     scenario_id = gate.scenario_row(db_session, "projection-level-1").id
     assert "has no gate run" in verdict.approval_gate(db_session, scenario_id, 4).message
     fresh = scenarios.create_scenario(db_session, "new-one", actor="alice")
@@ -328,7 +313,7 @@ def test_approve_for_production_goes_through_the_gate(db_session):
 
 
 def test_approve_without_a_passing_gate_needs_an_audited_override(db_session):
-    production_scenario(db_session)  # v4 is a candidate with no gate run at all
+    make_production_scenario(db_session)  # v4 is a candidate with no gate run at all
     approved = scenarios.approve(db_session, "projection-level-1", 4, "bob", "urgent prompt fix",
                                  override_reason="prompt broke in production, Dana agreed")
     assert approved.production_version == 4

@@ -21,7 +21,7 @@ from core.data.library import add_image
 from core.data.models import Generation
 from core.runtime import open_runtime
 from core.scenarios import gate, testsets
-from core.scenarios import versions as scenarios
+from tests.factories import make_production_scenario
 
 
 def photo(seed: int) -> bytes:
@@ -48,15 +48,7 @@ def test_a_much_stronger_candidate_fails_the_gate_on_similarity(tuner_env, emula
     with session_scope(runtime.engine) as session:
         ids = [add_image(session, runtime.store, runtime.settings, photo(n), filename=f"p{n}.png",
                          uploaded_by="tester").id for n in (1, 2)]
-        created = scenarios.create_scenario(
-            session, "projection-level-1", actor="alice", prompt_template="a person, photo",
-            params={"strength": 0.3, "num_inference_steps": 20})
-        scenarios.set_status(session, created.id, "calibrated", actor="alice")
-        scenarios.edit_scenario(session, created.id, {"description": "ready"},
-                                actor="alice")  # v3, approved:
-        scenarios.approve(session, created.id, 3, "alice", "first release")
-        scenarios.edit_scenario(session, created.id, {"params": {
-            "strength": 0.95, "num_inference_steps": 20}}, actor="bob")  # v4: the candidate
+        make_production_scenario(session, strength=0.3, candidate_strength=0.95, steps=20)
         testsets.create_test_set(session, "two-photos", ids, actor="alice",
                                  notes={ids[1]: "low light"})
 

@@ -27,8 +27,8 @@ from core.data.storage import open_media_store
 from core.config import Settings
 from core.data.library import add_image
 from core.scenarios import gate, testsets
-from core.scenarios import versions as scenarios
 from tests.browser.conftest import _answers
+from tests.factories import make_production_scenario
 from tests.services import ProcessGroup, free_port, wait_for
 
 pytestmark = pytest.mark.browser
@@ -62,15 +62,7 @@ def gate_product(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Iter
         store = open_media_store(settings)
         ids = [add_image(session, store, settings, photo(n), filename=f"p{n}.png",
                          uploaded_by="alice").id for n in range(PHOTOS)]
-        created = scenarios.create_scenario(
-            session, "projection-level-1", actor="alice", prompt_template="a person, photo",
-            params={"strength": 0.3, "num_inference_steps": 20})
-        scenarios.set_status(session, created.id, "calibrated", actor="alice")
-        scenarios.edit_scenario(session, created.id, {"description": "ready"},
-                                actor="alice")  # v3, approved:
-        scenarios.approve(session, created.id, 3, "alice", "first release")
-        scenarios.edit_scenario(session, created.id, {"params": {
-            "strength": 0.7, "num_inference_steps": 20}}, actor="bob")
+        make_production_scenario(session, strength=0.3, candidate_strength=0.7, steps=20)
         testsets.create_test_set(session, "browser-set", ids, actor="alice")
     group = ProcessGroup()
     group.python(["core", "up", "--port", str(port), "--workers", "1"], env, tmp / "up.log")

@@ -11,6 +11,7 @@ from core.data.library import add_image
 from core.data.models import AuditEntry, GateRun, TestSet
 from core.scenarios import testsets
 from core.scenarios import versions as scenarios
+from tests.factories import make_production_scenario
 from tests.pages.conftest import png_bytes
 
 PAGE = "pages/gate.py"
@@ -21,15 +22,7 @@ def seed(runtime, *, with_set: bool = True) -> list[int]:
         ids = [add_image(session, runtime.store, runtime.settings, png_bytes(color),
                          filename=f"p{n}.png", uploaded_by="alice").id
                for n, color in enumerate([(200, 100, 90), (60, 50, 40)])]
-        created = scenarios.create_scenario(
-            session, "projection-level-1", actor="alice", prompt_template="a person, photo",
-            params={"strength": 0.35, "num_inference_steps": 25})
-        scenarios.set_status(session, created.id, "calibrated", actor="alice")
-        scenarios.edit_scenario(session, created.id, {"description": "ready"},
-                                actor="alice")  # v3, approved:
-        scenarios.approve(session, created.id, 3, "alice", "first release")
-        scenarios.edit_scenario(session, created.id, {"params": {
-            "strength": 0.6, "num_inference_steps": 25}}, actor="bob", note="stronger")
+        make_production_scenario(session, candidate_strength=0.6)
         if with_set:
             testsets.create_test_set(session, "pair", ids, actor="alice",
                                      notes={ids[1]: "dark skin, low light"})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -19,6 +18,7 @@ import streamlit as st
 from core.data.db import session_scope
 from core.errors import TunerError
 from core.scenarios import gate as core_gate
+from dashboard.panels import Outcome, log_id, not_applied, panel_component
 from dashboard.resources import media_url, runtime
 
 PANEL_KEY = "gate_pairs"
@@ -31,10 +31,7 @@ STATE_DEFAULTS: dict[str, Any] = {
     "gp_refused": [],
 }
 _notices = itertools.count(1)
-_ASSETS = Path(__file__).parent / "assets"
-_panel = st.components.v2.component(
-    "scenario_tuner.gate_pairs", js=(_ASSETS / "gate_pairs.js").read_text(),
-    css=(_ASSETS / "gate_pairs.css").read_text())
+_panel = panel_component("gate_pairs")
 
 
 def init_state() -> None:
@@ -51,12 +48,6 @@ class Choice:
     seconds: float | None
 
 
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-    kind: str  # success | error
-    text: str
-
-
 def parse_log(log: Any) -> tuple[str, list[Choice]]:
     """(client id, choices in sequence order) from the panel's state; junk is skipped."""
     if not isinstance(log, dict):
@@ -65,11 +56,9 @@ def parse_log(log: Any) -> tuple[str, list[Choice]]:
     for raw in log.get("events") or []:
         if not isinstance(raw, dict) or not isinstance(raw.get("seq"), int):
             continue
-        pair = raw.get("pair")
         seconds = raw.get("seconds")
-        choices.append(Choice(
-            raw["seq"], pair if isinstance(pair, int) and not isinstance(pair, bool) else None,
-            str(raw.get("pick")), float(seconds) if isinstance(seconds, (int, float)) else None))
+        choices.append(Choice(raw["seq"], log_id(raw.get("pair")), str(raw.get("pick")),
+                              float(seconds) if isinstance(seconds, (int, float)) else None))
     return str(log.get("client") or ""), sorted(choices, key=lambda c: c.seq)
 
 
@@ -77,10 +66,7 @@ def apply_choices(client: str, choices: list[Choice], applied: dict[str, int],
                   reviewer: str) -> list[Outcome]:
     """Each choice not applied yet, in order, to the pair it names, in its own transaction."""
     outcomes = []
-    for choice in choices:
-        if choice.seq <= applied.get(client, 0):
-            continue  # sent again until acknowledged; applied once
-        applied[client] = choice.seq
+    for choice in not_applied(client, choices, applied):
         if choice.pair_id is None:
             outcomes.append(Outcome("error", "A choice arrived without the pair it was made on; "
                                              "nothing was saved. Reload the page."))

@@ -17,7 +17,6 @@ import dataclasses
 import functools
 import itertools
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -32,6 +31,7 @@ from core.planning.sweeps import SweepSummary
 from dashboard import charts
 from dashboard import format as fmt
 from dashboard.errors import message_for
+from dashboard.panels import Outcome, log_id, not_applied, panel_component
 from dashboard.resources import media_url, runtime
 
 PANEL_KEY = "rv_panel"
@@ -185,12 +185,6 @@ class PanelAction:
     seconds: Any = None
 
 
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-    kind: str  # "success" | "error" | "info"
-    text: str
-
-
 def parse_log(log: Any) -> tuple[str, int | None, list[PanelAction]]:
     """(client id, generation on screen, actions) from the panel's state; junk is skipped."""
     if not isinstance(log, dict):
@@ -199,10 +193,8 @@ def parse_log(log: Any) -> tuple[str, int | None, list[PanelAction]]:
     for raw in log.get("events") or []:
         if not isinstance(raw, dict) or not isinstance(raw.get("seq"), int):
             continue
-        gid = raw.get("gid")
         actions.append(PanelAction(
-            seq=raw["seq"], kind=str(raw.get("kind")),
-            generation_id=gid if isinstance(gid, int) and not isinstance(gid, bool) else None,
+            seq=raw["seq"], kind=str(raw.get("kind")), generation_id=log_id(raw.get("gid")),
             rating=raw.get("rating"), thumbs=raw.get("thumbs"), tags=raw.get("tags") or [],
             note=raw.get("note") or "", seconds=raw.get("seconds")))
     shown = log.get("shown")
@@ -218,10 +210,7 @@ def apply_actions(client: str, actions: list[PanelAction], applied: dict[str, in
     outcomes: list[Outcome] = []
     focus: int | None = None
     why: str | None = None
-    for action in actions:
-        if action.seq <= applied.get(client, 0):
-            continue  # sent again until acknowledged; applied once
-        applied[client] = action.seq
+    for action in not_applied(client, actions, applied):
         gid = action.generation_id
         if action.kind == "save":
             outcomes.append(_save_action(action, user))
@@ -380,10 +369,7 @@ def _others(item: QueueItem) -> str:
             + (f" — mean {mean:.1f} ★ over {item.n_reviews}" if mean is not None else ""))
 
 
-_ASSETS = Path(__file__).parent / "assets"
-_panel = st.components.v2.component(
-    "scenario_tuner.review_panel", js=(_ASSETS / "review_panel.js").read_text(),
-    css=(_ASSETS / "review_panel.css").read_text())
+_panel = panel_component("review_panel")
 
 
 def panel(user: str, scope: Scope) -> None:

@@ -4,30 +4,10 @@
 //
 // Same pattern as the review panel: every choice carries the id of the pair that was on screen
 // when it was made, the next pairs come preloaded so a key shows the next pair at once, and
-// choices not yet acknowledged by the server are sent again with every update (none is lost
-// when Streamlit coalesces updates; the server applies each sequence number once).
+// choices wait in the outbox (panel_common.js) until the server acknowledges them.
 //
 // Keys: A or 1 or ← left is better · B or 2 or → right is better · S or 3 or ↓ about the same.
 // Mouse: click an image, or a button under the pair.
-
-const panels = new WeakMap();
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (name === "class") node.className = value;
-    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value);
-  }
-  for (const child of children) if (child !== null && child !== undefined) node.append(child);
-  return node;
-}
-
-function clientId() {
-  const bytes = new Uint8Array(8);
-  crypto.getRandomValues(bytes);
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 const PICK_KEYS = { a: "left", "1": "left", ArrowLeft: "left",
                     b: "right", "2": "right", ArrowRight: "right",
@@ -35,9 +15,7 @@ const PICK_KEYS = { a: "left", "1": "left", ArrowLeft: "left",
 
 class PairPanel {
   constructor(root) {
-    this.client = clientId();
-    this.seq = 0;
-    this.pending = [];       // choices not yet acknowledged by the server
+    this.outbox = new Outbox((message) => this.setState("log", { ...message, shown: this.shown }));
     this.view = null;
     this.items = new Map();  // pair id -> item
     this.order = [];
@@ -80,8 +58,7 @@ class PairPanel {
   }
 
   update(data) {
-    const acked = (data.acked || {})[this.client] || 0;
-    this.pending = this.pending.filter((c) => c.seq > acked);
+    this.outbox.answered(data);
     for (const item of data.items) this.items.set(item.id, item);
     this.order = data.items.map((item) => item.id);
     this.progress.textContent = data.progress || "";
@@ -97,7 +74,7 @@ class PairPanel {
     } else if (this.shown === null || !this.items.has(this.shown)) {
       this.show(this.nextAfter(null));
     }
-    if (this.pending.length) this.send();
+    if (this.outbox.pending.length) this.outbox.send();
   }
 
   preload(item) {
@@ -118,7 +95,7 @@ class PairPanel {
   }
 
   nextAfter(current) {
-    const done = new Set(this.pending.map((c) => c.pair));
+    const done = new Set(this.outbox.pending.map((c) => c.pair));
     return this.order.find((id) => !done.has(id) && id !== current) ?? null;
   }
 
@@ -131,7 +108,7 @@ class PairPanel {
     this.body.hidden = !item;
     this.empty.hidden = Boolean(item);
     if (!item) {
-      this.empty.textContent = this.pending.length
+      this.empty.textContent = this.outbox.pending.length
         ? "Saving your choices… the next pairs appear in a moment." : this.endText;
       return;
     }
@@ -175,23 +152,16 @@ class PairPanel {
       return;
     }
     const pair = this.shown;
-    this.pending.push({ seq: ++this.seq, pair, pick: choice,
-                        seconds: Math.round((performance.now() - this.shownAt) / 100) / 10 });
+    this.outbox.add({ pair, pick: choice,
+                      seconds: Math.round((performance.now() - this.shownAt) / 100) / 10 });
     this.say(`Saving your choice on pair ${pair}…`);
     this.show(this.nextAfter(pair));
-    this.send();
-  }
-
-  send() {
-    this.setState("log", { client: this.client, shown: this.shown, events: this.pending });
+    this.outbox.send();
   }
 
   key(event) {
     if (!this.root.isConnected) return;
-    const target = event.composedPath()[0];
-    const typing = target instanceof HTMLElement &&
-      (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
-    if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (typingIn(event) || event.ctrlKey || event.metaKey || event.altKey) return;
     const choice = PICK_KEYS[event.key] ?? PICK_KEYS[event.key.toLowerCase()];
     if (!choice) return;
     event.preventDefault();
@@ -200,17 +170,4 @@ class PairPanel {
   }
 }
 
-export default function (component) {
-  const { data, parentElement, setStateValue } = component;
-  let panel = panels.get(parentElement);
-  if (!panel) {
-    panel = new PairPanel(parentElement);
-    panels.set(parentElement, panel);
-  }
-  panel.setState = setStateValue;
-  panel.update(data);
-  return () => {
-    document.removeEventListener("keydown", panel.onKey, true);
-    panels.delete(parentElement);
-  };
-}
+export default mountPanel(PairPanel);

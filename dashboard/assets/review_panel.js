@@ -4,40 +4,15 @@
 // screen when it was taken, and what is on screen (stars, thumbs, tags, note) is exactly what
 // is sent. The next pairs come preloaded and decoded, so a rating key shows the next image at
 // once, without waiting for the server; the server applies the actions in order, refuses what
-// it must (visibly, on the page) and acknowledges them. Actions not yet acknowledged are sent
-// again with every update, so none is lost when updates are coalesced. One update is in
-// flight at a time (the rest wait for the server's answer): a new update would stop the
-// server's run for the previous one, and under fast keys no run would finish.
+// it must (visibly, on the page) and acknowledges them: until then they wait in the outbox
+// (panel_common.js), sent again with every update, one update in flight at a time.
 //
 // Keys (not while typing in the note or the tag field, except Ctrl+Enter):
 // 1–5 rate and go on · Ctrl+Enter save and go on · J next · K previous · U / D thumbs.
 
-const panels = new WeakMap();
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (name === "class") node.className = value;
-    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value);
-  }
-  for (const child of children) {
-    if (child !== null && child !== undefined) node.append(child);
-  }
-  return node;
-}
-
-function clientId() {
-  const bytes = new Uint8Array(8);
-  crypto.getRandomValues(bytes);
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 class Panel {
   constructor(root) {
-    this.client = clientId();
-    this.seq = 0;
-    this.pending = [];        // actions not yet acknowledged by the server
+    this.outbox = new Outbox((message) => this.setState("log", { ...message, shown: this.shown }));
     this.view = null;         // the server's view token: a new one resets what is shown
     this.items = new Map();   // generation id -> item, as last sent by the server
     this.order = [];          // ids in queue order, as last sent by the server
@@ -118,8 +93,7 @@ class Panel {
   // -- data from the server ---------------------------------------------------------------------
   update(data) {
     this.presetTags = data.tags || [];
-    const acked = (data.acked || {})[this.client] || 0;
-    this.pending = this.pending.filter((action) => action.seq > acked);
+    this.outbox.answered(data);  // the server finished a run: the next update can go
     for (const item of data.items) this.items.set(item.id, item);
     this.order = data.items.map((item) => item.id);
     this.progress.textContent = data.progress || "";
@@ -137,9 +111,7 @@ class Panel {
     } else if (this.items.has(this.shown)) {
       this.renderOthers(this.items.get(this.shown));
     }
-    this.inFlight = false;  // the server finished a run: the next update can go
-    clearTimeout(this.resendTimer);
-    if (this.pending.length) this.send();  // what came after, or what the server missed
+    if (this.outbox.pending.length) this.outbox.send();  // what came after, or what it missed
   }
 
   preload(item) {
@@ -160,7 +132,7 @@ class Panel {
   }
 
   doneHere() {
-    return new Set(this.pending.filter((a) => a.kind === "save").map((a) => a.gid));
+    return new Set(this.outbox.pending.filter((a) => a.kind === "save").map((a) => a.gid));
   }
 
   nextAfter(current) {
@@ -186,7 +158,7 @@ class Panel {
       this.title.textContent = "";
       this.why.textContent = "";
       this.meta.textContent = "";
-      this.empty.textContent = this.pending.length
+      this.empty.textContent = this.outbox.pending.length
         ? "Saving your reviews… the next generations appear in a moment."
         : this.endText;
       return;
@@ -276,35 +248,25 @@ class Panel {
       return;
     }
     const gid = this.shown;
-    this.pending.push({ seq: ++this.seq, kind: "save", gid, rating: draft.rating,
-                        thumbs: draft.thumbs, tags: [...draft.tags], note,
-                        seconds: Math.round((performance.now() - this.shownAt) / 100) / 10 });
+    this.outbox.add({ kind: "save", gid, rating: draft.rating, thumbs: draft.thumbs,
+                      tags: [...draft.tags], note,
+                      seconds: Math.round((performance.now() - this.shownAt) / 100) / 10 });
     this.say(`Saving your review of generation ${gid}…`);
     this.show(this.nextAfter(gid));
     // paint the next pair first; telling the server costs the page a re-render
-    requestAnimationFrame(() => setTimeout(() => this.send(), 0));
+    requestAnimationFrame(() => setTimeout(() => this.outbox.send(), 0));
   }
 
   navigate(kind) {
     if (this.shown === null && kind === "prev" && !this.order.length) return;
-    this.pending.push({ seq: ++this.seq, kind, gid: this.shown });
+    this.outbox.add({ kind, gid: this.shown });
     this.say(kind === "next" ? "Moving to the next generation…" : "Moving to the previous generation…");
-    this.send();
-  }
-
-  send() {
-    if (this.inFlight) return;  // sent with the next update, when the server has answered
-    this.inFlight = true;
-    this.setState("log", { client: this.client, shown: this.shown, events: this.pending });
-    clearTimeout(this.resendTimer);
-    this.resendTimer = setTimeout(() => { this.inFlight = false; if (this.pending.length) this.send(); }, 3000);
+    this.outbox.send();
   }
 
   key(event) {
     if (!this.root.isConnected) return;
-    const target = event.composedPath()[0];
-    const typing = target instanceof HTMLElement &&
-      (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+    const typing = typingIn(event);
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault(); event.stopPropagation();
       this.save();
@@ -326,17 +288,4 @@ class Panel {
   }
 }
 
-export default function (component) {
-  const { data, parentElement, setStateValue } = component;
-  let panel = panels.get(parentElement);
-  if (!panel) {
-    panel = new Panel(parentElement);
-    panels.set(parentElement, panel);
-  }
-  panel.setState = setStateValue;
-  panel.update(data);
-  return () => {
-    document.removeEventListener("keydown", panel.onKey, true);
-    panels.delete(parentElement);
-  };
-}
+export default mountPanel(Panel);

@@ -208,3 +208,35 @@ def test_backfill_measures_what_is_missing_once_and_reports_what_it_cannot(
         assert measured.missing(session, sweep_id=sweep_id) == [ids[1]]
     again = measured.backfill(runtime.engine, runtime.store, sweep_id=sweep_id)
     assert again.measured == 0 and len(again.failed) == 1
+
+
+def test_backfill_says_an_output_was_deleted_after_the_list_was_made(db_url, tmp_path):
+    """The list of outputs to measure is read once; an output deleted while the backfill runs
+    (a person deleting a sweep's images) is reported by name, not as a store error."""
+    from core.data.db import create_db_engine
+    from core.data.storage import open_media_store
+    from tests.factories import make_generation, make_image, make_sweep
+
+    engine = create_db_engine(db_url)
+    store = open_media_store(Settings(media_url=f"file://{tmp_path / 'media'}"))
+    photo = png_bytes()
+    with session_scope(engine) as session:
+        image = make_image(session, storage_key=store.put(photo, kind="inputs",
+                                                          content_type="image/png"))
+        output_key = store.put(photo, kind="outputs", content_type="image/png")
+        sweep = make_sweep(session)
+        ids = [make_generation(session, sweep, input_image_id=image.id, output_key=output_key).id
+               for _ in range(2)]
+
+    def delete_the_second(done: int, total: int) -> None:
+        if done == 1:
+            with session_scope(engine) as session:
+                session.get(Generation, ids[1]).output_key = None
+
+    try:
+        result = measured.backfill(engine, store, progress=delete_the_second)
+    finally:
+        engine.dispose()
+    assert result.measured == 1
+    assert result.failed == [(ids[1], "InvalidInput: its output was deleted after the list "
+                                      "was made")]

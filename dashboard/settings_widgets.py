@@ -15,7 +15,7 @@ from core.config import get_settings
 from core.data.db import session_scope
 from core.errors import InvalidInput, NotFound
 from core.health import CheckResult, run_all
-from core.data.library import delete_image, purge
+from core.engine.deletion import delete_photo
 from core.data.models import ModelSpec
 from core.data.settings_store import EDITABLE, effective_settings, save_settings
 from dashboard import format as fmt
@@ -198,14 +198,11 @@ def check_results(results: list[CheckResult]) -> None:
 # -- image library -------------------------------------------------------------------------------
 def remove_image(image_id: int, *, actor: str) -> int:
     """Delete an input image and everything made from it; files go once the rows are gone."""
-    rt = runtime()
-    with session_scope(rt.engine) as session:
-        generations, keys = delete_image(session, image_id, actor=actor)
-    purge(rt.store, keys)
+    deleted = delete_photo(runtime(), image_id, actor=actor)
     queries.library.clear()
     queries.sweep_summaries.clear()
     queries.clear_sweep_cells()
-    return generations
+    return deleted.generations
 
 
 def library_grid(images: list[dict[str, Any]], load: Callable[[str], bytes]) -> None:

@@ -63,12 +63,17 @@ def delete_image(session: Session, image_id: int, *, actor: str) -> tuple[int, s
             "test_sets_changed": sets_changed})
     session.delete(image)
     session.flush()
-    return len(generations), doomed_keys - _keys_in_use(session, doomed_keys)
+    return len(generations), unreferenced(session, doomed_keys)
 
 
 def purge(store: MediaStore, keys: set[str]) -> None:
     for key in sorted(keys):
         store.delete(key)
+
+
+def unreferenced(session: Session, keys: set[str]) -> set[str]:
+    """The storage keys among ``keys`` that no row refers to (safe to ``purge``)."""
+    return set(keys) - _keys_in_use(session, keys)
 
 
 def _keys_in_use(session: Session, keys: set[str]) -> set[str]:

@@ -238,6 +238,7 @@ async def cancel_prediction(request: Request) -> Response:
     if pred is None:
         return _not_found()
     now = time.time()
+    emu.store.counters["cancels_total"] += 1
     emu.store.cancel(pred, now)
     if pred.id in emu.cancel_events:
         emu.cancel_events[pred.id].set()

@@ -77,8 +77,10 @@ async def list_files(request: Request) -> Response:
 
 
 async def delete_file(request: Request) -> Response:
-    if _emulator(request).store.files.pop(request.path_params["id"], None) is None:
+    store = _emulator(request).store
+    if store.files.pop(request.path_params["id"], None) is None:
         return _problem(404, "Not found.")
+    store.counters["files_deleted_total"] += 1
     return Response(status_code=204)
 
 

@@ -313,6 +313,8 @@ class Store:
             "throttled_total": self.counters["throttled_total"],
             "faults_injected_total": self.counters["faults_injected_total"],
             "files_total": len(self.files),
+            "files_deleted_total": self.counters["files_deleted_total"],
+            "cancels_total": self.counters["cancels_total"],
             "outputs_cached": len(self._outputs),
             # What the latency model drew (queue + cold boot + predict), for a floor.
             "drawn_latency_s_total": self.counters["drawn_latency_ms_total"] / 1000,

@@ -34,7 +34,7 @@ from redis import Redis
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from core.data import keys, redisio
+from core.data import keys, library, redisio
 from core.data.db import session_scope
 from core.data.images import decode_rgb, image_size, thumbnail_of
 from core.insight import measured
@@ -316,7 +316,7 @@ class ChunkRunner:
         if recorded:
             return Created(prediction["id"], prediction, deadline_s)
         if await self._is_duplicate(task, prediction["id"]):
-            log.warning("cell %s was taken over; canceling its duplicate prediction %s",
+            log.warning("cell %s was taken over or deleted; canceling its prediction %s",
                         task.id, prediction["id"])
             await self._send_cancel(prediction["id"])
         return LOST
@@ -330,7 +330,10 @@ class ChunkRunner:
         (that owner died too), the prediction is left running for the next owner to adopt."""
         deadline = time.monotonic() + TAKEOVER_OUTCOME_WAIT_S
         while True:
-            state, held = await self._db(cells.current_state, task.id, _forever=True)
+            now = await self._db(cells.current_state, task.id, _forever=True)
+            if now is None:
+                return True  # the cell was deleted (its photo with it): nobody will adopt it
+            state, held = now
             if held is not None:
                 return held != prediction_id
             if state.is_final:
@@ -576,6 +579,15 @@ class ChunkRunner:
                       "deletes outputs an hour after completion, before this cell stored it.")
             return await self._finish(task, GenerationState.FAILED, cost_usd=billed,
                                       error=reason, **timing)
+        return await self._keep_outputs(task, outputs, billed, timing)
+
+    async def _keep_outputs(self, task: cells.CellTask, outputs: list[str], billed: float,
+                            timing: dict[str, Any]) -> Ended:
+        """Store a succeeded prediction's outputs and finish the cell; a cell deleted
+        meanwhile (its photo with it) keeps no file."""
+        if await self._db(cells.current_state, task.id) is None:
+            log.info("cell %s was deleted (its photo with it); its output is not kept", task.id)
+            return LOST
         started = time.monotonic()
         stored = await self._keep_output(task, outputs[0])
         extra: list[dict[str, Any]] = []
@@ -596,10 +608,20 @@ class ChunkRunner:
         if extra:
             stored = {**stored, "extra_outputs": extra}
         now = utcnow()
-        return await self._finish(task, GenerationState.SUCCEEDED, cost_usd=billed, error=None,
-                                  overhead_s=time.monotonic() - started, completed_at=now,
-                                  latency_s=seconds_between(task.enqueued_at, now),
-                                  **stored, **timing)
+        ended = await self._finish(task, GenerationState.SUCCEEDED, cost_usd=billed, error=None,
+                                   overhead_s=time.monotonic() - started, completed_at=now,
+                                   latency_s=seconds_between(task.enqueued_at, now),
+                                   **stored, **timing)
+        if ended is LOST:  # deleted while storing (or taken over): keep no file without a row
+            await self._drop_unreferenced(stored)
+        return ended
+
+    async def _drop_unreferenced(self, stored: dict[str, Any]) -> None:
+        written = {stored["output_key"], stored["thumbnail_key"]}
+        for more in stored.get("extra_outputs", ()):
+            written.update((more["output_key"], more["thumbnail_key"]))
+        doomed = await self._db(library.unreferenced, written)
+        await asyncio.to_thread(library.purge, self.ctx.store, doomed)
 
     async def _keep_output(self, task: cells.CellTask, url: str, *,
                            measure: bool = True) -> dict[str, Any] | str | Ended:
@@ -705,6 +727,11 @@ class ChunkRunner:
                 await asyncio.sleep(failure.retry_after_s or backoff_s(attempt))
                 continue
             url = uploaded.urls["get"]
+            if not await self._db(cells.image_exists, task.image_sha256 or ""):
+                # deleted while it was being uploaded: the copy goes too, and no URL is kept
+                with contextlib.suppress(Exception):
+                    await self._client.files.async_delete(uploaded.id)
+                return url
             await self._best_effort(self.ctx.redis.set, cache_key, url, ex=FILE_URL_TTL_S)
             return url
         # Fall back to inlining the image: always accepted, just a larger request.

@@ -212,7 +212,13 @@ def recent_timings(session: Session, version_id: str, endpoint: Endpoint,
     return timing.recent_timings(session, version_id, endpoint, since, limit)
 
 
-def current_state(session: Session, generation_id: int) -> tuple[GenerationState, str | None]:
+def current_state(session: Session,
+                  generation_id: int) -> tuple[GenerationState, str | None] | None:
+    """The cell's state and prediction id; None when the cell is gone (its photo deleted)."""
     row = session.execute(select(Generation.state, Generation.prediction_id)
-                          .where(Generation.id == generation_id)).one()
-    return row[0], row[1]
+                          .where(Generation.id == generation_id)).one_or_none()
+    return (row[0], row[1]) if row is not None else None
+
+
+def image_exists(session: Session, sha256: str) -> bool:
+    return session.scalar(select(InputImage.id).where(InputImage.sha256 == sha256)) is not None

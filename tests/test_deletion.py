@@ -1,0 +1,85 @@
+"""Deleting a photo while its sweep runs (issue 16, reproduction 6): its predictions are
+canceled on Replicate, outputs that arrive afterwards are not kept, and its Files-API copy and
+cached URL go. Real worker process, the emulator over HTTP, Redis, SQLite, media on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rq.job import Job
+
+from core.config import Settings
+from core.data import keys
+from core.data.db import session_scope
+from core.data.models import InputImage
+from core.engine.deletion import delete_photo
+from core.runtime import open_runtime
+from core.planning.sweeps import SweepRequest
+from tests.services import wait_for
+from tests.test_execution import GRID, configure, emulator_stats, inject, submit
+from tests.test_faults import cells
+
+SIX = SweepRequest(**{**GRID.__dict__, "steps": "20"})
+
+
+def _files_under(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def _running_sweep(runtime, emulator, processes, tuner_env, tmp_path):
+    """A 6-cell sweep whose predictions all exist; its photo id, sha256 and chunk job ids."""
+    sweep_id = submit(runtime, SIX)
+    processes.python(["core", "worker"], tuner_env, tmp_path / "worker.log")
+    wait_for(lambda: all(c.prediction_id for c in cells(runtime, sweep_id)), 30,
+             "every cell's prediction to be created")
+    running = cells(runtime, sweep_id)
+    image_id = running[0].input_image_id
+    with session_scope(runtime.engine) as session:
+        sha256 = session.get(InputImage, image_id).sha256
+    return image_id, sha256, {c.job_id for c in running}
+
+
+def _until_the_worker_let_go(runtime, job_ids) -> None:
+    wait_for(lambda: all(Job.fetch(j, connection=runtime.redis).get_status() == "finished"
+                         for j in job_ids), 60, "the worker to finish the chunk")
+
+
+def test_deleting_a_photo_mid_sweep_cancels_its_predictions_and_removes_its_upload(
+        tuner_env, emulator, processes, tmp_path):
+    configure(emulator, predict_time_s=30)
+    runtime = open_runtime(Settings())
+    image_id, sha256, job_ids = _running_sweep(runtime, emulator, processes, tuner_env,
+                                               tmp_path)
+    cache_key = keys.file_url(runtime.endpoint.base_url, sha256)
+    assert runtime.redis.get(cache_key) and emulator_stats(emulator)["files_total"] == 1
+
+    deleted = delete_photo(runtime, image_id, actor="tester")
+
+    assert (deleted.generations, deleted.predictions_canceled, deleted.uploads_deleted,
+            deleted.problems) == (6, 6, 1, ())
+    stats = emulator_stats(emulator)
+    assert stats["cancels_total"] == 6 and stats["predictions"]["canceled"] == 6
+    assert stats["files_deleted_total"] == 1 and stats["files_total"] == 0
+    assert runtime.redis.get(cache_key) is None
+    _until_the_worker_let_go(runtime, job_ids)
+    assert _files_under(tmp_path / "media") == []  # the photo, its thumbnail, no output
+    assert emulator_stats(emulator)["creates_total"] == 6  # nothing created after
+
+
+def test_outputs_arriving_after_the_photo_was_deleted_are_not_stored(
+        tuner_env, emulator, processes, tmp_path):
+    """The cancels fail (Replicate answers 500), so the predictions run on and succeed: the
+    worker finds its cells gone and keeps none of their outputs."""
+    configure(emulator, predict_time_s=3)
+    runtime = open_runtime(Settings())
+    image_id, _, job_ids = _running_sweep(runtime, emulator, processes, tuner_env, tmp_path)
+    inject(emulator, route="cancel", status=500, count=100)
+
+    deleted = delete_photo(runtime, image_id, actor="tester")
+
+    assert deleted.predictions_canceled == 0 and len(deleted.problems) == 6
+    wait_for(lambda: emulator_stats(emulator)["predictions"]["succeeded"] == 6, 60,
+             "the predictions to succeed on Replicate")
+    _until_the_worker_let_go(runtime, job_ids)
+    assert _files_under(tmp_path / "media") == []  # no file without a row
+    assert emulator_stats(emulator)["creates_total"] == 6

@@ -388,3 +388,40 @@ def test_retrying_a_cell_whose_billed_output_was_not_stored_downloads_it_again(t
     assert again.prediction_id == done.prediction_id
     assert again.cost_usd == pytest.approx(done.cost_usd)  # counted once
     assert emulator_stats(emulator)["creates_total"] == 1
+
+
+def test_a_cached_upload_that_has_gone_is_uploaded_again_and_the_cell_retried_once(
+        tuner_env, emulator):
+    """Reproduction 6: the photo's Files-API copy is gone from Replicate (deleted, expired)
+    while its URL is still cached, so the prediction fails fetching its input. The worker
+    asks the Files API, drops the cached URL, uploads the photo again and creates the cell
+    once more under the same reservation: the failed prediction never ran, so nothing is
+    charged twice, and it is kept as a failed attempt (never adopted again)."""
+    from core.data import keys
+    from core.data.models import FailedAttempt
+
+    runtime = open_runtime(Settings())
+    one = SweepRequest(**{**SMALL.__dict__, "strength": "0.5"})
+    submit(runtime, one)
+    run_queue(runtime.settings.redis_url)
+    client = build_client(runtime.endpoint)
+    [stale] = client.files.list()
+    cache_key = keys.file_url(runtime.endpoint.base_url, stale.metadata["sha256"])
+    assert runtime.redis.get(cache_key).decode() == stale.urls["get"]
+    client.files.delete(stale.id)  # gone on Replicate, still cached here
+
+    again = submit(runtime, SweepRequest(**{**one.__dict__, "fresh_run": True}))
+    run_queue(runtime.settings.redis_url)
+
+    [cell] = cells(runtime, again)
+    assert cell.state == GenerationState.SUCCEEDED and cell.error is None, cell.error
+    stats = emulator_stats(emulator)
+    assert stats["creates_total"] == 3  # the first sweep's; the failed create and its retry
+    [fresh] = client.files.list()
+    assert fresh.id != stale.id and runtime.redis.get(cache_key).decode() == fresh.urls["get"]
+    with session_scope(runtime.engine) as session:
+        [attempt] = session.scalars(select(FailedAttempt)
+                                    .where(FailedAttempt.generation_id == cell.id)).all()
+    assert attempt.prediction_id != cell.prediction_id and stale.id in attempt.error
+    assert client.predictions.get(attempt.prediction_id).status == "failed"
+    assert cell.cost_usd == pytest.approx(cell.predict_time_s * 0.000725)  # one charge

@@ -163,13 +163,16 @@ class Store:
         if isinstance(image, list):  # a list input (seedream): the first image is the photo
             image = image[0] if image else None
         source, error = self._image_source(image, own_host)
+        # An input file that cannot be fetched fails the prediction in setup, before the
+        # model runs: no predict time to bill.
+        predict_s = 0.0 if error is not None else self._predict_time()
         if error is None and self.rng.random() < self.config.failure_rate:
             error = self.rng.choice(MODEL_ERRORS)
         pred = Prediction(
             id=bodies.new_id(), model=model.ref,
             version="hidden" if model.official else version_id, input=values, params=params,
             num_outputs=_num_outputs(full), created=now,
-            queue_s=self._queue_time(), predict_s=self._predict_time(),
+            queue_s=self._queue_time(), predict_s=predict_s,
             error=error, image_source=source, output_is_list=model.output_is_list,
         )
         if cancel_after_s is not None:  # Replicate's deadline, measured from the create

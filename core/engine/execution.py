@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 from redis import Redis
+from replicate.exceptions import ReplicateError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -137,6 +138,8 @@ class ChunkRunner:
         self._slot_freed = asyncio.Event()
         self._estimates: dict[str, asyncio.Future[PredictTimeEstimate]] = {}  # by version
         self._uploads: dict[str, asyncio.Future[str]] = {}  # image sha → its upload
+        self._fresh_uploads: set[int] = set()  # cells created again after a stale upload URL
+        self._earlier_cost: dict[int, float] = {}  # what such a cell's failed create cost
         # Redis calls run on threads of their own, so lease and slot renewals never queue
         # behind database calls waiting on SQLite's lock in the default pool.
         self._redis_threads = concurrent.futures.ThreadPoolExecutor(
@@ -208,6 +211,13 @@ class ChunkRunner:
         prediction = await self._wait(task, created)
         if isinstance(prediction, Ended):
             return
+        if await self._input_file_gone(task, prediction):  # a stale cached upload: once
+            created = await self._create_with_fresh_upload(task, prediction, created)
+            if isinstance(created, Ended):
+                return
+            prediction = await self._wait(task, created)
+            if isinstance(prediction, Ended):
+                return
         await self._store(task, prediction)
 
     def _endpoint_refusal(self, task: cells.CellTask) -> str | None:
@@ -560,7 +570,8 @@ class ChunkRunner:
         }
         created = parse_replicate_time(prediction.get("created_at"))
         timing["replicate_queue_s"] = seconds_between(created, timing["started_at"])
-        billed = _billed(task, predict_time, outputs if status == "succeeded" else [])
+        billed = (_billed(task, predict_time, outputs if status == "succeeded" else [])
+                  + self._earlier_cost.get(task.id, 0.0))
         if status == "aborted":  # Cancel-After passed before it started: never billed
             return await self._finish(task, GenerationState.FAILED, cost_usd=0.0,
                                       error=_aborted_reason(task, prediction), **timing)
@@ -736,6 +747,53 @@ class ChunkRunner:
             return url
         # Fall back to inlining the image: always accepted, just a larger request.
         return "data:image/png;base64," + base64.b64encode(data).decode()
+
+    async def _input_file_gone(self, task: cells.CellTask, prediction: dict[str, Any]) -> bool:
+        """Whether the prediction failed because its input, a Files-API upload whose URL was
+        cached, is gone from Replicate (deleted, expired). Asked of the Files API itself, not
+        read from the error text; only once per cell."""
+        if (prediction.get("status") != "failed" or not task.image_input
+                or task.id in self._fresh_uploads):
+            return False
+        url = (prediction.get("input") or {}).get(task.image_input)
+        url = url[0] if isinstance(url, list) and url else url
+        files_url = f"{self.ctx.endpoint.base_url}/v1/files/"
+        if not isinstance(url, str) or not url.startswith(files_url):
+            return False
+        try:
+            await self._client.files.async_get(url[len(files_url):].split("/")[0])
+        except ReplicateError as exc:
+            return exc.status == 404
+        except Exception:  # noqa: BLE001 - cannot tell: the failure stands as it is
+            return False
+        return False
+
+    async def _create_with_fresh_upload(self, task: cells.CellTask, failed: dict[str, Any],
+                                        created: Created) -> Created | Ended:
+        """Drop the stale URL (Redis and this runner), upload the photo again and create the
+        cell's prediction once more under its existing reservation; the failed prediction
+        never ran (no charge) and is kept as a failed attempt."""
+        self._fresh_uploads.add(task.id)
+        stale = (failed.get("input") or {}).get(task.image_input or "")
+        stale = stale[0] if isinstance(stale, list) and stale else stale
+        cache_key = keys.file_url(self.ctx.endpoint.base_url, task.image_sha256 or "")
+        cached = await self._redis(self.ctx.redis.get, cache_key)
+        if cached is not None and cached.decode() == stale:
+            await self._best_effort(self.ctx.redis.delete, cache_key)
+        upload = self._uploads.get(task.image_sha256 or "")
+        if upload is not None and upload.done() and not upload.cancelled() \
+                and upload.exception() is None and upload.result() == stale:
+            del self._uploads[task.image_sha256 or ""]  # cells failing together share one
+        self._earlier_cost[task.id] = _billed(task, (failed.get("metrics") or {})
+                                              .get("predict_time"), [])
+        log.warning("cell %s: its input file had gone from Replicate (%s); uploading it again "
+                    "and creating once more", task.id, stale)
+        error = (f"Retried with the photo uploaded again: the cached upload {stale} had gone "
+                 f"from Replicate ({failed.get('error') or 'the prediction failed'}).")
+        if not await self._db(cells.retry_with_fresh_input, task.id, task.fence, failed["id"],
+                              error, utcnow()):
+            return LOST
+        return await self._create(task, created.deadline_s)
 
     async def _wait_for_rate(self) -> None:
         wait = await self._redis(self._rate.reserve)

@@ -22,8 +22,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
-from core.data.models import (FINAL_STATES, Endpoint, Generation, GenerationState, InputImage,
-                         ModelSpec, Sweep, utcnow)
+from core.data.models import (FINAL_STATES, Endpoint, FailedAttempt, Generation,
+                              GenerationState, InputImage, ModelSpec, Sweep, utcnow)
 from core.planning import timing
 from core.planning.timing import PredictionTiming
 from core.planning.pricing import MissingPrice, Pricing
@@ -179,6 +179,26 @@ def record_prediction(session: Session, generation_id: int, fence: int,
                        error=None)
 
 
+def retry_with_fresh_input(session: Session, generation_id: int, fence: int,
+                           failed_prediction_id: str, error: str, now: dt.datetime) -> bool:
+    """submitted → submitting again, once, after the prediction failed because its input file
+    was gone from Replicate's Files API (a stale cached upload): the failed prediction is kept
+    as a failed attempt (never adopted again), the cell's cost reservation stands for the new
+    create. False when this worker no longer owns the cell."""
+    moved = _transition(session, generation_id, fence, {GenerationState.SUBMITTED},
+                        state=GenerationState.SUBMITTING, prediction_id=None,
+                        replicate_status=None, error=error, create_sent_at=now,
+                        create_attempts=Generation.create_attempts + 1)
+    if moved:
+        cell = session.get(Generation, generation_id)
+        assert cell is not None  # just updated under our fence
+        session.add(FailedAttempt(generation_id=generation_id, sweep_id=cell.sweep_id,
+                                  attempt=cell.attempts, error=error,
+                                  prediction_id=failed_prediction_id, endpoint=cell.endpoint,
+                                  failed_at=now))
+    return moved
+
+
 def note_waiting(session: Session, generation_id: int, fence: int, error: str) -> bool:
     """A submitted cell waiting on something of ours (storage away): say so on the cell."""
     return _transition(session, generation_id, fence, {GenerationState.SUBMITTED}, error=error)
@@ -199,11 +219,15 @@ def finish(session: Session, generation_id: int, fence: int, state: GenerationSt
 
 
 def known_prediction_ids(session: Session, prediction_ids: list[str]) -> set[str]:
-    """Which of these predictions some cell already holds (never adopted by another)."""
+    """Which of these predictions some cell holds or held in a failed attempt (never adopted
+    by another, nor again)."""
     if not prediction_ids:
         return set()
-    return set(session.scalars(select(Generation.prediction_id)
-                               .where(Generation.prediction_id.in_(prediction_ids))))
+    held = session.scalars(select(Generation.prediction_id)
+                           .where(Generation.prediction_id.in_(prediction_ids)))
+    failed = session.scalars(select(FailedAttempt.prediction_id)
+                             .where(FailedAttempt.prediction_id.in_(prediction_ids)))
+    return {p for p in [*held, *failed] if p}
 
 
 def recent_timings(session: Session, version_id: str, endpoint: Endpoint,

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import streamlit as st
 from core.data.redisio import is_outage, redis_errors
 from core.errors import RedisUnavailable, TunerError
+from dashboard.format import plain
 
 log = logging.getLogger("dashboard")
 
@@ -39,7 +40,7 @@ def shown_errors(doing: str = "") -> Iterator[None]:
     except RedisUnavailable:
         st.error(REDIS_DOWN, icon="🚨")
     except TunerError as exc:
-        st.error(str(exc), icon="⚠️")
+        st.error(plain(exc), icon="⚠️")  # messages quote what was typed
     except Exception as exc:
         log.exception("error while %s", doing or "rendering a page")
-        st.error(message_for(exc, doing), icon="🚨")
+        st.error(plain(message_for(exc, doing)), icon="🚨")

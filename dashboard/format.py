@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from core.planning.pricing import format_usd
 
@@ -16,6 +17,43 @@ STATUS_ICONS = {  # the values of core.insight.progress.SweepStatus
 }
 
 usd = format_usd
+
+# Read as Markdown, HTML or Streamlit syntax anywhere in a line: links and images (``[ ]``),
+# HTML and autolinks (``<``), code, emphasis (``*``; ``_`` only at a word's edge), tables,
+# strikethrough, entities (``&``), LaTeX (``$``), the backslash itself, and the colon that opens
+# a ``:red[…]`` directive. "Saved: 3" stays as it is.
+_INLINE = re.compile(r"[\\`*\[\]<|~$&]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|:(?=[\w\-]+\[)")
+# A web address becomes a link (harmless) and shows a backslash inside it as typed: only what
+# could make it an image or a link to somewhere else is escaped there.
+_URL = re.compile(r"(?:https?://|www\.)[^\s<]*", re.IGNORECASE)
+_IN_URL = re.compile(r"[\\\[\]]")
+# ``:smile:`` and ``:material/home:`` turn into an emoji or icon even when escaped; an invisible
+# word joiner after the first colon keeps them as typed.
+_SHORTCODE = re.compile(r":(?=[\w+\-/]+:)")
+# Read as a block only at the start of a line: headings, quotes, list items, rules, numbered items.
+_BLOCK = re.compile(r"^([ \t]*\d*)([#>]|[-+=](?=[ \t]|$|[-+=])|(?<=\d)[.)](?=[ \t]|$))",
+                    re.MULTILINE)
+
+
+def _escape(pattern: re.Pattern[str], text: str) -> str:
+    return pattern.sub(lambda m: "\\" + m.group(0), text)
+
+
+def plain(value: object) -> str:
+    """User text (names, prompts, notes, tags, file names, messages quoting them) for any place
+    Streamlit reads Markdown: st.markdown, captions, alerts, titles, progress text, image
+    captions, and the labels, tabs, expanders and tooltips of widgets. Everything Markdown or
+    Streamlit would read is escaped, so the text shows as typed, and ``![x](http://…)`` or
+    ``<img src=…>`` never makes the browser fetch anything. Line breaks stay line breaks.
+    Select box options and table cells are text already: not through here."""
+    text, parts, last = str(value), [], 0
+    for url in _URL.finditer(text):
+        parts += [_escape(_INLINE, text[last:url.start()]), _escape(_IN_URL, url.group(0))]
+        last = url.end()
+    text = "".join([*parts, _escape(_INLINE, text[last:])])
+    text = _SHORTCODE.sub(":\u2060", text)
+    text = _BLOCK.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+    return text.replace("\n", "  \n")
 
 
 def state(value: str) -> str:

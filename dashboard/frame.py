@@ -41,7 +41,7 @@ def run_pages(pages: list) -> None:
 
 def sidebar(user: str) -> None:
     with st.sidebar:
-        st.markdown(f"**Signed in as** `{user}`")
+        st.markdown(f"**Signed in as** {fmt.plain(user)}")
         if resources.current_auth_mode() != "none":
             st.button("Sign out", on_click=resources.sign_out, key="sign_out")
         _endpoint()

@@ -18,6 +18,7 @@ import streamlit as st
 from core.data.db import session_scope
 from core.errors import TunerError
 from core.scenarios import gate as core_gate
+from dashboard.format import plain
 from dashboard.panels import Outcome, log_id, not_applied, panel_component
 from dashboard.resources import media_url, runtime
 
@@ -134,4 +135,4 @@ def panel(gate_run_id: int, reviewer: str) -> None:
     _panel(key=PANEL_KEY, data=panel_data(gate_run_id, reviewer),
            on_log_change=lambda: on_panel(reviewer), height="content")
     for text in st.session_state.gp_refused:
-        st.error(text, icon="⚠️")
+        st.error(plain(text), icon="⚠️")

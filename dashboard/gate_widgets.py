@@ -175,20 +175,21 @@ def plan_summary(plan: core_gate.GatePlan) -> None:
     cols[1].metric("Cells", plan.cells, help="Candidate and production, one per photo and seed.")
     cols[2].metric("Reused", plan.reused, help="Identical requests that ran before: no cost.")
     cols[3].metric("Estimated cost", fmt.usd(plan.estimated_cost_usd))
-    st.caption(f"Candidate v{plan.candidate_version} ({plan.candidate.model.ref}, "
+    st.caption(f"Candidate v{plan.candidate_version} ({fmt.plain(plan.candidate.model.ref)}, "
                f"{plan.candidate.to_run} to run) against production v{plan.production_version} "
-               f"({plan.production.model.ref}, {plan.production.to_run} to run); seeds "
+               f"({fmt.plain(plan.production.model.ref)}, {plan.production.to_run} to run); seeds "
                f"{', '.join(map(str, plan.seeds))}.")
 
 
 def verdict_view(res: core_verdict.GateResult) -> None:
     st.markdown(f"### {STATUS_BADGES.get(res.status, res.status)} Gate run {res.gate_run_id}: "
-                f"{res.scenario_name} v{res.candidate_version} against v{res.production_version}")
-    st.caption(f"Test set {res.test_set} (version {res.test_set_version}) · seeds "
+                f"{fmt.plain(res.scenario_name)} v{res.candidate_version} against "
+                f"v{res.production_version}")
+    st.caption(f"Test set {fmt.plain(res.test_set)} (version {res.test_set_version}) · seeds "
                f"{', '.join(map(str, res.seeds))} · {res.reviewers_per_pair} reviewer(s) per pair "
-               f"· started by {res.created_by} · {fmt.endpoint_badge(res.endpoint)}")
+               f"· started by {fmt.plain(res.created_by)} · {fmt.endpoint_badge(res.endpoint)}")
     for reason in res.reasons:
-        st.markdown(f"- {reason}")
+        st.markdown(f"- {fmt.plain(reason)}")
     pref = res.preference
     cols = st.columns(4)
     cols[0].metric("Candidate win rate (95% CI)", _pct(pref.win_rate),

@@ -5,7 +5,7 @@ records (core.insight.grid_cells.GridCell), read here by name."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import streamlit as st
@@ -56,22 +56,32 @@ def _from_link(key: str, param: str, options: list[str], default: str) -> None:
 
 def prompt_heading(axis: str, value: Any, cells: Sequence[Cell]) -> tuple[str, str | None]:
     """A heading for one axis value, and its full text for the tooltip (prompts only):
-    ``prompt P1: a portrait, studio…`` rather than a bare P1."""
-    from core.insight.contact_sheet import PROMPT_CHARS, prompt_texts, shorten
+    ``P1: a portrait, studio…`` rather than a bare P1. Raw text: pass it through fmt.plain
+    wherever Streamlit reads Markdown."""
+    from core.insight.contact_sheet import prompt_texts
 
-    if axis == "prompt":
-        text = prompt_texts(cells).get(value)
-        if text:
-            return f"{value}: {shorten(text, PROMPT_CHARS)}", text
-    return f"{axis} {fmt.axis_value(value)}", None
+    texts = prompt_texts(cells) if axis == "prompt" else {}
+    return _heading(axis, value, texts), texts.get(value)
+
+
+def _heading(axis: str, value: Any, texts: Mapping[Any, str]) -> str:
+    from core.insight.contact_sheet import PROMPT_CHARS, shorten
+
+    if axis == "prompt" and texts.get(value):
+        return f"{value}: {shorten(texts[value], PROMPT_CHARS)}"
+    return f"{axis} {fmt.axis_value(value)}"
 
 
 def split(cells: Sequence[Cell], axes: list[str]) -> list[tuple[str, list[Cell]]]:
-    """Cells grouped by their values on ``axes``, labelled "prompt P1 · seed 42"."""
+    """Cells grouped by their values on ``axes``, labelled "P1: a portrait, studio… · seed 42"
+    (a prompt by its label and its shortened text). Raw labels: fmt.plain them for tabs."""
+    from core.insight.contact_sheet import prompt_texts
+
+    texts = prompt_texts(cells) if "prompt" in axes else {}
     groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
         groups.setdefault(tuple(cell[a] for a in axes), []).append(cell)
-    return [(" · ".join(f"{a} {fmt.axis_value(v)}" for a, v in zip(axes, key)) or "All cells", group)
+    return [(" · ".join(_heading(a, v, texts) for a, v in zip(axes, key)) or "All cells", group)
             for key, group in groups.items()]
 
 
@@ -171,7 +181,8 @@ def rating_text(cell: Cell, user: str | None = None) -> str:
 def _label(cell: Cell, x: str | None, y: str | None) -> str:
     parts = [f"{a} {fmt.axis_value(cell[a])}" if not cell.lacks_axis(a) else f"no {a}"
              for a in (x, y) if a]
-    return f"{fmt.STATE_ICONS.get(cell['state'], '')} {' · '.join(parts) or '#' + str(cell['cell_index'])}"
+    shown = fmt.plain(" · ".join(parts)) if parts else f"#{cell['cell_index']}"
+    return f"{fmt.STATE_ICONS.get(cell['state'], '')} {shown}"
 
 
 def thumbnail_px(columns: int) -> int:
@@ -202,18 +213,19 @@ def grid(cells: Sequence[Cell], x: str | None, y: str | None, *,
         head = st.columns(widths)
         for col, value in zip(head[1 if y else 0:], xs):
             heading, full = prompt_heading(x, value, cells)
-            col.markdown(f"**{heading}**", help=full)
+            col.markdown(f"**{fmt.plain(heading)}**", help=full and fmt.plain(full))
     for yv in ys[(page - 1) * rows_per_page: page * rows_per_page]:
         row = st.columns(widths)
         if y:
             heading, full = prompt_heading(y, yv, cells)
-            row[0].markdown(f"**{heading}**", help=full)
+            row[0].markdown(f"**{fmt.plain(heading)}**", help=full and fmt.plain(full))
         lacking = lacking_x.get(yv)
         for n, (col, xv) in enumerate(zip(row[1 if y else 0:], xs)):
             cell = at.get((xv, yv)) or (lacking if n == 0 else None)
             with col:
                 if cell is None:
-                    st.caption(f"{lacking['model']} has no {x}" if lacking is not None else "—")
+                    st.caption(f"{fmt.plain(lacking['model'])} has no {x}"
+                               if lacking is not None else "—")
                     continue
                 _thumb(cell, lambda k: load(k, px), _label(cell, x, y))
                 if cell["state"] == "succeeded":
@@ -233,7 +245,7 @@ def _thumb(cell: Cell, load: Callable[[str], bytes], label: str) -> None:
     with st.container(border=True, height=120):
         st.caption(label)
         if cell["error"]:
-            st.caption(f":red[{cell['error'][:120]}]")
+            st.caption(f":red[{fmt.plain(cell['error'][:120])}]")
 
 
 @st.dialog("Cell", width="large")
@@ -245,25 +257,26 @@ def cell_dialog(cell: Cell, load: Callable[[str], bytes],
     with left:
         st.markdown("**Input**")
         if cell["image_key"]:
-            st.image(load(cell["image_key"]), caption=cell["image"], width="stretch")
+            st.image(load(cell["image_key"]), caption=fmt.plain(cell["image"]), width="stretch")
     with right:
         st.markdown(f"**Output** {fmt.state(cell['state'])}")
         if cell["output"]:
             st.image(load(cell["output"]), width="stretch")
         elif cell["error"]:
-            st.error(cell["error"])
+            st.error(fmt.plain(cell["error"]))
     for extra in cell.extra_outputs:  # a model that returned several images for this cell
         st.image(load(extra), width="stretch")
     shown = [f"{name} **{cell[name]}**" for name in ("strength", "steps", "guidance", "seed")
              if cell[name] is not None]
-    st.markdown(" · ".join([f"model **{cell.model}**", *shown, f"prompt **{cell['prompt']}**"]))
+    st.markdown(" · ".join([f"model **{fmt.plain(cell.model)}**", *shown,
+                            f"prompt **{fmt.plain(cell['prompt'])}**"]))
     if cell.lacks:
-        st.caption(f"{cell.model} has no {', '.join(cell.lacks)}: this cell ran without "
+        st.caption(f"{fmt.plain(cell.model)} has no {', '.join(cell.lacks)}: this cell ran without "
                    f"{'it' if len(cell.lacks) == 1 else 'them'}.")
     st.markdown(metrics_line(cell))
-    st.caption(f"Prompt: {cell['prompt_text']}")
+    st.caption(f"Prompt: {fmt.plain(cell['prompt_text'])}")
     if cell["negative_prompt"]:
-        st.caption(f"Negative prompt: {cell['negative_prompt']}")
+        st.caption(f"Negative prompt: {fmt.plain(cell['negative_prompt'])}")
     a, b, c, d = st.columns(4)
     a.metric("Cost", fmt.usd(cell["cost_usd"] or 0.0), help="An estimate from the price "
              "table: Replicate's API returns no price.")

@@ -39,7 +39,8 @@ def constraints_form(key: str) -> tuple[str, Constraints]:
 
 
 def _setting(evidence: SettingEvidence) -> str:
-    return " · ".join(f"{k} **{fmt.axis_value(v)}**" for k, v in evidence.setting.items())
+    return " · ".join(f"{k} **{fmt.plain(fmt.axis_value(v))}**"
+                      for k, v in evidence.setting.items())
 
 
 def _interval(evidence: SettingEvidence) -> str:
@@ -54,7 +55,7 @@ def _interval(evidence: SettingEvidence) -> str:
 def recommendation_card(rec: Recommendation) -> None:
     """The recommended setting with its evidence, its runner-up, and the verdict."""
     if rec.best is None:
-        st.warning(rec.message)
+        st.warning(fmt.plain(rec.message))
         return
     best = rec.best
     with st.container(border=True):
@@ -74,7 +75,7 @@ def recommendation_card(rec: Recommendation) -> None:
         st.caption(" · ".join(extras) + f" · {best.cells} cells")
         if rec.runner_up is not None:
             st.markdown(f"Runner-up: {_setting(rec.runner_up)} — {_interval(rec.runner_up)}")
-        (st.success if rec.distinguishable else st.info)(rec.message)
+        (st.success if rec.distinguishable else st.info)(fmt.plain(rec.message))
         if rec.constraints.describe():
             st.caption(f"Constraints: {rec.constraints.describe()}.")
 

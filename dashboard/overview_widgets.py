@@ -152,8 +152,8 @@ def recent_sweeps(summaries: list[SweepSummary]) -> None:
     for s in summaries:
         share = s.done / s.total if s.total else 1.0
         left, right = st.columns([3, 1])
-        left.progress(share, text=f"#{s.id} {s.name} — {fmt.status(s.status)} · "
-                                  f"{s.counts.describe()} · by {s.created_by} · "
+        left.progress(share, text=f"#{s.id} {fmt.plain(s.name)} — {fmt.status(s.status)} · "
+                                  f"{s.counts.describe()} · by {fmt.plain(s.created_by)} · "
                                   f"{fmt.ago(s.created_at)}")
         right.markdown(f"{fmt.endpoint_badge(s.endpoint)} {fmt.usd(s.cost_usd)}")
 
@@ -173,10 +173,11 @@ def failing_panel(numbers: analytics.Overview, checks: list[Any],
     for s in summaries:
         if s.halted_reason:
             problems += 1
-            st.warning(f"Sweep #{s.id} {s.name} stopped: {s.halted_reason}", icon="⛔")
+            st.warning(f"Sweep #{s.id} {fmt.plain(s.name)} stopped: {fmt.plain(s.halted_reason)}",
+                       icon="⛔")
         elif s.by_state.get("failed"):
             problems += 1
-            st.warning(f"Sweep #{s.id} {s.name}: {s.by_state['failed']} failed cell(s) — retry "
+            st.warning(f"Sweep #{s.id} {fmt.plain(s.name)}: {s.by_state['failed']} failed cell(s) — retry "
                        "them on Runs.", icon="⚠️")
     if numbers.failures_24h:
         problems += 1

@@ -378,7 +378,7 @@ def panel(user: str, scope: Scope) -> None:
     _panel(key=PANEL_KEY, data=data, on_log_change=functools.partial(on_panel, user, scope),
            height="content")
     for text in st.session_state.rv_refused:
-        st.error(text, icon="⚠️")
+        st.error(fmt.plain(text), icon="⚠️")
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -440,7 +440,7 @@ def rate_cell(cell: dict[str, Any], user: str) -> None:
                  thumbs=None if thumb is None else (1 if thumb == 1 else -1), tags=tags,
                  note=note, seconds_spent=None)
         except TunerError as exc:
-            st.error(f"Your review of generation {gid} was not saved: {exc}", icon="⚠️")
+            st.error(f"Your review of generation {gid} was not saved: {fmt.plain(exc)}", icon="⚠️")
         else:
             st.success(f"Saved your review of generation {gid}.")
 
@@ -501,13 +501,13 @@ def team_sections(data: Team) -> None:
         st.caption(f"No α yet: {agree.why_no_alpha}.")
     if data.scenario_agreement is not None:
         sa = data.scenario_agreement
-        st.caption(f"Across all sweeps of scenario {data.scenario}: α "
+        st.caption(f"Across all sweeps of scenario {fmt.plain(data.scenario)}: α "
                    + ("–" if sa.alpha is None else f"{sa.alpha:.2f}")
                    + f" over {sa.n_items} generations rated by 2+"
                    + ("" if sa.exact is None else f", {sa.exact:.0%} exact, "
                       f"{sa.within_one:.0%} within one star"))
         if sa.warning:
-            st.warning(f"Scenario {data.scenario}: {sa.warning}", icon="⚠️")
+            st.warning(f"Scenario {fmt.plain(data.scenario)}: {sa.warning}", icon="⚠️")
     cov = data.coverage
     st.caption(f"{cov.covered} / {cov.total} generations have at least {cov.wanted} "
                f"review{'s' if cov.wanted > 1 else ''}"

@@ -13,9 +13,10 @@ from dashboard import format as fmt
 
 
 def show_flash() -> None:
-    """Messages left by the previous page (e.g. "sweep submitted"), shown once."""
+    """Messages left by the previous page (e.g. "sweep submitted"), shown once, as text: they
+    may name what the user typed."""
     for kind, message in st.session_state.flash:
-        getattr(st, kind)(message)
+        getattr(st, kind)(fmt.plain(message))
     st.session_state.flash = []
 
 
@@ -88,7 +89,8 @@ def state_counts(summary: SweepSummary) -> None:
 
 
 def header(summary: SweepSummary, progress: SweepProgress) -> None:
-    st.markdown(f"### #{summary.id} {summary.name} {fmt.endpoint_badge(summary.endpoint)}")
+    st.markdown(f"### #{summary.id} {fmt.plain(summary.name)} "
+                f"{fmt.endpoint_badge(summary.endpoint)}")
     st.progress(summary.done / summary.total if summary.total else 1.0,
                 text=f"{fmt.status(summary.status)} — {summary.counts.describe()}")
     a, b, c, d = st.columns(4)
@@ -99,7 +101,7 @@ def header(summary: SweepSummary, progress: SweepProgress) -> None:
              if summary.endpoint == "emulator" else None)
     d.metric("Estimate", fmt.usd(summary.estimated_cost_usd))
     if summary.halted_reason:
-        st.warning(f"Stopped: {summary.halted_reason}")
+        st.warning(f"Stopped: {fmt.plain(summary.halted_reason)}")
 
 
 def issues(progress: SweepProgress) -> None:

@@ -194,7 +194,7 @@ def approval_form(current: ScenarioInfo) -> tuple[int, str, str | None] | None:
     newest = gates.get(versions[0])
     if newest is not None and versions[0] != current.production_version:
         (st.success if newest.passed else st.warning)(
-            f"Gate for v{versions[0]}: {newest.message}"
+            f"Gate for v{versions[0]}: {fmt.plain(newest.message)}"
             + ("" if newest.passed else " Approving it needs an override reason (audited); "
                "check it on the Gate page first."))
     with st.form(f"sc_approve_{current.id}"):
@@ -245,14 +245,14 @@ def promote_form(generation_id: int, *, key: str, disabled: bool,
     if ready:
         with shown_errors("checking the promotion"):
             preview = preview_promotion(generation_id, name.strip(), **options)
-            st.caption(preview.summary())
+            st.caption(fmt.plain(preview.summary()))
             if preview.changes:
                 st.dataframe(pd.DataFrame([{"field": f, "before": _show(a), "after": _show(b)}
                                            for f, (a, b) in preview.changes.items()]),
                              hide_index=True, width="stretch")
     if st.button("Promote these settings", key=f"{key}_go", type="primary", disabled=not ready):
         with shown_errors("promoting the settings"):
-            st.success(promote(generation_id, name.strip(), **options))
+            st.success(fmt.plain(promote(generation_id, name.strip(), **options)))
 
 
 def _show(value: Any) -> str:
@@ -265,12 +265,14 @@ def history(versions: tuple[VersionInfo, ...], *, production_version: int | None
     it for production and why, and a button to restore an earlier one as a new version."""
     for version in reversed(versions):
         badge = " · :green-badge[production]" if version.version == production_version else ""
-        title = (f"v{version.version} · {version.changed_by} · "
-                 f"{version.changed_at:%Y-%m-%d %H:%M} UTC · {version.note or 'no note'}{badge}")
+        title = (f"v{version.version} · {fmt.plain(version.changed_by)} · "
+                 f"{version.changed_at:%Y-%m-%d %H:%M} UTC · "
+                 f"{fmt.plain(version.note or 'no note')}{badge}")
         with st.expander(title, expanded=version.version == versions[-1].version):
             if version.approved_by:
-                st.caption(f"Approved for production by {version.approved_by} on "
-                           f"{version.approved_at:%Y-%m-%d %H:%M} UTC: {version.approval_reason}")
+                st.caption(f"Approved for production by {fmt.plain(version.approved_by)} on "
+                           f"{version.approved_at:%Y-%m-%d %H:%M} UTC: "
+                           f"{fmt.plain(version.approval_reason)}")
             rows = [{"field": field, "before": _show(old), "after": _show(new)}
                     for field, (old, new) in version.diff.items()]
             st.dataframe(pd.DataFrame(rows, columns=["field", "before", "after"]),

@@ -209,7 +209,7 @@ def library_grid(images: list[dict[str, Any]], load: Callable[[str], bytes]) -> 
     for start in range(0, len(images), 6):
         for column, image in zip(st.columns(6), images[start:start + 6]):
             with column:
-                caption = f"#{image['id']} {image['label']} · {image['uploaded_by']}"
+                caption = fmt.plain(f"#{image['id']} {image['label']} · {image['uploaded_by']}")
                 try:
                     st.image(load(image["thumbnail_key"]), caption=caption, width="stretch")
                 except Exception:  # noqa: BLE001 - a missing thumbnail still lists the image

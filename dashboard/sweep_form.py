@@ -65,7 +65,7 @@ def model_refs(text: str) -> list[str]:
 
 def _prop_help(view: ModelView, name: str) -> str:
     prop = view.properties.get(name, {})
-    bits = [f"{view.ref}: `{name}`"]
+    bits = [f"{fmt.plain(view.ref)}: `{name}`"]
     if "minimum" in prop or "maximum" in prop:
         bits.append(f"{describe_value(prop.get('minimum', '…'))} to "
                     f"{describe_value(prop.get('maximum', '…'))}")
@@ -170,7 +170,7 @@ def other_inputs(views: list[ModelView]) -> tuple[dict[str, Any], dict[str, str]
                         st.caption(f"default {describe_value(default)}" if "default" in prop
                                    else "not sent")
                 except InvalidInput as exc:
-                    st.error(str(exc), icon="✏️")
+                    st.error(fmt.plain(exc), icon="✏️")
                     ok = False
     return fixed, axes, ok
 
@@ -180,9 +180,9 @@ def image_input_note(views: list[ModelView]) -> None:
     for view in views:
         image = view.roles.image
         if image is None:
-            parts.append(f"{view.ref} takes no image (text to image)")
+            parts.append(f"{fmt.plain(view.ref)} takes no image (text to image)")
         else:
-            parts.append(f"{view.ref}: `{image}`" + (" (as a list)" if view.roles.image_is_list
+            parts.append(f"{fmt.plain(view.ref)}: `{image}`" + (" (as a list)" if view.roles.image_is_list
                                                        else ""))
     st.caption("Each chosen photo goes to the model's image input — " + "; ".join(parts) + ".")
 
@@ -205,10 +205,10 @@ def _feedback(parse: Callable[[], list[Any]], unit: str = "value") -> list[Any] 
     try:
         values = parse()
     except InvalidInput as exc:
-        st.error(str(exc), icon="✏️")
+        st.error(fmt.plain(exc), icon="✏️")
         return None
     shown = ", ".join(fmt.axis_value(v) for v in values[:12]) + (" …" if len(values) > 12 else "")
-    st.caption(f"→ {len(values)} {unit}{'s' if len(values) != 1 else ''}: {shown}")
+    st.caption(f"→ {len(values)} {unit}{'s' if len(values) != 1 else ''}: {fmt.plain(shown)}")
     return values
 
 
@@ -266,7 +266,7 @@ def image_picker(images: list[dict[str, Any]], load: Callable[[str], bytes],
                 except Exception:  # noqa: BLE001 - a missing file must not hide the others
                     st.caption("(thumbnail missing)")
             # The key follows the choice, so the box always shows what session state says.
-            st.checkbox(f"{image['label'][:24]} · {image['width']}×{image['height']}",
+            st.checkbox(f"{fmt.plain(image['label'][:24])} · {image['width']}×{image['height']}",
                         value=picked, key=f"pick_{image['id']}_{int(picked)}",
                         on_change=_toggle, args=(image["id"], state_key))
     return list(st.session_state[state_key])
@@ -281,14 +281,14 @@ def preview(plan: SweepPlan) -> None:
                   "reuse the stored output instead of paying again, unless Fresh run is on.")
     c.metric("Estimated cost", fmt.usd(plan.estimated_cost_usd),
              help="An estimate from the price table (Settings): Replicate's API returns no "
-                  "price. " + " ".join(f"{m.ref}: {_price(m)}." for m in plan.models))
+                  "price. " + " ".join(f"{fmt.plain(m.ref)}: {_price(m)}." for m in plan.models))
     d.metric("Estimated duration", fmt.duration(plan.estimated_duration_s))
     if plan.estimate is not None:
         st.caption(f"Estimated from {plan.estimate.basis}; about "
                    f"{plan.estimate.predict_s:.1f} s of predict time a cell, "
                    f"{plan.estimate.parallel} cells at a time.")
     for ref, names in plan.not_applied.items():
-        st.caption(f"{ref} has no {', '.join(names)}: its cells leave "
+        st.caption(f"{fmt.plain(ref)} has no {', '.join(names)}: its cells leave "
                    f"{'it' if len(names) == 1 else 'them'} out.")
     several = len(plan.models) > 1
     rows = [{"#": cell.index, **({"model": cell.model} if several else {}),
@@ -327,7 +327,7 @@ def take_uploads(files: list[Any], seen: dict[str, dict[str, Any]],
 def upload_messages(outcomes: list[dict[str, Any]]) -> None:
     for outcome in outcomes:
         if outcome["error"]:
-            st.error(f"{outcome['name']}: {outcome['error']}", icon="🖼️")
+            st.error(f"{fmt.plain(outcome['name'])}: {fmt.plain(outcome['error'])}", icon="🖼️")
     stored = sum(1 for o in outcomes if o["image_id"] is not None)
     if stored:
         st.caption(f"{stored} uploaded image(s) stored in the library and chosen below.")

@@ -37,7 +37,7 @@ with two:
                             key="c_b")
         with shown_errors("comparing the sweeps"):
             result = iq.sweep_pair(a, b)
-            st.caption(result.message)
+            st.caption(fmt.plain(result.message))
             if not result.pairs.empty:
                 cols = st.columns(len(COMPARED))
                 for col, name in zip(cols, COMPARED):
@@ -60,7 +60,7 @@ with two:
                 for row in result.pairs.head(limit).to_dict("records"):
                     setting = " · ".join(f"{k} {fmt.axis_value(row[k])}"
                                          for k in result.matched_on)
-                    st.markdown(f"**image #{row['image']}** · {setting}")
+                    st.markdown(f"**image #{row['image']}** · {fmt.plain(setting)}")
                     for col, cell, side in zip(st.columns(2), (cells_a.get(row["id_a"]),
                                                                cells_b.get(row["id_b"])),
                                                "AB"):
@@ -105,6 +105,6 @@ with photo:
                         cell = by_id.get(row["id"])
                         if cell and cell["thumbnail"]:
                             col.image(resources.media(cell["thumbnail"]), width="stretch",
-                                      caption=f"#{row['sweep_id']} {row['model']} · strength "
+                                      caption=f"#{row['sweep_id']} {fmt.plain(row['model'])} · strength "
                                               f"{fmt.axis_value(row['strength'])} · sim "
                                               f"{fmt_num(row['similarity'])}")

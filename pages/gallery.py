@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.insight.progress import CellCounts
 from dashboard import actions, frame, grid_view, queries, resources, runs_view
+from dashboard import format as fmt
 from dashboard import review_widgets as rw
 from dashboard.errors import shown_errors
 
@@ -79,7 +80,7 @@ def gallery() -> None:
         if len(groups) > 12:
             label = st.selectbox("Showing", [g[0] for g in groups], key="g_group")
             groups = [g for g in groups if g[0] == label]
-        for tab, (label, group) in zip(st.tabs([g[0] for g in groups]), groups):
+        for tab, (label, group) in zip(st.tabs([fmt.plain(g[0]) for g in groups]), groups):
             with tab:
                 grid_view.grid(group, x, y, load=resources.grid_thumbnail, on_open=open_cell,
                                key=label, user=user)

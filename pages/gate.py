@@ -4,6 +4,7 @@ on a test set of photos, with the same seeds, judged blind in pairs, with a verd
 import streamlit as st
 
 from core.scenarios.gate import GateRequest
+from dashboard import format as fmt
 from dashboard import frame, runs_view
 from dashboard import gate_panel as gp
 from dashboard import gate_widgets as gw
@@ -45,12 +46,12 @@ if section == "Check a candidate":
     chosen = by_name[name]
     production = chosen["production"]
     if production is None:
-        st.info(f"{name} has no production version yet, so there is nothing to check a "
+        st.info(f"{fmt.plain(name)} has no production version yet, so there is nothing to check a "
                 "candidate against: its first approval needs no gate.")
         st.stop()
     others = [v["version"] for v in reversed(chosen["versions"]) if v["version"] != production]
     if not others:
-        st.info(f"{name} has only its production version (v{production}): edit it on "
+        st.info(f"{fmt.plain(name)} has only its production version (v{production}): edit it on "
                 "Scenarios to make a candidate.")
         st.stop()
     info = {v["version"]: v for v in chosen["versions"]}
@@ -59,9 +60,9 @@ if section == "Check a candidate":
         "Candidate version", others, key="gate_candidate",
         format_func=lambda v: f"v{v} · {info[v]['by']} · {info[v]['note'] or 'no note'}")
     right.markdown(f"**Production version:** v{production}")
-    right.caption(f"Candidate: {info[candidate]['params']} · {info[candidate]['model'] or 'sdxl'}"
-                  f"  \nProduction: {info[production]['params']} · "
-                  f"{info[production]['model'] or 'sdxl'}")
+    right.caption(fmt.plain(f"Candidate: {info[candidate]['params']} · "
+                            f"{info[candidate]['model'] or 'sdxl'}\nProduction: "
+                            f"{info[production]['params']} · {info[production]['model'] or 'sdxl'}"))
     sets = gw.test_sets(chosen["id"])
     if not sets:
         st.info("No test set for this scenario (and no shared one): make one under “Test sets”.")
@@ -135,7 +136,7 @@ elif section == "Verdict":
             with shown_errors("checking approval"):
                 check = gw.approval(res.scenario_id, res.candidate_version)
                 (st.success if check.passed else st.warning)(
-                    f"Approving v{res.candidate_version}: {check.message}"
+                    f"Approving v{res.candidate_version}: {fmt.plain(check.message)}"
                     + ("" if check.passed else " Approval asks for an explicit, audited override "
                                                "with a reason."))
 
@@ -184,4 +185,4 @@ elif section == "Pass rules":
         values = gw.rules_form(scenario_id, gw.rules(scenario_id), key=f"gate_rules_{scenario_id}")
         if values is not None:
             gw.save_rules(scenario_id, values, user=user)
-            st.success(f"Pass rules of {name} saved.")
+            st.success(f"Pass rules of {fmt.plain(name)} saved.")

@@ -27,7 +27,7 @@ views = []
 with shown_errors("reading the models' inputs"):
     views = actions.model_views(refs)
 for view in sweep_form.missing_prices(views):
-    st.warning(f"{view.ref} has no price yet: set one to plan a sweep with it (Replicate's API "
+    st.warning(f"{fmt.plain(view.ref)} has no price yet: set one to plan a sweep with it (Replicate's API "
                "does not say what a model costs; copy the rate from the model's page).")
     with shown_errors(f"saving the price of {view.ref}"):
         row = next(m for m in settings_widgets.models() if m["ref"] == view.ref)

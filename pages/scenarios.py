@@ -4,6 +4,7 @@ earlier version; export the production scenario_config (the approved versions)."
 
 import streamlit as st
 
+from dashboard import format as fmt
 from dashboard import frame, runs_view
 from dashboard import scenario_widgets as sw
 from dashboard.errors import shown_errors
@@ -50,8 +51,8 @@ else:
     with shown_errors("loading the scenario"):
         current = sw.scenario(picked)
     if current is not None:
-        st.subheader(f"{current.name} · v{current.version}")
-        st.caption(f"Last changed by {current.updated_by} on "
+        st.subheader(f"{fmt.plain(current.name)} · v{current.version}")
+        st.caption(f"Last changed by {fmt.plain(current.updated_by)} on "
                    f"{current.updated_at:%Y-%m-%d %H:%M} UTC")
 
         def change_status(target: str) -> None:

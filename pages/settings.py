@@ -3,6 +3,7 @@ fixes, and the library of input images (deletable with everything made from them
 
 import streamlit as st
 
+from dashboard import format as fmt
 from dashboard import frame, queries, resources, runs_view
 from dashboard import settings_widgets as sw
 from dashboard.errors import shown_errors
@@ -26,26 +27,27 @@ with models_tab:
         st.info("No models yet: the first sweep adds stability-ai/sdxl, or add it now.")
         if st.button("Add stability-ai/sdxl"):
             with shown_errors("adding the model"):
-                st.success(f"{sw.add_default_model(actor=user)} added.")
+                st.success(f"{fmt.plain(sw.add_default_model(actor=user))} added.")
     with st.form("st_add_model"):
         new_ref = st.text_input("Add a model", placeholder="owner/name or owner/name:version",
                                 help="Its input schema is read from Replicate; set its price "
                                      "below before planning a sweep with it.")
         if st.form_submit_button("Add model") and new_ref.strip():
             with shown_errors(f"adding {new_ref}"):
-                st.success(f"{sw.add_model(new_ref, actor=user)} added: set its price below.")
+                st.success(f"{fmt.plain(sw.add_model(new_ref, actor=user))} added: set its price below.")
                 models = sw.models()
     for model in models:
         price = model["price"] or "no price yet"
-        with st.expander(f"**{model['ref']}** · {price} · created via {model['create_via']}",
+        with st.expander(f"**{fmt.plain(model['ref'])}** · {price} · created via "
+                         f"{model['create_via']}",
                          expanded=len(models) == 1 or model["price"] is None):
             with shown_errors(f"saving the pricing of {model['ref']}"):
                 changes = sw.pricing_form(model)
                 if changes is not None:
                     diff = sw.save_pricing(model["id"], changes, actor=user)
                     if diff:
-                        st.success(f"Pricing of {model['ref']} saved: "
-                                   + ", ".join(f"{f} {old} → {new}" for f, (old, new) in diff.items()))
+                        st.success(fmt.plain(f"Pricing of {model['ref']} saved: " + ", ".join(
+                            f"{f} {old} → {new}" for f, (old, new) in diff.items())))
                     else:
                         st.info("Nothing changed.")
 

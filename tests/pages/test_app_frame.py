@@ -58,7 +58,7 @@ def test_password_auth_asks_to_sign_in(open_page, monkeypatch, tmp_path) -> None
 
     app.text_input[1].input("a long enough password")
     app.button[0].click().run()
-    assert "`ada`" in _sidebar_text(app)
+    assert "**Signed in as** ada" in _sidebar_text(app)
 
 
 def test_a_page_url_requested_first_still_gets_the_frame(open_page, monkeypatch) -> None:

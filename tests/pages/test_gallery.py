@@ -48,9 +48,17 @@ def test_other_axes_split_into_tabs(open_page, runtime) -> None:
     start_sweep(runtime, prompts=("a portrait", "a painting"))
     run_workers(runtime)
     app = open_page(PAGE)
-    assert [t.label for t in app.tabs] == ["prompt P1", "prompt P2"]
+    assert [t.label for t in app.tabs] == ["P1: a portrait", "P2: a painting"]  # the text, not a bare P1
     app.selectbox(key="g_x").select("prompt").run()
     assert [t.label for t in app.tabs] == ["strength 0.3", "strength 0.6"]
+
+
+def test_slice_tabs_name_each_prompt_by_its_shortened_text_as_text(open_page, runtime) -> None:
+    start_sweep(runtime, prompts=("a portrait in a sunlit studio with soft shadows",
+                                  "![x](http://h/p.png)"))
+    app = open_page(PAGE)
+    assert [t.label for t in app.tabs] == ["P1: a portrait in a sunlit…",
+                                           "P2: !\\[x\\](http://h/p.png)"]
 
 
 def test_a_cell_opens_with_its_parameters_and_can_be_promoted(open_page, runtime,

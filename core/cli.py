@@ -79,29 +79,32 @@ def emit(args: argparse.Namespace, data: Any, text: str | None = None) -> None:
 def cmd_sweep_run(args: argparse.Namespace) -> int:
     from core.auth import local_user
     from core.data.db import session_scope
-    from core.data.library import add_image
     from core.planning.submit import submit_sweep
     from core.planning.sweeps import SweepRequest
     from core.runtime import open_runtime
 
     runtime = open_runtime(_settings())
     user = local_user()
+    uploads = _checked_photos(runtime.settings, args.image)  # every file, before storing any
     with session_scope(runtime.engine) as session:
-        image_ids = [add_image(session, runtime.store, runtime.settings, _read_file(
-                                   path, runtime.settings.upload_max_bytes),
-                               filename=Path(path).name, uploaded_by=user).id
-                     for path in args.image]
         scenario_id = _scenario_id(session, args.scenario)
-    models = args.model or ["stability-ai/sdxl"]
-    request = SweepRequest(
-        model_ref=models[0], extra_models=models[1:], image_ids=image_ids,
-        strength=args.strength, steps=args.steps, guidance=args.guidance, seed=args.seed,
-        prompts=args.prompt, prompt_sr=args.prompt_sr or "",
-        negative_prompt=args.negative_prompt or "",
-        axes=_name_values(args.axis, "--axis"), fixed=_name_values(args.set, "--set"),
-        cancel_after_s=args.cancel_after, scenario_id=scenario_id, budget_usd=args.budget,
-        fresh_run=args.fresh, name=args.name or "")
-    submitted = submit_sweep(runtime, request, actor=user)
+    stored: dict[int, set[str]] = {}
+    try:
+        with session_scope(runtime.engine) as session:
+            image_ids = _store_photos(session, runtime, uploads, user, stored)
+        models = args.model or ["stability-ai/sdxl"]
+        request = SweepRequest(
+            model_ref=models[0], extra_models=models[1:], image_ids=image_ids,
+            strength=args.strength, steps=args.steps, guidance=args.guidance, seed=args.seed,
+            prompts=args.prompt, prompt_sr=args.prompt_sr or "",
+            negative_prompt=args.negative_prompt or "",
+            axes=_name_values(args.axis, "--axis"), fixed=_name_values(args.set, "--set"),
+            cancel_after_s=args.cancel_after, scenario_id=scenario_id, budget_usd=args.budget,
+            fresh_run=args.fresh, name=args.name or "")
+        submitted = submit_sweep(runtime, request, actor=user)
+    except BaseException:
+        _forget_photos(runtime, stored, user)  # a refused submission keeps no photo
+        raise
     if not submitted.queued:
         print(submitted.message(), file=sys.stderr)
         if args.json:
@@ -223,6 +226,95 @@ def _scenario_id(session, name: str | None) -> int | None:  # noqa: ANN001
     return scenario.id
 
 
+def _checked_photos(settings: Settings, paths: list[str]) -> list[tuple[bytes, str, str]]:
+    """(data, label, sha256) of each photo file, every one read within the upload limit and
+    checked before any is stored: a bad second file leaves nothing of the first behind."""
+    from core.data.images import validate_upload
+
+    checked = []
+    for path in paths:
+        data, label = _read_file(path, settings.upload_max_bytes), _file_label(path)
+        info = validate_upload(data, max_bytes=settings.upload_max_bytes,
+                               max_pixels=settings.upload_max_pixels, filename=label)
+        checked.append((data, label, info.sha256))
+    return checked
+
+
+def _store_photos(session, runtime, uploads: list[tuple[bytes, str, str]], user: str,  # noqa: ANN001
+                  stored: dict[int, set[str]]) -> list[int]:
+    """Add checked photos to the library; ``stored`` gets the files of the ones that were new
+    (id -> storage keys), so a refusal later can take exactly those away again."""
+    from sqlalchemy import select
+
+    from core.data.library import add_image
+    from core.data.models import InputImage
+
+    known = set(session.scalars(select(InputImage.sha256).where(
+        InputImage.sha256.in_([sha for _, _, sha in uploads]))))
+    ids = []
+    for data, label, sha in uploads:
+        image = add_image(session, runtime.store, runtime.settings, data, filename=label,
+                          uploaded_by=user)
+        if sha not in known:
+            known.add(sha)
+            stored[image.id] = {k for k in (image.storage_key, image.thumbnail_key) if k}
+        ids.append(image.id)
+    return ids
+
+
+def _forget_photos(runtime, stored: dict[int, set[str]], user: str) -> None:  # noqa: ANN001
+    """Take away the photos a refused command added (rows and files), unless something was
+    made from them after all; the files of rows that were rolled back go too."""
+    from sqlalchemy import select
+
+    from core.data.db import session_scope
+    from core.data.library import delete_image, purge
+    from core.data.models import Generation, InputImage
+
+    if not stored:
+        return
+    with session_scope(runtime.engine) as session:
+        used = set(session.scalars(select(Generation.input_image_id).where(
+            Generation.input_image_id.in_(list(stored)))))
+        present = set(session.scalars(select(InputImage.id).where(InputImage.id.in_(list(stored)))))
+        for image_id in present - used:
+            delete_image(session, image_id, actor=user)
+    purge(runtime.store, {key for image_id, keys in stored.items() if image_id not in used
+                          for key in keys})
+
+
+def _file_label(path: str) -> str:
+    """A file's name as text: a name that is not UTF-8 still opens, and is shown with \ufffd."""
+    return Path(path).name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _write_out(path: str, data: bytes, flag: str = "--out") -> None:
+    """Write a file the user asked for; a folder, a missing folder or a full disk is one clear
+    line, and a half-written file is removed."""
+    import errno
+
+    target, shown = Path(path), _shown(path)
+    try:
+        target.write_bytes(data)
+    except OSError as exc:
+        if exc.errno == errno.EISDIR or target.is_dir():
+            raise TunerError(f"{flag} {shown} is a folder: give a file name in it, e.g. "
+                             f"{_shown(str(target / 'export.csv'))}") from exc
+        if exc.errno == errno.ENOENT:
+            raise TunerError(f"{flag} {shown}: the folder {_shown(str(target.parent))} does "
+                             "not exist: create it or give another path") from exc
+        if target.is_file():
+            target.unlink(missing_ok=True)  # a partial export is worse than none
+        if exc.errno == errno.ENOSPC:
+            raise TunerError(f"Cannot write {shown}: the disk is full: free some space or "
+                             f"give {flag} on another disk") from exc
+        raise TunerError(f"Cannot write {shown}: {exc.strerror}") from exc
+
+
+def _shown(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _read_file(path: str, max_bytes: int) -> bytes:
     """At most ``max_bytes`` of the file: ``--image /dev/zero`` is refused, not read until
     memory runs out."""
@@ -230,9 +322,9 @@ def _read_file(path: str, max_bytes: int) -> bytes:
         with Path(path).open("rb") as file:
             data = file.read(max_bytes + 1)
     except OSError as exc:
-        raise TunerError(f"Cannot read {path}: {exc.strerror}") from exc
+        raise TunerError(f"Cannot read {_shown(path)}: {exc.strerror}") from exc
     if len(data) > max_bytes:
-        raise InvalidInput(f"{path} is larger than the upload limit of {max_bytes:,} bytes "
+        raise InvalidInput(f"{_shown(path)} is larger than the upload limit of {max_bytes:,} bytes "
                            "(UPLOAD_MAX_BYTES): give a smaller image.")
     return data
 
@@ -368,9 +460,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     runtime = open_runtime(_settings())
     with session_scope(runtime.engine) as session:
         data = export_sweep(session, args.id, args.format, runtime.store)
-    Path(args.out).write_bytes(data)
-    emit(args, {"sweep_id": args.id, "format": args.format, "out": args.out, "bytes": len(data)},
-         f"Wrote sweep {args.id} as {args.format} to {args.out}.")
+    _write_out(args.out, data)
+    emit(args, {"sweep_id": args.id, "format": args.format, "out": _shown(args.out),
+                "bytes": len(data)}, f"Wrote sweep {args.id} as {args.format} to {_shown(args.out)}.")
     return 0
 
 
@@ -490,9 +582,9 @@ def cmd_gate_report(args: argparse.Namespace) -> int:
     if args.html:
         from core.scenarios.gate_report import render_html
 
-        Path(args.html).write_text(render_html(result, runtime.store.get), encoding="utf-8")
+        _write_out(args.html, render_html(result, runtime.store.get).encode("utf-8"), "--html")
         if not args.json:
-            print(f"Wrote the report of gate run {args.id} to {args.html}.")
+            print(f"Wrote the report of gate run {args.id} to {_shown(args.html)}.")
     if args.json:
         _json_out(result.as_dict())
     elif not args.html:
@@ -511,27 +603,29 @@ def cmd_gate_report(args: argparse.Namespace) -> int:
 def cmd_gate_set_create(args: argparse.Namespace) -> int:
     from core.auth import local_user
     from core.data.db import session_scope
-    from core.data.library import add_image
     from core.runtime import open_runtime
     from core.scenarios.testsets import create_test_set
 
     runtime = open_runtime(_settings())
     user = local_user()
-    with session_scope(runtime.engine) as session:
-        ids = list(args.image_id or [])
-        for path in args.image or []:
-            ids.append(add_image(session, runtime.store, runtime.settings,
-                                 _read_file(path, runtime.settings.upload_max_bytes),
-                                 filename=Path(path).name, uploaded_by=user).id)
-        notes = {}
-        for item in args.note or []:
-            key, sep, text = item.partition("=")
-            if not sep or not key.strip().isdigit():
-                raise TunerError(f"--note {item!r}: write it as IMAGE_ID=text, e.g. "
-                                 "--note '12=side view, low light'.")
-            notes[int(key)] = text
-        info = create_test_set(session, args.name, ids, actor=user, notes=notes,
-                               scenario=args.scenario, description=args.description or "")
+    uploads = _checked_photos(runtime.settings, args.image or [])
+    notes = {}
+    for item in args.note or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip().isdigit():
+            raise TunerError(f"--note {item!r}: write it as IMAGE_ID=text, e.g. "
+                             "--note '12=side view, low light'.")
+        notes[int(key)] = text
+    stored: dict[int, set[str]] = {}
+    try:
+        with session_scope(runtime.engine) as session:
+            ids = [*(args.image_id or []),
+                   *_store_photos(session, runtime, uploads, user, stored)]
+            info = create_test_set(session, args.name, ids, actor=user, notes=notes,
+                                   scenario=args.scenario, description=args.description or "")
+    except BaseException:
+        _forget_photos(runtime, stored, user)  # rolled back: their files go too
+        raise
     if args.json:
         _json_out(dataclasses.asdict(info))
     else:
@@ -823,6 +917,10 @@ class _JsonLogFormatter(logging.Formatter):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    undecodable = _not_utf8(argv)
+    if undecodable:
+        return _error(argparse.Namespace(json="--json" in argv), undecodable)
     args = build_parser().parse_args(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(_JsonLogFormatter() if args.json else
@@ -844,8 +942,29 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+PATH_FLAGS = ("--image", "--out", "--html")  # a file's name need not be UTF-8 to open it
+
+
+def _not_utf8(argv: list[str]) -> str | None:
+    """What to say about the first argument that is not UTF-8 text (Python hands such bytes
+    over as lone surrogates, which no database, file or terminal takes), paths aside."""
+    for n, arg in enumerate(argv):
+        flag, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if not eq:
+            flag, value = (argv[n - 1] if n and argv[n - 1].startswith("-") else ""), arg
+        if flag in PATH_FLAGS:
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return (f"{flag or 'An argument'} {_shown(value)!r} is not valid UTF-8 text: "
+                    "retype it, or save the file it came from as UTF-8")
+    return None
+
+
 def _error(args: argparse.Namespace, message: str) -> int:
     """One clear line on stderr (a JSON object with ``--json``), exit status 2."""
+    message = " ".join(message.split("\n"))
     if args.json:
         print(json.dumps({"error": message}), file=sys.stderr)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.services import PROJECT_ROOT, free_port
 from tests.test_execution import png_bytes
@@ -186,3 +187,81 @@ def test_an_endless_image_file_is_refused_at_the_upload_limit(tuner_env):
     assert result.returncode == 2
     assert "/dev/zero is larger than the upload limit of 100,000 bytes" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def media_files(env: dict[str, str]) -> list[str]:
+    root = Path(env["MEDIA_URL"].removeprefix("file://"))
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) \
+        if root.exists() else []
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+def test_a_prompt_that_is_not_utf8_is_one_line_naming_the_flag(tuner_env, tmp_path):
+    """Issue 16 §7: bytes that are not UTF-8 (from a file saved in Latin-1, say) ended in a
+    traceback. They reach Python as lone surrogates; subprocess sends them as the raw bytes."""
+    error = one_line_error(run(["sweep", "run", "--image", portrait(tmp_path), "--strength", "0.3",
+                                "--steps", "20", "--prompt", "caf\udce9 portrait"], tuner_env))
+    assert "--prompt 'caf\ufffd portrait' is not valid UTF-8 text" in error
+    error = one_line_error(run(["sweep", "run", "--image", portrait(tmp_path), "--strength", "0.3",
+                                "--steps", "20", "--prompt", "a portrait",
+                                "--name=\udcff", "--json"], tuner_env))
+    assert "--name" in json.loads(error)["error"]
+    assert media_files(tuner_env) == []
+
+
+def test_a_file_name_that_is_not_utf8_still_opens(tuner_env, tmp_path):
+    photo = tmp_path / "caf\udce9.png"
+    photo.write_bytes(png_bytes())
+    result = run(["sweep", "run", "--image", str(photo), "--strength", "0.3", "--steps", "20",
+                  "--prompt", "a portrait", "--json"], tuner_env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_export_to_a_folder_a_missing_folder_or_a_full_disk_is_one_line(tuner_env, tmp_path):
+    """Issue 16 §7: each of these ended in a traceback."""
+    submitted = run(["sweep", "run", "--image", portrait(tmp_path), "--strength", "0.3",
+                     "--steps", "20", "--prompt", "a portrait"], tuner_env)
+    assert submitted.returncode == 0, submitted.stderr
+    export = ["export", "1", "--format", "csv", "--out"]
+    assert "is a folder: give a file name in it" in one_line_error(
+        run([*export, str(tmp_path)], tuner_env))
+    assert "does not exist: create it" in one_line_error(
+        run([*export, str(tmp_path / "missing" / "sweep.csv")], tuner_env))
+    assert "/dev/full: the disk is full" in one_line_error(run([*export, "/dev/full"], tuner_env))
+    written = run([*export, str(tmp_path / "sweep.csv")], tuner_env)
+    assert written.returncode == 0 and (tmp_path / "sweep.csv").read_text().startswith("sweep_id,")
+
+
+def test_a_refused_submission_keeps_no_photo(tuner_env, tmp_path):
+    """Issue 16 §7: a refused `sweep run` left the photo it had stored on disk. Whatever
+    refuses it (a bad axis after the photo is stored, a bad second file, an unknown
+    scenario), no file and no row is left; a photo already in the library stays."""
+    photo = portrait(tmp_path)
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_bytes(b"not a picture")
+    refusals = [
+        ["--image", photo, "--strength", "0.3, 1.7", "--steps", "20"],
+        ["--image", photo, "--image", str(not_an_image), "--strength", "0.3", "--steps", "20"],
+        ["--image", photo, "--strength", "0.3", "--steps", "20", "--scenario", "nope"],
+    ]
+    for flags in refusals:
+        one_line_error(run(["sweep", "run", *flags, "--prompt", "a portrait"], tuner_env))
+        assert media_files(tuner_env) == []
+    listed = run(["gate", "set", "create", "hard-light", "--image", photo, "--scenario", "nope"],
+                 tuner_env)
+    one_line_error(listed)
+    assert media_files(tuner_env) == []
+    kept = run(["sweep", "run", "--image", photo, "--strength", "0.3", "--steps", "20",
+                "--prompt", "a portrait"], tuner_env)
+    assert kept.returncode == 0, kept.stderr
+    stored = media_files(tuner_env)
+    assert len(stored) == 2  # the photo and its thumbnail
+    one_line_error(run(["sweep", "run", "--image", photo, "--strength", "1.7", "--steps", "20",
+                        "--prompt", "a portrait"], tuner_env))
+    assert media_files(tuner_env) == stored  # in the library before: not this command's to take

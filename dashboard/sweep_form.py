@@ -72,7 +72,8 @@ def _prop_help(view: ModelView, name: str) -> str:
     if "default" in prop:
         bits.append(f"default {describe_value(prop['default'])}")
     text = ", ".join(bits)
-    return text + (f" — {prop['description']}" if prop.get("description") else "")
+    # Written by whoever published the model: text too, so no image in it is fetched.
+    return text + (f" — {fmt.plain(prop['description'])}" if prop.get("description") else "")
 
 
 def role_axis(role: str, views: list[ModelView], *, help_prefix: str = "") -> list[Any] | None:

@@ -29,7 +29,7 @@ _URL = re.compile(r"(?:https?://|www\.)[^\s<]*", re.IGNORECASE)
 _IN_URL = re.compile(r"[\\\[\]]")
 # ``:smile:`` and ``:material/home:`` turn into an emoji or icon even when escaped; an invisible
 # word joiner after the first colon keeps them as typed.
-_SHORTCODE = re.compile(r":(?=[\w+\-/]+:)")
+_SHORTCODE = re.compile(r":(?=[A-Za-z+\-][\w+\-/]*:)")  # not a time like 10:30:00
 # Read as a block only at the start of a line: headings, quotes, list items, rules, numbered items.
 _BLOCK = re.compile(r"^([ \t]*\d*)([#>]|[-+=](?=[ \t]|$|[-+=])|(?<=\d)[.)](?=[ \t]|$))",
                     re.MULTILINE)

@@ -11,7 +11,7 @@ from dashboard.format import plain
 @pytest.mark.parametrize("text", [
     "Saved: Daily budget (USD) 7.5, Cells per queued job 8",
     "usd_per_second 0.000725 → 0.0014", "strength 0.3 · steps 20", "-1", "0.2, 0.4",
-    "projection-level-1", "P1: a portrait, studio light", "10:30"])
+    "projection-level-1", "P1: a portrait, studio light", "10:30", "at 10:30:00 UTC"])
 def test_ordinary_text_is_left_as_it_is(text):
     assert plain(text) == text
 

@@ -180,13 +180,13 @@ def test_cancel_flags_are_read_for_the_whole_chunk_once_an_interval(redis_url):
     from core.engine.execution import CancelFlags
 
     redis = Redis.from_url(redis_url)
-    flags = CancelFlags(redis)
+    flags = CancelFlags(redis, "dep")
 
     async def until_the_watcher_sees_it() -> None:
         await flags.track(1)
         await flags.track(2)
         assert not flags.is_set(1) and not flags.is_set(2)
-        redis.set(keys.sweep_cancel(2), "tester")
+        redis.set(keys.sweep_cancel("dep", 2), "tester")
         assert not flags.is_set(2)  # as last read, until the watcher reads again
         watcher = asyncio.create_task(flags.watch(0.05))
         try:
@@ -204,8 +204,8 @@ def test_cancel_flags_with_redis_away_keep_what_was_known(redis_url, redis_serve
     from core.engine.execution import CancelFlags
 
     redis = Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    redis.set(keys.sweep_cancel(2), "tester")
-    flags = CancelFlags(redis)
+    redis.set(keys.sweep_cancel("dep", 2), "tester")
+    flags = CancelFlags(redis, "dep")
     reads, read = [], flags._read  # count the watcher's reads; each one goes to real Redis
     flags._read = lambda sweep_ids: reads.append(sweep_ids) or read(sweep_ids)
 
@@ -224,7 +224,7 @@ def test_cancel_flags_with_redis_away_keep_what_was_known(redis_url, redis_serve
             assert not watcher.done()  # the watcher outlives the outage
             assert flags.is_set(2) and not flags.is_set(1)  # and keeps what was known
             redis_server.start()
-            redis_server.client().set(keys.sweep_cancel(1), "tester")
+            redis_server.client().set(keys.sweep_cancel("dep", 1), "tester")
             async with asyncio.timeout(10):
                 while not flags.is_set(1):  # Redis back: the same watcher reads again
                     await asyncio.sleep(0.01)
@@ -342,7 +342,7 @@ def test_a_worker_set_up_for_another_endpoint_refuses_the_sweep(tuner_env, emula
                                endpoint=elsewhere, caps=Caps(None, 20, 300),
                                default_inflight_cap=4, create_rate_per_minute=600,
                                poll_interval_s=0.1, lease_s=10, thumbnail_max_px=400,
-                               worker_name="elsewhere")
+                               worker_name="elsewhere", deployment=runtime.deployment)
         asyncio.run(ChunkRunner(ctx, [c.id for c in cells]).run())
     with session_scope(runtime.engine) as session:
         refused = list(session.scalars(select(Generation).where(
@@ -372,6 +372,18 @@ def test_emulated_outputs_are_never_reused_by_a_real_sweep(tuner_env, emulator):
         assert len(pending_cell_ids(session, real)) == 18
 
 
+def _two_deployments(tmp_path):
+    """Our runtime (the test's environment) and another one on its own SQLite database and
+    media, on the same Redis database; and the other's environment variables."""
+    ours = open_runtime(Settings())
+    other_values = {"DATABASE_URL": f"sqlite:///{tmp_path / 'other.db'}",
+                    "MEDIA_URL": f"file://{tmp_path / 'other-media'}"}
+    other = open_runtime(Settings(database_url=other_values["DATABASE_URL"],
+                                  media_url=other_values["MEDIA_URL"]))
+    assert ours.deployment != other.deployment
+    return ours, other, other_values
+
+
 def test_two_deployments_sharing_one_redis_never_take_each_others_jobs(tuner_env, emulator,
                                                                       processes, tmp_path):
     """Issue 16 (rough edges): two deployments (two databases) on one Redis database. Each
@@ -380,12 +392,7 @@ def test_two_deployments_sharing_one_redis_never_take_each_others_jobs(tuner_env
     queue length are counted."""
     from core.insight.progress import queue_depth
 
-    ours = open_runtime(Settings())
-    other_values = {"DATABASE_URL": f"sqlite:///{tmp_path / 'other.db'}",
-                    "MEDIA_URL": f"file://{tmp_path / 'other-media'}"}
-    other = open_runtime(Settings(database_url=other_values["DATABASE_URL"],
-                                  media_url=other_values["MEDIA_URL"]))
-    assert ours.deployment != other.deployment
+    ours, other, other_values = _two_deployments(tmp_path)
     six = SweepRequest(**{**GRID.__dict__, "steps": "20"})
     our_sweep, other_sweep = submit(ours, six), submit(other, six)
     assert our_sweep == other_sweep  # the same ids in both databases: only the queue tells
@@ -401,3 +408,26 @@ def test_two_deployments_sharing_one_redis_never_take_each_others_jobs(tuner_env
     wait_for(lambda: summarize_one(other, other_sweep).by_state == {"succeeded": 6}, 60,
              "the other deployment's sweep to finish with its own worker")
     assert emulator_stats(emulator)["creates_total"] == 12
+
+
+def test_canceling_a_sweep_leaves_the_other_deployments_sweep_of_the_same_id_running(
+        tuner_env, emulator, processes, tmp_path):
+    """Cancel flags, cell leases and slot holders are named after ids that each database
+    numbers from 1, so they carry the deployment too: canceling our sweep 1 leaves the other
+    deployment's sweep 1 running to the end."""
+    configure(emulator, predict_time_s=3)
+    ours, other, other_values = _two_deployments(tmp_path)
+    six = SweepRequest(**{**GRID.__dict__, "steps": "20"})
+    our_sweep, other_sweep = submit(ours, six), submit(other, six)
+    assert our_sweep == other_sweep
+    processes.python(["core", "worker"], tuner_env)
+    processes.python(["core", "worker"], {**tuner_env, **other_values})
+    wait_for(lambda: all(summarize_one(rt, our_sweep).by_state == {"submitted": 6}
+                         for rt in (ours, other)), 30, "both sweeps' predictions to run")
+    with session_scope(ours.engine) as session:
+        cancel_sweep(session, ours.redis, our_sweep, actor="tester")
+    wait_for(lambda: summarize_one(ours, our_sweep).by_state == {"canceled": 6}, 30,
+             "our sweep to end canceled")
+    wait_for(lambda: summarize_one(other, other_sweep).by_state == {"succeeded": 6}, 60,
+             "the other deployment's sweep to finish")
+    assert emulator_stats(emulator)["predictions"]["canceled"] == 6

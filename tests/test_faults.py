@@ -301,7 +301,7 @@ class _runner:
             engine=runtime.engine, redis=runtime.redis, store=runtime.store,
             endpoint=runtime.endpoint, caps=Caps(sweep_usd=None, daily_usd=20, monthly_usd=300),
             default_inflight_cap=8, create_rate_per_minute=600, poll_interval_s=0.1,
-            lease_s=5, thumbnail_max_px=400, worker_name=name)
+            lease_s=5, thumbnail_max_px=400, worker_name=name, deployment=runtime.deployment)
 
     async def run_ids(self, ids: list[int]) -> None:
         from core.engine.execution import ChunkRunner
@@ -337,7 +337,8 @@ def test_a_database_outage_right_after_a_create_never_creates_again(tuner_env, e
                 endpoint=runtime.endpoint, caps=Caps(sweep_usd=None, daily_usd=20,
                                                      monthly_usd=300),
                 default_inflight_cap=4, create_rate_per_minute=600, poll_interval_s=0.1,
-                lease_s=10, thumbnail_max_px=400, worker_name="test", outage_tolerance_s=1.0)
+                lease_s=10, thumbnail_max_px=400, worker_name="test",
+                deployment=runtime.deployment, outage_tolerance_s=1.0)
             runner = ChunkRunner(ctx, [c.id for c in cells(runtime, sweep_id)])
             real_create = runner._send_create
             cut_once = threading.Event()

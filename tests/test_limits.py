@@ -37,10 +37,10 @@ def test_create_schedule_books_evenly_spaced_moments(redis_url):
 
 def test_leases_are_released_only_by_their_holder(redis_url):
     redis = Redis.from_url(redis_url)
-    mine, theirs = CellLeases(redis, "a:1", 30), CellLeases(redis, "b:2", 30)
+    mine, theirs = CellLeases(redis, "dep", "a:1", 30), CellLeases(redis, "dep", "b:2", 30)
     mine.take([7, 8])
     theirs.take([8])  # the reaper resumed cell 8 elsewhere
     mine.release(8)
-    assert redis.get(keys.cell_lease(8)) == b"b:2"
+    assert redis.get(keys.cell_lease("dep", 8)) == b"b:2"
     mine.release(7)
-    assert not redis.exists(keys.cell_lease(7))
+    assert not redis.exists(keys.cell_lease("dep", 7))

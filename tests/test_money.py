@@ -78,7 +78,7 @@ def run_in_process(runtime, ids: list[int], caps: Caps, *, real: bool) -> None:
     ctx = ExecutionContext(engine=runtime.engine, redis=runtime.redis, store=runtime.store,
                            endpoint=endpoint, caps=caps, default_inflight_cap=1,
                            create_rate_per_minute=600, poll_interval_s=0.05, lease_s=10,
-                           thumbnail_max_px=400, worker_name="test")
+                           thumbnail_max_px=400, worker_name="test", deployment=runtime.deployment)
     asyncio.run(ChunkRunner(ctx, ids).run())
 
 
@@ -200,7 +200,7 @@ def test_predictions_slower_than_estimated_cannot_cross_the_sweep_budget(tuner_e
     ctx = ExecutionContext(engine=runtime.engine, redis=runtime.redis, store=runtime.store,
                            endpoint=endpoint, caps=caps, default_inflight_cap=8,
                            create_rate_per_minute=600, poll_interval_s=0.05, lease_s=10,
-                           thumbnail_max_px=400, worker_name="test")
+                           thumbnail_max_px=400, worker_name="test", deployment=runtime.deployment)
     asyncio.run(ChunkRunner(ctx, [c.id for c in cells_of(runtime, sweep_id)]).run())
     result = cells_of(runtime, sweep_id)
     assert sum(c.cost_usd for c in result) <= 0.02

@@ -59,7 +59,7 @@ def test_a_job_started_moments_ago_is_alive_a_stale_one_is_not(tuner_env):
     with session_scope(runtime.engine) as session:
         stale = find_abandoned(session, runtime.redis, grace_s=30)
     assert stale and set(stale) <= set(ids)
-    CellLeases(runtime.redis, "w:1", 30).take(stale)  # unless its cells are leased
+    CellLeases(runtime.redis, runtime.deployment, "w:1", 30).take(stale)  # unless its cells are leased
     with session_scope(runtime.engine) as session:
         assert find_abandoned(session, runtime.redis, grace_s=30) == []
 
@@ -85,7 +85,7 @@ def test_a_cancel_that_missed_redis_is_flagged_by_the_reaper(tuner_env):
         session.execute(Generation.__table__.update().where(
             Generation.sweep_id == sweep_id).values(state="submitted"))
         cancel_sweep(session, None, sweep_id, actor="ann")  # Redis was down at the time
-    assert not runtime.redis.exists(keys.sweep_cancel(sweep_id))
+    assert not runtime.redis.exists(keys.sweep_cancel(runtime.deployment, sweep_id))
     with session_scope(runtime.engine) as session:
         reap(session, runtime.redis, chunk_size=16, grace_s=30)
-    assert runtime.redis.exists(keys.sweep_cancel(sweep_id))
+    assert runtime.redis.exists(keys.sweep_cancel(runtime.deployment, sweep_id))

@@ -9,6 +9,7 @@ from redis import Redis
 from sqlalchemy import func, select
 
 from core.data import keys
+from core.data.settings_store import deployment_id
 from core.data.models import AuditEntry, FailedAttempt, GenerationState, utcnow
 from core.errors import BudgetExceeded, InvalidInput
 from core.insight.progress import CellCounts, SweepStatus
@@ -93,9 +94,10 @@ def test_retry_with_no_failed_cells_says_why_and_points_to_resume(db_session):
 def test_resume_puts_canceled_cells_back_and_lowers_the_flag(db_session, redis_url):
     redis = Redis.from_url(redis_url)
     sweep = sweep_with(db_session, S, C, C, F, cancel_requested_at=utcnow())
-    redis.set(keys.sweep_cancel(sweep.id), "ann")
+    flag = keys.sweep_cancel(deployment_id(db_session), sweep.id)
+    redis.set(flag, "ann")
     ids = resume_canceled(db_session, redis, sweep.id, actor="ann", caps=CAPS)
-    assert len(ids) == 2 and not redis.exists(keys.sweep_cancel(sweep.id))
+    assert len(ids) == 2 and not redis.exists(flag)
     counts = cell_counts(db_session, sweep.id)
     assert (counts.queued, counts.failed, counts.canceled) == (2, 1, 0)  # failed stay failed
 
@@ -124,11 +126,12 @@ def test_the_reaper_lowers_a_flag_left_by_a_resume_while_redis_was_down(db_sessi
     resumed = sweep_with(db_session, C)
     still = sweep_with(db_session, P, cancel_requested_at=utcnow())
     resume_canceled(db_session, None, resumed.id, actor="ann", caps=CAPS)  # Redis "down"
+    deployment = deployment_id(db_session)
     for sweep in (resumed, still):
-        redis.set(keys.sweep_cancel(sweep.id), "ann")
+        redis.set(keys.sweep_cancel(deployment, sweep.id), "ann")
     _lower_stale_cancel_flags(db_session, redis)
-    assert not redis.exists(keys.sweep_cancel(resumed.id))
-    assert redis.exists(keys.sweep_cancel(still.id))
+    assert not redis.exists(keys.sweep_cancel(deployment, resumed.id))
+    assert redis.exists(keys.sweep_cancel(deployment, still.id))
 
 
 def test_export_and_cli_record_use_the_same_counts(db_session):

@@ -12,16 +12,18 @@ def queue_name(deployment: str) -> str:
     return f"{PREFIX}-cells-{deployment}"
 
 
-def cell_lease(generation_id: int) -> str:
-    return f"{PREFIX}:lease:gen:{generation_id}"
+# Keys named after a cell or a sweep carry the deployment too: ids are per database, and
+# two deployments may share a Redis database.
+def cell_lease(deployment: str, generation_id: int) -> str:
+    return f"{PREFIX}:{deployment}:lease:gen:{generation_id}"
 
 
-def slot_holder(generation_id: int) -> str:
-    return f"gen:{generation_id}"
+def slot_holder(deployment: str, generation_id: int) -> str:
+    return f"{deployment}:gen:{generation_id}"
 
 
-def sweep_cancel(sweep_id: int) -> str:
-    return f"{PREFIX}:sweep:{sweep_id}:cancel"
+def sweep_cancel(deployment: str, sweep_id: int) -> str:
+    return f"{PREFIX}:{deployment}:sweep:{sweep_id}:cancel"
 
 
 def file_url(base_url: str, image_sha256: str) -> str:

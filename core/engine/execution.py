@@ -91,6 +91,7 @@ class ExecutionContext:
     lease_s: float
     thumbnail_max_px: int
     worker_name: str
+    deployment: str  # the database's id: Redis keys of its cells and sweeps carry it
     outage_tolerance_s: float = OUTAGE_TOLERANCE_S
     store_keep_trying_s: float = STORE_KEEP_TRYING_S
 
@@ -126,7 +127,7 @@ class ChunkRunner:
     def __init__(self, ctx: ExecutionContext, generation_ids: list[int]) -> None:
         self.ctx = ctx
         self.ids = list(generation_ids)
-        self._leases = CellLeases(ctx.redis, ctx.worker_name, ctx.lease_s)
+        self._leases = CellLeases(ctx.redis, ctx.deployment, ctx.worker_name, ctx.lease_s)
         self._held_leases: set[int] = set()
         self._tasks: dict[int, cells.CellTask] = {}
         self._past_deadline: set[int] = set()  # cells this runner canceled at their deadline
@@ -144,7 +145,7 @@ class ChunkRunner:
         # behind database calls waiting on SQLite's lock in the default pool.
         self._redis_threads = concurrent.futures.ThreadPoolExecutor(
             REDIS_THREADS, thread_name_prefix="redis")
-        self._cancels = CancelFlags(ctx.redis, self._off_loop)
+        self._cancels = CancelFlags(ctx.redis, ctx.deployment, self._off_loop)
         self._rate = CreateRateLimiter(ctx.redis, ctx.endpoint.name, ctx.create_rate_per_minute)
         self._client = build_async_client(ctx.endpoint)
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0),
@@ -169,7 +170,7 @@ class ChunkRunner:
             await asyncio.sleep(self.ctx.lease_s / 3)
             held: dict[InflightSlots, list[str]] = {}
             for gid, slots in list(self._slot_of.items()):
-                held.setdefault(slots, []).append(keys.slot_holder(gid))
+                held.setdefault(slots, []).append(keys.slot_holder(self.ctx.deployment, gid))
             await self._best_effort(self._leases.take, list(self._held_leases))
             for slots, holders in held.items():
                 await self._best_effort(slots.renew, holders)
@@ -187,7 +188,7 @@ class ChunkRunner:
         finally:
             slots = self._slot_of.pop(gid, None)
             if slots is not None:
-                await self._best_effort(slots.release, keys.slot_holder(gid))
+                await self._best_effort(slots.release, keys.slot_holder(self.ctx.deployment, gid))
                 self._slot_freed.set()
             self._held_leases.discard(gid)
             await self._best_effort(self._leases.release, gid)
@@ -415,7 +416,7 @@ class ChunkRunner:
             waited = 0
             while True:
                 self._slot_freed.clear()
-                if await self._redis(slots.try_acquire, keys.slot_holder(task.id)):
+                if await self._redis(slots.try_acquire, keys.slot_holder(self.ctx.deployment, task.id)):
                     break
                 waited += 1
                 # Slots freed on other machines are only seen by asking again.
@@ -892,9 +893,10 @@ class CancelFlags:
     every sweep the runner works on once a poll interval (in a thread), instead of every
     waiting cell asking Redis each interval (the sweep's cancel is seen as soon as before)."""
 
-    def __init__(self, redis: Redis,
+    def __init__(self, redis: Redis, deployment: str,
                  off_loop: Callable[..., Awaitable[Any]] | None = None) -> None:
         self._redis = redis
+        self._deployment = deployment
         self._off_loop = off_loop or asyncio.to_thread
         self._canceled: dict[int, bool] = {}
 
@@ -923,7 +925,7 @@ class CancelFlags:
             with redisio.redis_errors():
                 pipe = self._redis.pipeline(transaction=False)
                 for sweep_id in sweep_ids:
-                    pipe.exists(keys.sweep_cancel(sweep_id))
+                    pipe.exists(keys.sweep_cancel(self._deployment, sweep_id))
                 return [bool(n) for n in pipe.execute()]
         except RedisUnavailable:  # keep what was known; the database check at pick-up and
             # the reaper's re-raised flags stand

@@ -93,11 +93,12 @@ class CreateRateLimiter:
 
 
 class CellLeases:
-    """``tuner:lease:gen:ID`` = this worker, renewed while it works on the cell. A cell whose
-    lease lapses is resumed elsewhere by the reaper."""
+    """``tuner:DEPLOYMENT:lease:gen:ID`` = this worker, renewed while it works on the cell. A
+    cell whose lease lapses is resumed elsewhere by the reaper."""
 
-    def __init__(self, redis: Redis, holder: str, lease_s: float) -> None:
+    def __init__(self, redis: Redis, deployment: str, holder: str, lease_s: float) -> None:
         self._redis = redis
+        self._deployment = deployment
         self._holder = holder
         self._ttl = max(1, int(lease_s))
         self._release = redis.register_script(_RELEASE_LEASE)
@@ -105,8 +106,9 @@ class CellLeases:
     def take(self, generation_ids: list[int]) -> None:
         pipe = self._redis.pipeline()
         for gid in generation_ids:
-            pipe.set(keys.cell_lease(gid), self._holder, ex=self._ttl)
+            pipe.set(keys.cell_lease(self._deployment, gid), self._holder, ex=self._ttl)
         pipe.execute()
 
     def release(self, generation_id: int) -> None:
-        self._release(keys=[keys.cell_lease(generation_id)], args=[self._holder])
+        self._release(keys=[keys.cell_lease(self._deployment, generation_id)],
+                      args=[self._holder])

@@ -38,9 +38,10 @@ def find_abandoned(session: Session, redis: Redis, *, grace_s: float) -> list[in
         .order_by(Generation.id)).all()
     if not rows:
         return []
+    deployment = deployment_id(session)
     pipe = redis.pipeline()
     for gid, _ in rows:
-        pipe.exists(keys.cell_lease(gid))
+        pipe.exists(keys.cell_lease(deployment, gid))
     leased = pipe.execute()
     job_alive: dict[str, bool] = {}
     abandoned = []
@@ -78,8 +79,10 @@ def _raise_cancel_flags(session: Session, redis: Redis) -> None:
         select(Sweep.id).where(Sweep.cancel_requested_at.is_not(None)).where(
             select(Generation.id).where(Generation.sweep_id == Sweep.id,
                                         Generation.state.in_(UNFINISHED)).exists()))
+    deployment = deployment_id(session)
     for sweep_id in canceled:
-        redis.set(keys.sweep_cancel(sweep_id), "reaper", ex=CANCEL_FLAG_TTL_S, nx=True)
+        redis.set(keys.sweep_cancel(deployment, sweep_id), "reaper", ex=CANCEL_FLAG_TTL_S,
+                  nx=True)
     _lower_stale_cancel_flags(session, redis)
 
 
@@ -87,7 +90,7 @@ def _lower_stale_cancel_flags(session: Session, redis: Redis) -> None:
     """A sweep resumed or retried while Redis was down still has its old flag there: drop
     it before the reaper sends the cells, or they would be canceled again at once."""
     flagged = {}
-    pattern = keys.sweep_cancel(0).replace(":0:", ":*:")
+    pattern = keys.sweep_cancel(deployment_id(session), 0).replace(":0:", ":*:")
     for key in redis.scan_iter(match=pattern, count=500):
         sweep_id = (key.decode() if isinstance(key, bytes) else key).split(":")[-2]
         if sweep_id.isdigit():

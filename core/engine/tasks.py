@@ -23,7 +23,8 @@ def run_chunk(generation_ids: list[int]) -> dict[str, int]:
     runtime = open_runtime(get_settings(), migrate=False)
     worker_name = f"{socket.gethostname()}:{os.getpid()}"
     # Lease the cells before anything slow, so the reaper never mistakes them for abandoned.
-    CellLeases(runtime.redis, worker_name, runtime.settings.cell_lease_s).take(generation_ids)
+    CellLeases(runtime.redis, runtime.deployment, worker_name,
+               runtime.settings.cell_lease_s).take(generation_ids)
     with session_scope(runtime.engine) as session:
         settings = effective_settings(session, runtime.settings)
         caps = runtime.caps(session)
@@ -33,7 +34,7 @@ def run_chunk(generation_ids: list[int]) -> dict[str, int]:
         create_rate_per_minute=settings.create_rate_per_minute,
         poll_interval_s=settings.poll_interval_s, lease_s=settings.cell_lease_s,
         thumbnail_max_px=settings.thumbnail_max_px,
-        worker_name=worker_name,
+        worker_name=worker_name, deployment=runtime.deployment,
     )
     # uvloop: the same asyncio API on a cheaper event loop (41 against 44 ms of CPU a cell
     # in bench/sweep.py).

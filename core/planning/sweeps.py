@@ -489,7 +489,8 @@ def cancel_sweep(session: Session, redis: Redis | None, sweep_id: int, *,
     told = False
     if redis is not None:
         try:  # the fast path to running cells; the reaper re-raises the flag if this fails
-            redisio.call(redis.set, keys.sweep_cancel(sweep_id), actor, ex=CANCEL_FLAG_TTL_S)
+            redisio.call(redis.set, keys.sweep_cancel(deployment_id(session), sweep_id), actor,
+                         ex=CANCEL_FLAG_TTL_S)
             told = True
         except RedisUnavailable:
             log.warning("Redis unavailable: sweep %s canceled in the database only", sweep_id)
@@ -604,7 +605,7 @@ def _ready_to_requeue(session: Session, redis: Redis | None, sweep: Sweep, n_cel
         sweep.cancel_requested_at = None
         if redis is not None:  # else the reaper lowers the flag once Redis answers
             with contextlib.suppress(RedisUnavailable), redisio.redis_errors():
-                redis.delete(keys.sweep_cancel(sweep.id))
+                redis.delete(keys.sweep_cancel(deployment_id(session), sweep.id))
 
 
 def keep_failed_attempts(session: Session, generation_ids: Sequence[int]) -> int:

@@ -50,7 +50,7 @@ def test_cancel_stops_queued_cells(open_page, runtime) -> None:
     assert not app.exception
     assert "4 queued cell(s) will not start" in app.success[0].value
     assert _states(runtime, sweep_id) == ["canceled"] * 4
-    assert runtime.redis.get(keys.sweep_cancel(sweep_id)) is not None
+    assert runtime.redis.get(keys.sweep_cancel(runtime.deployment, sweep_id)) is not None
 
 
 def test_retry_sends_failed_cells_again_and_errors_show_inline(open_page, runtime) -> None:

@@ -404,6 +404,9 @@ def test_two_deployments_sharing_one_redis_never_take_each_others_jobs(tuner_env
     assert queue_depth(ours.redis, ours.deployment) == 0
     assert len(live_workers(ours.redis, ours.deployment)) == 1
     assert live_workers(ours.redis, other.deployment) == []
+    from core.health import check_workers  # `python -m core check` counts its own only
+
+    assert check_workers(ours.settings).ok and not check_workers(other.settings).ok
     processes.python(["core", "worker"], {**tuner_env, **other_values})
     wait_for(lambda: summarize_one(other, other_sweep).by_state == {"succeeded": 6}, 60,
              "the other deployment's sweep to finish with its own worker")

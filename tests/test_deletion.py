@@ -83,3 +83,28 @@ def test_outputs_arriving_after_the_photo_was_deleted_are_not_stored(
     _until_the_worker_let_go(runtime, job_ids)
     assert _files_under(tmp_path / "media") == []  # no file without a row
     assert emulator_stats(emulator)["creates_total"] == 6
+
+
+def test_an_upload_whose_cached_url_expired_is_found_in_the_files_list_and_deleted(
+        tuner_env, emulator):
+    """The cached URL lives 6 h, the copy on Replicate longer: a photo deleted after the
+    cache expired still has its copy found (by its checksum) and deleted; others stay."""
+    import io
+
+    from core.engine.replicate_api import build_client
+    from tests.test_execution import png_bytes, run_queue
+
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, SweepRequest(**{**SIX.__dict__, "strength": "0.5",
+                                               "prompts": ["a portrait"]}))
+    run_queue(runtime.settings.redis_url)
+    [cell] = cells(runtime, sweep_id)
+    client = build_client(runtime.endpoint)
+    [ours] = client.files.list()
+    runtime.redis.delete(keys.file_url(runtime.endpoint.base_url, ours.metadata["sha256"]))
+    someone_elses = client.files.create(io.BytesIO(png_bytes(seed=7)))
+
+    deleted = delete_photo(runtime, cell.input_image_id, actor="tester")
+
+    assert (deleted.generations, deleted.uploads_deleted, deleted.problems) == (1, 1, ())
+    assert [f.id for f in client.files.list()] == [someone_elses.id]

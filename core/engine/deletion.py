@@ -22,6 +22,7 @@ from core.data import keys, redisio
 from core.data.db import session_scope
 from core.data.library import delete_image, purge
 from core.data.models import FINAL_STATES, Generation, InputImage
+from core.engine.replicate_api import build_client, uploaded_files
 from core.errors import NotFound, RedisUnavailable, TunerError
 
 if TYPE_CHECKING:
@@ -74,8 +75,6 @@ def _photo_and_running(session: Session, image_id: int) -> tuple[str, list[str]]
 
 
 def _client(runtime: Runtime):  # noqa: ANN202 - a replicate.Client
-    from core.engine.replicate_api import build_client
-
     return build_client(runtime.endpoint)
 
 
@@ -93,9 +92,9 @@ def forget_upload(runtime: Runtime, client, sha256: str,  # noqa: ANN001 - a rep
     except RedisUnavailable as exc:
         problems.append(f"Could not drop the cached upload URL: {exc}")
     try:
-        file_ids.update(f.id for f in client.files.list()
-                        if (f.checksums or {}).get("sha256") == sha256
-                        or (f.metadata or {}).get("sha256") == sha256)
+        file_ids.update(f["id"] for f in uploaded_files(client)
+                        if (f.get("checksums") or {}).get("sha256") == sha256
+                        or (f.get("metadata") or {}).get("sha256") == sha256)
     except Exception as exc:  # noqa: BLE001 - the cached copy is still deleted below
         problems.append(f"Could not list the uploaded files: {exc}")
     deleted = 0

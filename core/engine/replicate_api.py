@@ -271,3 +271,20 @@ def output_urls(output: object) -> list[str]:
     if isinstance(output, dict):
         return [item for item in output.values() if isinstance(item, str) and item]
     return []
+
+
+FILE_PAGES_MAX = 50  # a photo's copies are looked for this far back in the Files API's list
+
+
+def uploaded_files(client: replicate.Client) -> list[dict]:
+    """The account's Files-API uploads as JSON, newest first, following the list's ``next``
+    pages (the official client's ``files.list`` reads the first page only)."""
+    found: list[dict] = []
+    path: str | None = "/v1/files"
+    for _ in range(FILE_PAGES_MAX):
+        if not path:
+            break
+        page = client._request("GET", path).json()
+        found.extend(page.get("results") or [])
+        path = page.get("next")
+    return found

@@ -108,3 +108,37 @@ def test_an_upload_whose_cached_url_expired_is_found_in_the_files_list_and_delet
 
     assert (deleted.generations, deleted.uploads_deleted, deleted.problems) == (1, 1, ())
     assert [f.id for f in client.files.list()] == [someone_elses.id]
+
+
+def test_a_photo_deleted_while_it_uploads_leaves_no_copy_and_creates_nothing(
+        tuner_env, emulator, monkeypatch, tmp_path):
+    """The delete ran (and listed the Files API) just before the worker's upload of the photo
+    landed: the worker removes the copy it made, caches no URL, and creates nothing."""
+    import asyncio
+
+    from replicate.file import Files
+
+    from core.data.library import delete_image, purge
+    from core.engine.execution import ChunkRunner
+    from tests.test_faults import _runner
+
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, SweepRequest(**{**SIX.__dict__, "strength": "0.3, 0.6",
+                                               "prompts": ["a portrait"]}))
+    running = cells(runtime, sweep_id)
+    real_upload = Files.async_create
+
+    async def upload_while_the_photo_is_deleted(self, *args, **kwargs):
+        uploaded = await real_upload(self, *args, **kwargs)
+        with session_scope(runtime.engine) as session:
+            _, doomed = delete_image(session, running[0].input_image_id, actor="tester")
+        purge(runtime.store, doomed)
+        return uploaded
+
+    monkeypatch.setattr(Files, "async_create", upload_while_the_photo_is_deleted)
+    asyncio.run(ChunkRunner(_runner(runtime, "w").ctx, [c.id for c in running]).run())
+
+    stats = emulator_stats(emulator)
+    assert (stats["files_total"], stats["files_deleted_total"], stats["creates_total"]) == (0, 1, 0)
+    assert list(runtime.redis.scan_iter(keys.file_url(runtime.endpoint.base_url, "*"))) == []
+    assert cells(runtime, sweep_id) == [] and _files_under(tmp_path / "media") == []

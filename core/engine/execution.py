@@ -50,7 +50,7 @@ from core.engine.replicate_api import (CREATE_REPLY_BOUND_S, FINAL_STATUSES, Cre
                                        Failure, aclose_client, build_async_client, classify,
                                        create_prediction, get_prediction, output_urls,
                                        tls_context)
-from core.errors import BudgetExceeded, RedisUnavailable, StorageError
+from core.errors import BudgetExceeded, NotFound, RedisUnavailable, StorageError
 from core.planning.budget import Caps, CostBound, reserve
 from core.planning.pricing import Pricing, cost_of, max_cost
 from core.planning.timing import PRIOR
@@ -274,6 +274,15 @@ class ChunkRunner:
 
     async def _create(self, task: cells.CellTask, deadline_s: float | None) -> Created | Ended:
         model_input = await self._model_input(task)
+        if model_input is None:
+            log.info("cell %s: its photo was deleted; nothing to create", task.id)
+            return LOST
+        return await self._create_until_answered(task, model_input, deadline_s)
+
+    async def _create_until_answered(self, task: cells.CellTask, model_input: dict[str, Any],
+                                     deadline_s: float | None) -> Created | Ended:
+        """Send the create, waiting out throttling and retrying what provably never reached
+        Replicate (a lost reply is looked for first), while the cell is still ours."""
         attempts, throttled = 1, 0
         while True:
             await self._wait_for_rate()
@@ -709,25 +718,33 @@ class ChunkRunner:
                 await asyncio.sleep(backoff_s(attempt, cap=5))
         raise _DownloadFailed(f"Downloading the output failed: {last_error}")
 
-    async def _model_input(self, task: cells.CellTask) -> dict[str, Any]:
+    async def _model_input(self, task: cells.CellTask) -> dict[str, Any] | None:
+        """The create's input; None when the photo was deleted meanwhile (the cell with it)."""
         model_input = dict(task.model_input)
         if task.image_key and task.image_input:  # the schema's image input: one URL or a list
             url = await self._input_file_url(task)
+            if url is None:
+                return None
             model_input[task.image_input] = [url] if task.image_is_list else url
         return model_input
 
-    async def _input_file_url(self, task: cells.CellTask) -> str:
+    async def _input_file_url(self, task: cells.CellTask) -> str | None:
         """Upload each input image once per endpoint (Files API) and reuse its URL. The
         cells of a chunk start together, so they share one upload instead of racing."""
         return await _shared(self._uploads, task.image_sha256 or "",
                              lambda: self._upload_input(task))
 
-    async def _upload_input(self, task: cells.CellTask) -> str:
+    async def _upload_input(self, task: cells.CellTask) -> str | None:
+        """The photo's Files-API URL (cached per endpoint), else the photo inlined; None when
+        the photo was deleted before or while it was uploaded (no copy is left behind)."""
         cache_key = keys.file_url(self.ctx.endpoint.base_url, task.image_sha256 or "")
         cached = await self._redis(self.ctx.redis.get, cache_key)
         if cached:
             return cached.decode()
-        data = await asyncio.to_thread(self.ctx.store.get, task.image_key or "")
+        try:
+            data = await asyncio.to_thread(self.ctx.store.get, task.image_key or "")
+        except NotFound:
+            return None
         for attempt in range(MAX_CREATE_ATTEMPTS):
             try:
                 uploaded = await self._client.files.async_create(
@@ -743,7 +760,7 @@ class ChunkRunner:
                 # deleted while it was being uploaded: the copy goes too, and no URL is kept
                 with contextlib.suppress(Exception):
                     await self._client.files.async_delete(uploaded.id)
-                return url
+                return None
             await self._best_effort(self.ctx.redis.set, cache_key, url, ex=FILE_URL_TTL_S)
             return url
         # Fall back to inlining the image: always accepted, just a larger request.

@@ -48,7 +48,7 @@ def delete_photo(runtime: Runtime, image_id: int, *, actor: str) -> PhotoDeleted
     purge(runtime.store, doomed)
     problems: list[str] = []
     try:
-        client = _client(runtime)
+        client = build_client(runtime.endpoint)
     except TunerError as exc:  # no Replicate configured: nothing of it can be there
         return PhotoDeleted(generations, 0, 0, (f"Replicate not reached: {exc}",))
     canceled = 0
@@ -72,10 +72,6 @@ def _photo_and_running(session: Session, image_id: int) -> tuple[str, list[str]]
         Generation.input_image_id == image_id, Generation.prediction_id.is_not(None),
         Generation.state.not_in(FINAL_STATES)))
     return image.sha256, [p for p in running if p]
-
-
-def _client(runtime: Runtime):  # noqa: ANN202 - a replicate.Client
-    return build_client(runtime.endpoint)
 
 
 def forget_upload(runtime: Runtime, client, sha256: str,  # noqa: ANN001 - a replicate.Client

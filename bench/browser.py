@@ -48,6 +48,7 @@ from typing import Any
 from common import (LOOPBACK, PROJECT_ROOT, RedisServer, clean_env, free_port, http_ready,
                     machine_info, start_python, stop_process, table, verdict, wait_until,
                     write_results)
+from review_keys import measure_keys
 from seeding import photo_like, seed_database, store_media
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -219,17 +220,16 @@ def measure_pages_warm(browser: Any, product: Product, repeats: int) -> dict[str
 
 
 def measure_review(browser: Any, product: Product, repeats: int) -> dict[str, list[float]]:
-    """J (next) and 3 (rate 3 stars and go on): key press to the next image shown."""
+    """J (next, a server round trip) and 3 (rate 3 stars and go on, preloaded): key press to
+    the next pair fully shown, measured in the page by bench/review_keys.measure_keys."""
     tab = Tab(browser)
     try:
         tab.load(f"{product.url}/review")
-        tab.page.get_by_role("button", name="Save and next").wait_for()
-        out: dict[str, list[float]] = {"review: J → next image": [],
-                                       "review: 3 (rate) → next image": []}
+        out: dict[str, list[float]] = {}
         for key, name in (("j", "review: J → next image"), ("3", "review: 3 (rate) → next image")):
-            for _ in range(repeats):
-                tab.page.evaluate("document.activeElement && document.activeElement.blur()")
-                out[name].append(tab.timed(lambda key=key: tab.page.keyboard.press(key)))
+            marks = measure_keys(tab.page, [key] * repeats, pace_ms=300)
+            out[name] = [m["ms"] / 1000 for m in marks]
+            tab.page.reload()
         return out
     finally:
         tab.close()
@@ -302,7 +302,7 @@ def measure_submit(browser: Any, product: Product, image: Path) -> float:
         tab.settle(tab.finished - 1, time.perf_counter())
         started = time.perf_counter()
         page.get_by_role("button", name="Submit sweep").click()
-        page.get_by_text(re.compile(r"Sweep \d+ submitted")).first.wait_for()
+        page.get_by_text(re.compile(r"Sweep \d+ saved: \d+ cell")).first.wait_for()
         page.get_by_role("link", name="Gallery").first.click()
         page.locator('[data-testid="stMain"] [data-testid="stImage"] img').first.wait_for()
         page.wait_for_function(SETTLED_JS, polling="raf")

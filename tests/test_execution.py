@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image
 from redis import Redis
-from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
 from core.data import keys
@@ -20,6 +19,7 @@ from core.config import Settings
 from core.data.db import session_scope
 from core.data.library import add_image
 from core.data.models import Generation, GenerationState
+from core.engine.worker import work
 from core.runtime import open_runtime
 from core.planning.submit import requeue, submit_sweep
 from core.planning.sweeps import SweepRequest, cancel_sweep, pending_cell_ids, summarize
@@ -49,9 +49,7 @@ def run_queue(redis_url: str, deployment: str | None = None) -> None:
     DATABASE_URL names) would, until the queue is empty."""
     if deployment is None:
         deployment = open_runtime(Settings(), migrate=False).deployment
-    redis = Redis.from_url(redis_url)
-    SimpleWorker([Queue(keys.queue_name(deployment), connection=redis)],
-                 connection=redis).work(burst=True)
+    work(Redis.from_url(redis_url), deployment, burst=True)
 
 
 GRID = SweepRequest(model_ref="stability-ai/sdxl", image_ids=[], strength="0.3, 0.5, 0.7",

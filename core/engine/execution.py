@@ -25,6 +25,7 @@ import functools
 import io
 import logging
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -150,6 +151,11 @@ class ChunkRunner:
         self._client = build_async_client(ctx.endpoint)
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0),
                                        follow_redirects=True, verify=tls_context())
+        # Set once every cell has its prediction created (or has ended): what is left is
+        # waiting on Replicate and storing, so the worker may take its next chunk meanwhile
+        # (core.engine.cell_loop) and no slot sits idle behind this chunk's stragglers.
+        self.handed_off = threading.Event()
+        self._not_created = set(self.ids)
 
     async def run(self) -> None:
         self._held_leases.update(self.ids)
@@ -159,6 +165,7 @@ class ChunkRunner:
         try:
             await asyncio.gather(*(self._run_cell_guarded(gid) for gid in self.ids))
         finally:
+            self.handed_off.set()
             for helper in helpers:
                 helper.cancel()
             await self._http.aclose()
@@ -186,6 +193,7 @@ class ChunkRunner:
                 await self._finish(task, GenerationState.FAILED,
                                    error=f"Internal error while running this cell: {exc!r}")
         finally:
+            self._created(gid)
             slots = self._slot_of.pop(gid, None)
             if slots is not None:
                 await self._best_effort(slots.release, keys.slot_holder(self.ctx.deployment, gid))
@@ -207,6 +215,7 @@ class ChunkRunner:
             await self._cancel(task, task.prediction_id)
             return
         created = await self._submit(task)
+        self._created(gid)
         if isinstance(created, Ended):
             return
         prediction = await self._wait(task, created)
@@ -220,6 +229,11 @@ class ChunkRunner:
             if isinstance(prediction, Ended):
                 return
         await self._store(task, prediction)
+
+    def _created(self, gid: int) -> None:
+        self._not_created.discard(gid)
+        if not self._not_created:
+            self.handed_off.set()
 
     def _endpoint_refusal(self, task: cells.CellTask) -> str | None:
         """The sweep runs where it was submitted to run, or not at all."""

@@ -1,9 +1,10 @@
 """``python -m core worker``: RQ workers for the cell queue, plus the reaper.
 
-Each worker process runs chunks one at a time (a chunk runs its cells concurrently on one
-event loop). ``--concurrency N`` starts N such processes. Jobs run in the worker process
-itself (no fork per job): the database engine and HTTP pools are kept between chunks, and
-no thread is forked mid-lock.
+Each worker process takes chunks one at a time and runs their cells concurrently on one
+event loop of its own (core.engine.cell_loop): a chunk's job ends once its cells are created,
+so the next chunk starts while the first one's stragglers finish. ``--concurrency N``
+starts N such processes. Jobs run in the worker process itself (no fork per job): the
+database engine and HTTP pools are kept between chunks, and no thread is forked mid-lock.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from core.data.redisio import redis_errors
 from core.errors import RedisUnavailable
 from core.config import Settings
 from core.data.db import session_scope
+from core.engine.cell_loop import CELLS
 from core.engine.reaper import reap
 from core.runtime import open_runtime
 from core.data.settings_store import effective_settings
@@ -46,10 +48,7 @@ def run_worker(settings: Settings, *, concurrency: int = 1, burst: bool = False)
         while True:
             try:
                 with redis_errors():
-                    worker = SimpleWorker([Queue(keys.queue_name(runtime.deployment),
-                                                 connection=runtime.redis)],
-                                          connection=runtime.redis)
-                    worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+                    work(runtime.redis, runtime.deployment, burst=burst)
                 return 0
             except RedisUnavailable:
                 log.warning("Redis at %s is unreachable; retrying in 2 s", _safe(settings.redis_url))
@@ -58,6 +57,17 @@ def run_worker(settings: Settings, *, concurrency: int = 1, burst: bool = False)
                 time.sleep(2)  # waiting for Redis to come back, not for work
     finally:
         stop.set()
+
+
+def work(redis: Redis, deployment: str, *, burst: bool = False,
+         logging_level: str = "WARNING") -> None:
+    """Run the deployment's cell queue in this process until told to stop (or, ``burst``,
+    until it is empty), then wait for the cells still running on the process's cell loop:
+    a job returns once its cells are created, their stragglers finish after it."""
+    SimpleWorker([Queue(keys.queue_name(deployment), connection=redis)],
+                 connection=redis).work(burst=burst, logging_level=logging_level,
+                                        with_scheduler=False)
+    CELLS.wait_until_idle()
 
 
 def _reap_forever(runtime, stop: threading.Event) -> None:  # noqa: ANN001

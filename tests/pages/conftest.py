@@ -102,12 +102,9 @@ def start_sweep(runtime: Runtime, *, strength: str = "0.3, 0.6", steps: str = "2
 
 def run_workers(runtime: Runtime) -> None:
     """Drain the queue in this process, as a burst worker would."""
-    from rq import Queue, SimpleWorker
+    from core.engine.worker import work
 
-    from core.data import keys
-
-    queue = Queue(keys.queue_name(runtime.deployment), connection=runtime.redis)
-    SimpleWorker([queue], connection=runtime.redis).work(burst=True, logging_level="WARNING")
+    work(runtime.redis, runtime.deployment, burst=True)
 
 
 @pytest.fixture

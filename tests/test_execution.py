@@ -19,11 +19,10 @@ from core.config import Settings
 from core.data.db import session_scope
 from core.data.library import add_image
 from core.data.models import Generation, GenerationState
-from core.engine.worker import work
+from core.engine.worker import live_workers, work
 from core.runtime import open_runtime
 from core.planning.submit import requeue, submit_sweep
 from core.planning.sweeps import SweepRequest, cancel_sweep, pending_cell_ids, summarize
-from core.engine.worker import live_workers
 from core.errors import InvalidInput
 from tests.services import wait_for
 
@@ -432,3 +431,41 @@ def test_canceling_a_sweep_leaves_the_other_deployments_sweep_of_the_same_id_run
     wait_for(lambda: summarize_one(other, other_sweep).by_state == {"succeeded": 6}, 60,
              "the other deployment's sweep to finish")
     assert emulator_stats(emulator)["predictions"]["canceled"] == 6
+
+
+def test_a_worker_starts_its_next_chunk_while_the_first_ones_cell_is_still_running(
+        tuner_env, emulator):
+    """Issue 15: one worker process, chunks of one cell, predictions taking 4 s. The first
+    chunk's job ends once its prediction is created, so the worker takes the second chunk
+    while the first cell is still running on Replicate: both are in flight at once (the old
+    worker held the second chunk back until the first cell had ended)."""
+    import threading
+
+    configure(emulator, predict_time_s=4.0, queue_delay_s=0)
+    runtime = open_runtime(Settings(chunk_size=1))
+    sweep_id = submit(runtime, SweepRequest(**{**GRID.__dict__, "strength": "0.4, 0.6",
+                                               "steps": "20", "prompts": ["a portrait"]}))
+    seen_both = threading.Event()
+    stop = threading.Event()
+
+    def watch() -> None:  # RQ's worker wants the main thread, so the watching is here
+        while not stop.is_set() and not seen_both.is_set():
+            with session_scope(runtime.engine) as session:
+                states = session.scalars(select(Generation.state)
+                                         .where(Generation.sweep_id == sweep_id)).all()
+            if states == [GenerationState.SUBMITTED] * 2:
+                seen_both.set()
+            stop.wait(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        run_queue(runtime.settings.redis_url)  # returns once both cells have ended
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen_both.is_set(), "the second chunk waited for the first chunk's cell to end"
+    with session_scope(runtime.engine) as session:
+        done = session.scalars(select(Generation).where(Generation.sweep_id == sweep_id)).all()
+        assert {c.state for c in done} == {GenerationState.SUCCEEDED}
+    assert emulator_stats(emulator)["creates_total"] == 2

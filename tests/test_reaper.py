@@ -76,6 +76,29 @@ def test_cells_without_a_job_are_sent_once_redis_is_back(tuner_env):
     assert len(_cell_ids(runtime, sweep_id)) == 18
 
 
+def test_jobs_left_in_the_queue_of_before_deployment_ids_are_sent_again(tuner_env):
+    """After the upgrade that named queues per deployment, a job still waiting in the old
+    shared queue (``tuner-cells``) would wait forever: the reaper takes it out and sends its
+    cells to this deployment's queue."""
+    from rq.job import Job
+
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, GRID)
+    ours, legacy = (Queue(name, connection=runtime.redis)
+                    for name in (keys.queue_name(runtime.deployment), "tuner-cells"))
+    job_ids = ours.job_ids
+    for job_id in job_ids:  # as the previous version queued them
+        job = Job.fetch(job_id, connection=runtime.redis)
+        ours.remove(job)
+        job.origin = "tuner-cells"
+        job.save()
+        legacy.push_job_id(job_id)
+    with session_scope(runtime.engine) as session:
+        assert reap(session, runtime.redis, chunk_size=16, grace_s=30) == 18
+    assert legacy.count == 0 and ours.count == 2 and not set(ours.job_ids) & set(job_ids)
+    assert len(_cell_ids(runtime, sweep_id)) == 18
+
+
 def test_a_cancel_that_missed_redis_is_flagged_by_the_reaper(tuner_env):
     from core.planning.sweeps import cancel_sweep
 

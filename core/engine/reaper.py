@@ -45,24 +45,30 @@ def find_abandoned(session: Session, redis: Redis, *, grace_s: float) -> list[in
     leased = pipe.execute()
     job_alive: dict[str, bool] = {}
     abandoned = []
+    queue = keys.queue_name(deployment)
     for (gid, job_id), has_lease in zip(rows, leased):
         if has_lease:
             continue
         if job_id is not None:
             if job_id not in job_alive:
-                job_alive[job_id] = _job_alive(redis, job_id, grace_s)
+                job_alive[job_id] = _job_alive(redis, job_id, grace_s, queue)
             if job_alive[job_id]:
                 continue
         abandoned.append(gid)  # canceled sweeps too: a worker finishes them as canceled
     return abandoned
 
 
-def _job_alive(redis: Redis, job_id: str, grace_s: float) -> bool:
+def _job_alive(redis: Redis, job_id: str, grace_s: float, queue: str) -> bool:
     try:
         job = Job.fetch(job_id, connection=redis)
     except NoSuchJobError:
         return False
     status = job.get_status(refresh=False)
+    if status in WAITING_JOB_STATES and job.origin != queue:
+        # Waiting in a queue no worker of this deployment reads: the one queue of a version
+        # before queues were named per deployment. Taken out; its cells are sent again.
+        job.delete()
+        return False
     if status in WAITING_JOB_STATES:
         return True
     if status == JobStatus.STARTED and job.started_at is not None:

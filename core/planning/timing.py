@@ -25,7 +25,6 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
-from scipy.stats import theilslopes, trim_mean
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -145,6 +144,9 @@ class TimingModel:
 
 
 def _trimmed_mean(values: Iterable[float]) -> float:
+    from scipy.stats import trim_mean  # imported when first used: scipy.stats alone takes
+    # about a second to import, which every page and worker paid at start-up
+
     return float(trim_mean(list(values), 0.1))
 
 
@@ -152,6 +154,8 @@ def _predict(samples: Sequence[PredictionTiming], steps: int | None,
              centre: Callable[[Iterable[float]], float] = statistics.median) -> float:
     with_steps = [t for t in samples if t.steps]
     if steps and len({t.steps for t in with_steps}) >= 2:
+        from scipy.stats import theilslopes  # see _trimmed_mean
+
         with np.errstate(invalid="ignore"):  # its confidence bounds need more points; unused
             slope, _, _, _ = theilslopes([t.predict_s for t in with_steps],
                                          [t.steps for t in with_steps])

@@ -80,6 +80,9 @@ def test_outputs_arriving_after_the_photo_was_deleted_are_not_stored(
     assert deleted.predictions_canceled == 0 and len(deleted.problems) == 6
     wait_for(lambda: emulator_stats(emulator)["predictions"]["succeeded"] == 6, 60,
              "the predictions to succeed on Replicate")
+    log = tmp_path / "worker.log"
+    wait_for(lambda: log.read_text().count("its output is not kept") == 6, 60,
+             "the worker to see each cell gone when its output arrived")
     _until_the_worker_let_go(runtime, job_ids)
     assert _files_under(tmp_path / "media") == []  # no file without a row
     assert emulator_stats(emulator)["creates_total"] == 6

@@ -621,7 +621,8 @@ class ChunkRunner:
         """Store a succeeded prediction's outputs and finish the cell; a cell deleted
         meanwhile (its photo with it) keeps no file."""
         if await self._db(cells.current_state, task.id) is None:
-            log.info("cell %s was deleted (its photo with it); its output is not kept", task.id)
+            log.warning("cell %s was deleted (its photo with it); its output is not kept",
+                        task.id)
             return LOST
         started = time.monotonic()
         stored = await self._keep_output(task, outputs[0])

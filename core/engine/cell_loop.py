@@ -19,7 +19,6 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-import time
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
@@ -76,23 +75,13 @@ class CellLoop:
             log.error("a chunk's runner failed after handing its cells off",
                       exc_info=future.exception())
 
-    def busy(self) -> int:
-        """Chunks still running here (handed off or not)."""
-        with self._lock:
-            return len(self._running)
-
-    def wait_until_idle(self, timeout_s: float | None = None) -> bool:
-        """Block until every runner started here has ended; False if ``timeout_s`` passed."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    def wait_until_idle(self) -> None:
+        """Block until every runner started here has ended (runners started meanwhile too)."""
         while True:
             with self._lock:
                 running = list(self._running)
             if not running:
-                return True
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            _, not_done = concurrent.futures.wait(running, timeout=left)
-            if not_done:
-                return False
-
+                return
+            concurrent.futures.wait(running)
 
 CELLS = CellLoop()  # the process's one loop

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,7 +21,7 @@ from core.data import keys, redisio
 from core.data.db import session_scope
 from core.data.library import delete_image, purge
 from core.data.models import FINAL_STATES, Generation, InputImage
-from core.engine.replicate_api import build_client, uploaded_files
+from core.engine.replicate_api import build_client, file_id, uploaded_files
 from core.errors import NotFound, RedisUnavailable, TunerError
 
 if TYPE_CHECKING:
@@ -83,7 +82,10 @@ def forget_upload(runtime: Runtime, client, sha256: str,  # noqa: ANN001 - a rep
     try:
         cached = redisio.call(runtime.redis.get, cache_key)
         if cached:
-            file_ids.add(_file_id(cached.decode() if isinstance(cached, bytes) else cached))
+            found = file_id(cached.decode() if isinstance(cached, bytes) else cached,
+                            runtime.endpoint.base_url)
+            if found is not None:
+                file_ids.add(found)
         redisio.call(runtime.redis.delete, cache_key)
     except RedisUnavailable as exc:
         problems.append(f"Could not drop the cached upload URL: {exc}")
@@ -94,16 +96,12 @@ def forget_upload(runtime: Runtime, client, sha256: str,  # noqa: ANN001 - a rep
     except Exception as exc:  # noqa: BLE001 - the cached copy is still deleted below
         problems.append(f"Could not list the uploaded files: {exc}")
     deleted = 0
-    for file_id in sorted(file_ids):
+    for doomed_id in sorted(file_ids):
         try:
-            deleted += bool(client.files.delete(file_id))
+            deleted += bool(client.files.delete(doomed_id))
         except Exception as exc:  # noqa: BLE001 - said in the result
             if getattr(exc, "status", None) == 404:  # already gone
                 continue
-            problems.append(f"Could not delete the uploaded copy {file_id}: {exc}")
+            problems.append(f"Could not delete the uploaded copy {doomed_id}: {exc}")
     return deleted
 
-
-def _file_id(url: str) -> str:
-    """``…/v1/files/{id}`` (the Files API's ``urls.get``) → ``id``."""
-    return urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]

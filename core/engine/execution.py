@@ -49,7 +49,7 @@ from core.engine.limits import CellLeases, CreateRateLimiter, InflightSlots
 from core.engine.polling import MAX_SAMPLES, PredictionTiming, PredictTimeEstimate, next_poll_in
 from core.engine.replicate_api import (CREATE_REPLY_BOUND_S, FINAL_STATUSES, CreateTarget, Endpoint,
                                        Failure, aclose_client, build_async_client, classify,
-                                       create_prediction, get_prediction, output_urls,
+                                       create_prediction, file_id, get_prediction, output_urls,
                                        tls_context)
 from core.errors import BudgetExceeded, NotFound, RedisUnavailable, StorageError
 from core.planning.budget import Caps, CostBound, reserve
@@ -788,13 +788,11 @@ class ChunkRunner:
         if (prediction.get("status") != "failed" or not task.image_input
                 or task.id in self._fresh_uploads):
             return False
-        url = (prediction.get("input") or {}).get(task.image_input)
-        url = url[0] if isinstance(url, list) and url else url
-        files_url = f"{self.ctx.endpoint.base_url}/v1/files/"
-        if not isinstance(url, str) or not url.startswith(files_url):
+        uploaded = file_id(_image_url_given(task, prediction), self.ctx.endpoint.base_url)
+        if uploaded is None:
             return False
         try:
-            await self._client.files.async_get(url[len(files_url):].split("/")[0])
+            await self._client.files.async_get(uploaded)
         except ReplicateError as exc:
             return exc.status == 404
         except Exception:  # noqa: BLE001 - cannot tell: the failure stands as it is
@@ -807,8 +805,7 @@ class ChunkRunner:
         cell's prediction once more under its existing reservation; the failed prediction
         never ran (no charge) and is kept as a failed attempt."""
         self._fresh_uploads.add(task.id)
-        stale = (failed.get("input") or {}).get(task.image_input or "")
-        stale = stale[0] if isinstance(stale, list) and stale else stale
+        stale = _image_url_given(task, failed)
         cache_key = keys.file_url(self.ctx.endpoint.base_url, task.image_sha256 or "")
         cached = await self._redis(self.ctx.redis.get, cache_key)
         if cached is not None and cached.decode() == stale:
@@ -1014,6 +1011,13 @@ def _listed_as(task: cells.CellTask) -> str:
     """What a listed prediction of this cell's model shows: its version, or for an official
     model or a deployment (version hidden) the model's name."""
     return task.version_id if task.create_via == "versioned" else task.model_ref
+
+
+def _image_url_given(task: cells.CellTask, prediction: dict[str, Any]) -> str:
+    """The photo's URL in a prediction's input (the schema's image input, one or a list)."""
+    given = (prediction.get("input") or {}).get(task.image_input or "")
+    given = given[0] if isinstance(given, list) and given else given
+    return given if isinstance(given, str) else ""
 
 
 def _target(task: cells.CellTask) -> CreateTarget:

@@ -276,6 +276,15 @@ def output_urls(output: object) -> list[str]:
 FILE_PAGES_MAX = 50  # a photo's copies are looked for this far back in the Files API's list
 
 
+def file_id(url: str, base_url: str) -> str | None:
+    """The Files-API id in an upload's URL (``{base_url}/v1/files/{id}…``); None for any
+    other URL (a data URI, another host)."""
+    prefix = f"{base_url.rstrip('/')}/v1/files/"
+    if not url.startswith(prefix):
+        return None
+    return url[len(prefix):].split("/")[0] or None
+
+
 def uploaded_files(client: replicate.Client) -> list[dict]:
     """The account's Files-API uploads as JSON, newest first, following the list's ``next``
     pages (the official client's ``files.list`` reads the first page only)."""

@@ -136,28 +136,27 @@ async def create_prediction(request: Request) -> Response:
 
 @api
 async def create_model_prediction(request: Request) -> Response:
-    body = await _json_body(request)
-    if isinstance(body, Response):
-        return body
-    p = request.path_params
-    model = _emulator(request).catalog.model(p["owner"], p["name"])
-    if model is None:
-        return _not_found("The requested model does not exist (or perhaps you don't have "
-                          "permission to use it?)")
-    return await _create(request, body, model, model.latest_version_id, via="official")
+    return await _create_by_name(request, "model", via="official")
 
 
 @api
 async def create_deployment_prediction(request: Request) -> Response:
+    return await _create_by_name(request, "deployment", via="deployment")
+
+
+async def _create_by_name(request: Request, kind: str, *, via: str) -> Response:
+    """``POST /v1/{models|deployments}/{owner}/{name}/predictions``: the model or deployment
+    named in the path, at its latest version."""
     body = await _json_body(request)
     if isinstance(body, Response):
         return body
     p = request.path_params
-    model = _emulator(request).catalog.deployment(p["owner"], p["name"])
+    catalog = _emulator(request).catalog
+    model = (catalog.model if kind == "model" else catalog.deployment)(p["owner"], p["name"])
     if model is None:
-        return _not_found("The requested deployment does not exist (or perhaps you don't have "
+        return _not_found(f"The requested {kind} does not exist (or perhaps you don't have "
                           "permission to use it?)")
-    return await _create(request, body, model, model.latest_version_id, via="deployment")
+    return await _create(request, body, model, model.latest_version_id, via=via)
 
 
 def parse_cancel_after(text: str) -> float | None:

@@ -55,9 +55,9 @@ class EmulatorConfig:
     page_size: int = 100
     """Predictions per page of ``GET /v1/predictions``."""
     random_seed: int | None = None
+    """Seed for latencies, failures and missing input seeds; None is nondeterministic."""
     deployments: dict[str, str] = dataclasses.field(default_factory=dict)
     """Deployments the emulator serves: ``owner/name`` → the model they run."""
-    """Seed for latencies, failures and missing input seeds; None is nondeterministic."""
 
     @classmethod
     def low_credit(cls, **overrides: Any) -> EmulatorConfig:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.data.audit import record
 from core.planning.catalog import SDXL_REF, ensure_model, list_models, set_price
-from core.planning.pricing import PRICING_KINDS, MissingPrice, Pricing
+from core.planning.pricing import PRICING_KINDS, Pricing, price_text
 from core.config import get_settings
 from core.data.db import session_scope
 from core.errors import InvalidInput, NotFound
@@ -41,12 +41,9 @@ def models() -> list[dict[str, Any]]:
     with session_scope(runtime().engine) as session:
         rows = []
         for m in list_models(session):
-            try:
-                price = Pricing.of(m).describe()
-            except MissingPrice:
-                price = None
             rows.append({"id": m.id, "ref": m.ref, "version_id": m.version_id,
-                         "create_via": m.create_via, "deployment": m.deployment, "price": price,
+                         "create_via": m.create_via, "deployment": m.deployment,
+                         "price": price_text(m),
                          **{f: getattr(m, f) for f in PRICING_FIELDS}})
         return rows
 
@@ -57,16 +54,15 @@ def checked_pricing(changes: dict[str, Any]) -> Pricing:
     kind = changes.get("pricing_kind")
     if kind not in PRICING_KINDS:
         raise InvalidInput(f"Choose how the model is billed: {', '.join(PRICING_KINDS)}.")
-    keep = {"per_second": ("usd_per_second", "hardware"), "per_image": ("usd_per_image",),
-            "per_megapixel": ("usd_per_megapixel", "usd_per_input_megapixel"),
-            "per_run": ("usd_per_run",)}[kind]
     hardware = (changes.get("hardware") or "").strip()
     if len(hardware) > 80:
         raise InvalidInput("The hardware name is at most 80 characters.")
-    values = {f: changes.get(f) for f in keep}
-    if "hardware" in values:
-        values["hardware"] = hardware or None
-    return Pricing(kind=kind, as_of=(changes.get("price_as_of") or "").strip() or None, **values)
+    return Pricing.for_kind(
+        kind, changes.get(f"usd_{kind}"),
+        hardware=(hardware or None) if kind == "per_second" else None,
+        usd_per_input_megapixel=(changes.get("usd_per_input_megapixel")
+                                 if kind == "per_megapixel" else None),
+        as_of=(changes.get("price_as_of") or "").strip() or None)
 
 
 def save_pricing(model_id: int, changes: dict[str, Any], *, actor: str) -> dict[str, list[Any]]:

@@ -305,12 +305,9 @@ def preview(plan: SweepPlan) -> None:
 
 
 def _price(model: Any) -> str:
-    from core.planning.pricing import MissingPrice, Pricing
+    from core.planning.pricing import price_text
 
-    try:
-        return Pricing.of(model).describe()
-    except MissingPrice:
-        return "no price"
+    return price_text(model) or "no price"
 
 
 def take_uploads(files: list[Any], seen: dict[str, dict[str, Any]],

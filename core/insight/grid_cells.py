@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from core.data.models import Generation
+from core.planning.schema import ROLE_NAMES
 from core.planning.sweeps import NOT_APPLIED_KEY
 
 # Axes kept as the cell's own fields; any other axis is read from the model input.
@@ -133,5 +134,5 @@ def swept_axes(cells: Sequence[GridCell]) -> list[str]:
 
 
 # Model inputs already shown through a role axis (strength, steps, guidance, seed).
-_ROLE_INPUTS = frozenset({"prompt_strength", "strength", "num_inference_steps", "steps",
-                          "guidance_scale", "guidance", "seed"})
+_ROLE_INPUTS = frozenset(name for role in ("strength", "steps", "guidance", "seed")
+                         for name in ROLE_NAMES[role])

@@ -18,7 +18,7 @@ from core.data.audit import record
 from core.data.models import ModelSpec, utcnow
 from core.errors import InvalidInput, NotFound
 from core.planning.known_models import SDXL_REF, SDXL_VERSION, known_model
-from core.planning.pricing import MissingPrice, Pricing
+from core.planning.pricing import Pricing, price_text
 from core.planning.schema import InputRoles, input_properties, input_roles, parse_model_ref
 
 __all__ = ["SDXL_REF", "SDXL_VERSION", "CREATE_VIA", "ensure_model", "list_models",
@@ -178,10 +178,6 @@ def model_views(session: Session, refs: list[str], *, fetch_schema: Any = None) 
     views = []
     for ref in refs:
         spec = ensure_model(session, ref, fetch_schema=fetch_schema)
-        try:
-            price: str | None = Pricing.of(spec).describe()
-        except MissingPrice:
-            price = None
         views.append(ModelView(spec.ref, spec.create_via, input_properties(spec.input_schema or {}),
-                               input_roles(spec.input_schema or {}), price))
+                               input_roles(spec.input_schema or {}), price_text(spec)))
     return views

@@ -38,11 +38,6 @@ class SweepEstimate:
     parallel: int  # cells expected in flight at once
 
 
-def pricing_of(model: ModelSpec) -> Pricing:
-    """The model's row of the price table (MissingPrice when it has none yet)."""
-    return Pricing.of(model)
-
-
 def estimate_cells(session: Session, model: ModelSpec, steps: Sequence[int | None],
                    megapixels: Sequence[float | None] | None = None, *,
                    endpoint: Endpoint | None, inflight_cap: int, create_rate_per_minute: int,
@@ -69,7 +64,7 @@ def estimate_cells(session: Session, model: ModelSpec, steps: Sequence[int | Non
     mean_predict = sum(predicts) / len(predicts) if predicts else 0.0
     overhead = (timing.expected_queue_s() or 0.0) + (timing.expected_other_s() or PRIOR_OTHER_S)
     parallel = inflight_cap
-    pricing = pricing_of(model)
+    pricing = Pricing.of(model)  # MissingPrice when it has none yet
     cell_costs = None
     if model_inputs is not None:
         inputs_mp = list(input_megapixels) if input_megapixels is not None else [None] * len(predicts)

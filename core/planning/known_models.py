@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
-import json
-from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-SDXL_REF = "stability-ai/sdxl"
-SDXL_VERSION = "7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"
+from core.planning.schema import SDXL_MODEL, load_bundled_version
+
+SDXL_REF = SDXL_MODEL
+SDXL_VERSION = "7762fd07cf82c948538e41f63f77d685e02b063e37e496e96eefd46c929f9bdc"  # the bundled one
 FLUX_DEV_REF = "black-forest-labs/flux-dev"
 FLUX_KONTEXT_PRO_REF = "black-forest-labs/flux-kontext-pro"
 SEEDREAM_4_REF = "bytedance/seedream-4"
@@ -175,10 +174,10 @@ class KnownModel:
         return copy.deepcopy(_SCHEMAS[self.ref]())
 
 
-@functools.cache
 def _sdxl_schema() -> dict[str, Any]:
-    path = Path(__file__).parent / "sdxl_version.json"
-    return json.loads(path.read_text(encoding="utf-8"))["openapi_schema"]
+    bundled = load_bundled_version(SDXL_REF)
+    assert bundled is not None  # shipped with the code
+    return bundled["openapi_schema"]
 
 
 _SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -210,6 +209,3 @@ KNOWN_MODELS: dict[str, KnownModel] = {
 def known_model(ref: str) -> KnownModel | None:
     return KNOWN_MODELS.get(ref)
 
-
-def known_by_version(version_id: str) -> KnownModel | None:
-    return next((m for m in KNOWN_MODELS.values() if m.version_id == version_id), None)

@@ -140,6 +140,14 @@ class Pricing:
         return text + (f", as of {self.as_of}" if self.as_of else "")
 
 
+def price_text(model: Any) -> str | None:
+    """The model's price in words (``Pricing.describe``), or None when it has none yet."""
+    try:
+        return Pricing.of(model).describe()
+    except MissingPrice:
+        return None
+
+
 def _whole_megapixels(megapixels: Iterable[float]) -> int:
     return sum(math.ceil(mp - 1e-9) for mp in megapixels if mp > 0)
 
@@ -214,10 +222,8 @@ def max_cost(pricing: Pricing, model_input: Mapping[str, Any], cancel_after_s: f
     allows; per run, the rate. For budget checks before a create (issue 16)."""
     if cancel_after_s < 0 or not math.isfinite(cancel_after_s):
         raise ValueError(f"cancel_after_s {cancel_after_s!r} is not a duration")
-    n = outputs_per_prediction(model_input)
-    out_mp = [output_megapixels(model_input, input_megapixels)] * n
-    return cost_of(pricing, cancel_after_s, n, output_megapixels=out_mp,
-                   input_megapixels=[input_megapixels] if input_megapixels else ())
+    return expected_cost(pricing, model_input, expected_predict_time_s=cancel_after_s,
+                         input_megapixels=input_megapixels)
 
 
 @dataclass(frozen=True)

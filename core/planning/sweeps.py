@@ -79,7 +79,7 @@ class SweepRequest:
 
     def axis_texts(self) -> dict[str, str]:
         """Every swept input by its grid name: the shorthands the person set, then the rest."""
-        texts = {name: text for name in ("seed", "guidance", "steps", "strength")
+        texts = {name: text for name in reversed(SHORTHANDS)
                  if (text := getattr(self, name)) is not None and str(text).strip()}
         for name, text in self.axes.items():
             if name in texts:
@@ -105,9 +105,6 @@ class SweepPlan:
     @property
     def to_run(self) -> int:
         return sum(1 for c in self.cells if c.request_hash not in self.reusable)
-
-    def model_of(self, cell: grid.CellSpec) -> ModelSpec:
-        return next(m for m in self.models if m.ref == cell.model)
 
 
 def _model_version(model: ModelSpec) -> str:
@@ -145,7 +142,7 @@ class _ModelGrid:
 
 
 # Role axes in their usual order (strength varies fastest); other inputs come before them.
-_AXIS_ORDER = {"seed": 1, "guidance": 2, "steps": 3, "strength": 4}
+_AXIS_ORDER = {name: n for n, name in enumerate(reversed(SHORTHANDS), start=1)}
 
 
 def _model_grid(model: ModelSpec, request: SweepRequest, texts: Mapping[str, str],
@@ -290,8 +287,7 @@ def _refuse_nul(request: SweepRequest) -> None:
     fields: list[tuple[str, Any]] = [("name", request.name), ("negative prompt",
                                      request.negative_prompt), ("Prompt S/R", request.prompt_sr)]
     fields += [(f"prompt {n + 1}", p) for n, p in enumerate(request.prompts)]
-    fields += [(f"{axis} axis", request.__dict__.get(axis)) for axis in
-               ("strength", "steps", "guidance", "seed")]
+    fields += [(f"{axis} axis", request.__dict__.get(axis)) for axis in SHORTHANDS]
     for label, value in fields:
         if isinstance(value, str) and "\x00" in value:
             raise InvalidInput(f"The {label} contains a NUL character (\\0), which cannot be "
@@ -534,7 +530,8 @@ def retry_failed(session: Session, redis: Redis | None, sweep_id: int, *, actor:
         session.execute(update(Generation).where(Generation.id.in_(billed)).values(
             state=GenerationState.SUBMITTED, error=None, job_id=None, completed_at=None)
             .execution_options(synchronize_session=False))
-    rest = [gid for gid in ids if gid not in set(billed)]
+    stored_again = set(billed)
+    rest = [gid for gid in ids if gid not in stored_again]
     session.execute(update(Generation).where(Generation.id.in_(rest)).values(**_RESET)
                     .execution_options(synchronize_session=False))
     record(session, actor, "retry_failed", "sweep", sweep_id,

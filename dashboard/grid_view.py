@@ -54,13 +54,14 @@ def _from_link(key: str, param: str, options: list[str], default: str) -> None:
         st.session_state[key] = default
 
 
-def prompt_heading(axis: str, value: Any, cells: Sequence[Cell]) -> tuple[str, str | None]:
+def prompt_heading(axis: str, value: Any,
+                   texts: Mapping[Any, str]) -> tuple[str, str | None]:
     """A heading for one axis value, and its full text for the tooltip (prompts only):
-    ``P1: a portrait, studio…`` rather than a bare P1. Raw text: pass it through fmt.plain
-    wherever Streamlit reads Markdown."""
-    from core.insight.contact_sheet import prompt_texts
-
-    texts = prompt_texts(cells) if axis == "prompt" else {}
+    ``P1: a portrait, studio…`` rather than a bare P1. ``texts``: the grid's prompt texts by
+    label (``prompt_texts``, made once a grid). Raw text: pass it through fmt.plain wherever
+    Streamlit reads Markdown."""
+    if axis != "prompt":
+        texts = {}
     return _heading(axis, value, texts), texts.get(value)
 
 
@@ -209,15 +210,18 @@ def grid(cells: Sequence[Cell], x: str | None, y: str | None, *,
                             key=f"page_{key}")
     widths = ([1] if y else []) + [3] * len(xs)
     px = thumbnail_px(len(xs))
+    from core.insight.contact_sheet import prompt_texts
+
+    texts = prompt_texts(cells) if "prompt" in (x, y) else {}
     if x:
         head = st.columns(widths)
         for col, value in zip(head[1 if y else 0:], xs):
-            heading, full = prompt_heading(x, value, cells)
+            heading, full = prompt_heading(x, value, texts)
             col.markdown(f"**{fmt.plain(heading)}**", help=full and fmt.plain(full))
     for yv in ys[(page - 1) * rows_per_page: page * rows_per_page]:
         row = st.columns(widths)
         if y:
-            heading, full = prompt_heading(y, yv, cells)
+            heading, full = prompt_heading(y, yv, texts)
             row[0].markdown(f"**{fmt.plain(heading)}**", help=full and fmt.plain(full))
         lacking = lacking_x.get(yv)
         for n, (col, xv) in enumerate(zip(row[1 if y else 0:], xs)):

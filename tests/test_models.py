@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from core.config import Settings
 from core.data.db import session_scope
@@ -17,20 +16,13 @@ from core.planning.pricing import MissingPrice, Pricing
 from core.planning.sweeps import NOT_APPLIED_KEY, SweepRequest, plan_sweep
 from core.runtime import open_runtime
 from tests.factories import make_model
+from tests.test_faults import cells as cells_of
 from tests.test_execution import configure, emulator_stats, png_bytes, run_queue, submit
 
 FLUX_DEV = "black-forest-labs/flux-dev"
 KONTEXT = "black-forest-labs/flux-kontext-pro"
 SEEDREAM = "bytedance/seedream-4"
 SDXL = "stability-ai/sdxl"
-
-
-def cells_of(runtime, sweep_id: int) -> list[Generation]:
-    with session_scope(runtime.engine) as session:
-        cells = list(session.scalars(select(Generation).where(Generation.sweep_id == sweep_id)
-                                     .order_by(Generation.cell_index)))
-        session.expunge_all()
-        return cells
 
 
 def run(runtime, request: SweepRequest) -> list[Generation]:

@@ -31,6 +31,25 @@ def assert_all_succeeded_once(runtime, sweep_id: int, emulator, n: int) -> None:
     assert set(stats["creates_by_input_hash"].values()) == {1}
 
 
+def wait_to_store(runtime, sweep_id: int, what: str) -> list:
+    """Storage is away: a cell says it waits to store; none failed; every waiting cell keeps
+    its (billed) prediction. Returns the waiting cells."""
+    wait_for(lambda: any((c.error or "").startswith("Waiting to store")
+                         for c in cells(runtime, sweep_id)), 60, f"a cell to wait for {what}")
+    assert not any(c.state == GenerationState.FAILED for c in cells(runtime, sweep_id))
+    waiting = [c for c in cells(runtime, sweep_id) if (c.error or "").startswith("Waiting")]
+    assert all(c.state == GenerationState.SUBMITTED and c.prediction_id for c in waiting)
+    return waiting
+
+
+def all_stored_once(runtime, sweep_id: int, emulator, n: int, what: str) -> None:
+    """Storage is back: every cell stores its output, each created once."""
+    wait_for(lambda: states(runtime, sweep_id) == {"succeeded": n}, 120, what)
+    assert all(runtime.store.exists(c.output_key) and c.error is None
+               for c in cells(runtime, sweep_id))
+    assert_all_succeeded_once(runtime, sweep_id, emulator, n)
+
+
 def test_redis_restarting_mid_sweep_loses_no_cell(tuner_env, emulator, processes,
                                                   redis_server, tmp_path):
     configure(emulator, predict_time_s=2.0)
@@ -96,19 +115,10 @@ def test_a_full_media_disk_keeps_the_billed_outputs_until_there_is_room(
         runtime = open_runtime(Settings())
         sweep_id = submit(runtime, SweepRequest(**{**TWELVE.__dict__}), image=png_bytes(size=200))
         processes.python(["core", "worker"], env, tmp_path / "worker.log")
-        wait_for(lambda: any((c.error or "").startswith("Waiting to store")
-                             for c in cells(runtime, sweep_id)), 60,
-                 "a cell to wait for room on the disk")
-        assert not any(c.state == GenerationState.FAILED for c in cells(runtime, sweep_id))
-        waiting = [c for c in cells(runtime, sweep_id) if (c.error or "").startswith("Waiting")]
-        assert all(c.state == GenerationState.SUBMITTED and c.prediction_id for c in waiting)
+        waiting = wait_to_store(runtime, sweep_id, "room on the disk")
         assert "disk is full" in waiting[0].error
         subprocess.run(["mount", "-o", "remount,size=50m", str(media)], check=True)
-        wait_for(lambda: states(runtime, sweep_id) == {"succeeded": 12}, 120,
-                 "every cell to be stored once there is room")
-        assert all(runtime.store.exists(c.output_key) and c.error is None
-                   for c in cells(runtime, sweep_id))
-        assert_all_succeeded_once(runtime, sweep_id, emulator, 12)
+        all_stored_once(runtime, sweep_id, emulator, 12, "every cell to be stored once there is room")
     finally:
         processes.stop_all()
         subprocess.run(["umount", "-l", str(media)], check=False)
@@ -143,19 +153,10 @@ def test_s3_down_mid_sweep_keeps_the_billed_outputs_until_it_is_back(
         wait_for(lambda: all(c.prediction_id for c in cells(runtime, sweep_id)), 30,
                  "every cell's prediction to be created")
         stop()  # S3 is down while the predictions run
-        wait_for(lambda: any((c.error or "").startswith("Waiting to store")
-                             for c in cells(runtime, sweep_id)), 60,
-                 "a cell to wait for S3")
-        assert not any(c.state == GenerationState.FAILED for c in cells(runtime, sweep_id))
-        waiting = [c for c in cells(runtime, sweep_id) if (c.error or "").startswith("Waiting")]
-        assert all(c.state == GenerationState.SUBMITTED and c.prediction_id for c in waiting)
+        waiting = wait_to_store(runtime, sweep_id, "S3")
         assert "S3" in waiting[0].error or "s3://" in waiting[0].error
         _, stop = start_moto_server(port=urlsplit(endpoint).port or 0)  # S3 is back
-        wait_for(lambda: states(runtime, sweep_id) == {"succeeded": 12}, 120,
-                 "every cell to be stored once S3 is back")
-        assert all(runtime.store.exists(c.output_key) and c.error is None
-                   for c in cells(runtime, sweep_id))
-        assert_all_succeeded_once(runtime, sweep_id, emulator, 12)
+        all_stored_once(runtime, sweep_id, emulator, 12, "every cell to be stored once S3 is back")
     finally:
         processes.stop_all()
         stop()

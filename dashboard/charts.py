@@ -1,11 +1,17 @@
-"""Altair chart builders over the DataFrames core.insight.analytics / core.insight.performance return, and
-``show``, which draws a chart with a CSV download of exactly the rows it plots.
+"""Altair chart builders over the DataFrames core.insight.analytics / core.insight.performance return;
+``draw``, which draws one, and ``show``, which draws one with a CSV download of exactly the
+rows it plots.
 
 Builders take a frame and return a chart; they never query anything. Days come back from
 core as ``datetime.date`` values, which Vega-Lite cannot read, so each builder converts its
-time column first (on a copy)."""
+time column first (on a copy). A builder's Vega-Lite spec is made once per content of its
+frame and arguments (``_spec``): building and validating an Altair chart costs tens of
+milliseconds of the server's CPU, on every rerun and for every person, for the same rows."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -24,12 +30,30 @@ def _dated(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return out
 
 
-def show(chart: alt.Chart | None, frame: pd.DataFrame, name: str, *, empty: str) -> None:
-    """The chart (or ``empty`` when there are no rows) and a CSV of what it shows."""
-    if frame.empty or chart is None:
+Builder = Callable[..., alt.TopLevelMixin]
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _spec(name: str, frame: pd.DataFrame, args: tuple, _build: Builder) -> dict[str, Any]:
+    """``_build(frame, *args)`` as a Vega-Lite spec with its rows inline, cached by the
+    builder's name and the frame's and arguments' content."""
+    with alt.data_transformers.disable_max_rows():
+        return _build(frame, *args).to_dict()
+
+
+def draw(build: Builder, frame: pd.DataFrame, *args: Any) -> None:
+    """The chart ``build(frame, *args)`` makes, as wide as its container."""
+    st.vega_lite_chart(None, _spec(f"{build.__module__}.{build.__qualname__}", frame, args,
+                                   build), width="stretch")
+
+
+def show(build: Builder, frame: pd.DataFrame, name: str, *args: Any, empty: str) -> None:
+    """The chart ``build(frame, *args)`` (or ``empty`` when there are no rows) and a CSV of
+    what it shows."""
+    if frame.empty:
         st.caption(empty)
         return
-    st.altair_chart(chart, width="stretch")
+    draw(build, frame, *args)
     st.download_button(f"CSV of {name}", frame.to_csv(index=False).encode(),
                        file_name=f"{name.replace(' ', '-')}.csv", mime="text/csv",
                        key=f"csv_{name}", icon=":material/download:")

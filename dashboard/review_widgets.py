@@ -535,7 +535,7 @@ def summary(frame: pd.DataFrame) -> None:
              if frame[(frame["parameter"] == p) & frame["mean_rating"].notna()].shape[0]]
     for column, parameter in zip(st.columns(max(len(rated), 1)), rated):
         with column:
-            st.altair_chart(charts.mean_rating(frame, parameter), width="stretch")
+            charts.draw(charts.mean_rating, frame, parameter)
     # values mix numbers and prompt labels; as text they make one Arrow column
     st.dataframe(frame.astype({"value": str}), hide_index=True, width="stretch", column_config={
         "mean_rating": st.column_config.NumberColumn("Mean rating", format="%.2f ★")})

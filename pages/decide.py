@@ -8,7 +8,7 @@ from core.insight import evidence, stats
 from core.insight.analytics import projection_table
 from core.insight.recommend import recommend, representative
 from core.insight.report import STATISTICS_NOTE
-from dashboard import actions, frame, runs_view
+from dashboard import actions, charts, frame, runs_view
 from dashboard import format as fmt
 from dashboard import insight_queries as iq
 from dashboard import insight_widgets as iw
@@ -79,7 +79,7 @@ for axis in axes:
         if table.empty:
             st.caption(f"{axis}: nothing {'rated' if value == 'rating' else 'measured'} yet.")
             continue
-        st.altair_chart(iw.error_bars(table, axis, iw.METRIC_CHOICES[value]), width="stretch")
+        charts.draw(iw.error_bars, table, axis, iw.METRIC_CHOICES[value])
 
 st.subheader("Heatmap")
 if len(axes) >= 2:
@@ -94,8 +94,7 @@ if len(axes) >= 2:
         if table.empty:
             st.caption("Nothing to show yet for this choice.")
         else:
-            st.altair_chart(iw.heatmap_chart(table, x, y, iw.METRIC_CHOICES[shown]),
-                            width="stretch")
+            charts.draw(iw.heatmap_chart, table, x, y, iw.METRIC_CHOICES[shown])
 else:
     st.caption("A heatmap needs two swept axes; this scope sweeps one.")
 

@@ -62,12 +62,12 @@ with shown_errors("charting cost per day"):
     real_tab, emulated_tab = st.tabs(["Real Replicate spend", "Emulated (not real money)"])
     with real_tab:
         rows = ov.by_endpoint(per_day, "replicate")
-        charts.show(charts.cost_per_day(rows, by), rows, f"real cost per day by {by}",
+        charts.show(charts.cost_per_day, rows, f"real cost per day by {by}", by,
                     empty="No real Replicate spend in this range.")
     with emulated_tab:
         rows = ov.by_endpoint(per_day, "emulator")
         st.caption(f"{fmt.endpoint_badge('emulator')} what real Replicate would have charged.")
-        charts.show(charts.cost_per_day(rows, by), rows, f"emulated cost per day by {by}",
+        charts.show(charts.cost_per_day, rows, f"emulated cost per day by {by}", by,
                     empty="No emulated generations in this range.")
 
 left, right = st.columns(2)
@@ -75,13 +75,13 @@ with left:
     st.subheader("Real spend this month vs budget")
     with shown_errors("charting cumulative spend"):
         rows = ov.cumulative_real_spend(start, end)
-        charts.show(charts.cumulative_spend(rows), rows, "cumulative real spend",
+        charts.show(charts.cumulative_spend, rows, "cumulative real spend",
                     empty="No days in this range.")
 with right:
     st.subheader("Cost per generation")
     with shown_errors("charting cost per generation"):
         rows = ov.cost_per_generation(start, end)
-        charts.show(charts.cost_per_generation(rows), rows, "cost per generation",
+        charts.show(charts.cost_per_generation, rows, "cost per generation",
                     empty="No predictions finished in this range.")
 
 st.header("Latency")
@@ -89,10 +89,10 @@ st.caption("Succeeded predictions only. Our queue: enqueued → a worker took it
            "queue: created → started; predict time: billed compute; total: enqueued → stored.")
 with shown_errors("charting latency"):
     rows = ov.latency_per_day(start, end)
-    charts.show(charts.latency_over_time(rows), rows, "latency p50 p95 per day",
+    charts.show(charts.latency_over_time, rows, "latency p50 p95 per day",
                 empty="No latency measured in this range.")
     rows = ov.latency_histograms(start, end)
-    charts.show(charts.latency_histograms(rows), rows, "latency distributions",
+    charts.show(charts.latency_histograms, rows, "latency distributions",
                 empty="No latency measured in this range.")
 
 st.header("Throughput and failures")
@@ -100,12 +100,12 @@ left, right = st.columns(2)
 with left:
     with shown_errors("charting throughput"):
         rows = ov.throughput(start, end)
-        charts.show(charts.throughput(rows), rows, "throughput per day",
+        charts.show(charts.throughput, rows, "throughput per day",
                     empty="No predictions finished in this range.")
 with right:
     with shown_errors("charting failures"):
         rows = ov.failure_rate(start, end)
-        charts.show(charts.failure_rate(rows), rows, "failure rate per day",
+        charts.show(charts.failure_rate, rows, "failure rate per day",
                     empty="No predictions finished in this range.")
 with shown_errors("listing errors"):
     errors = ov.top_errors(start, end)
@@ -138,7 +138,7 @@ with shown_errors("charting usage"):
             "emulated_cost_usd": st.column_config.NumberColumn("Emulated cost",
                                                                format="$%.4f")})
     with right:
-        charts.show(charts.usage_per_person(rows), rows, "usage per person",
+        charts.show(charts.usage_per_person, rows, "usage per person",
                     empty="Nobody ran anything in this range.")
 
 st.header("Monthly projection")

@@ -99,6 +99,21 @@ def test_identity_is_measured_where_the_input_has_a_face():
     assert gone.identity_distance > SAME_PERSON_DISTANCE and gone.identity < kept.identity
 
 
+def test_identity_runs_on_a_blas_build_of_dlib_with_one_thread():
+    # What keeps identity inside the metric budget (bench/metrics.py): dlib built against
+    # OpenBLAS by .ci/install (a descriptor costs ~5x more in the BLAS-less dlib-bin wheels)
+    # and OpenBLAS on one thread (more threads spin on every core for a 150 px chip).
+    import os
+
+    from core.insight.metrics import identity_unavailable_reason
+
+    assert identity_unavailable_reason() is None
+    import dlib
+
+    assert dlib.DLIB_USE_BLAS, "dlib was built without BLAS: run bash .ci/install"
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+
+
 def _with_face(photo: np.ndarray, box: tuple[int, int, int, int], face: np.ndarray) -> np.ndarray:
     """``photo`` with ``face`` (grey, any size) resized into ``box`` and a margin around it."""
     left, top, right, bottom = box

@@ -7,18 +7,19 @@ import datetime as dt
 from typing import Any
 
 import streamlit as st
+from sqlalchemy import func, select
 
 from core.planning.catalog import SDXL_REF, list_models
 from core.data.db import session_scope
 from core.insight.export import export_sweep as core_export_sweep
 from core.data.library import list_images
-from core.data.models import Sweep
+from core.data.models import Generation, OutputMetrics, Sweep
 from core.insight.grid_cells import GridCell, grid_cell, lacking_inputs
 from core.planning.presets import Preset, list_presets
 from core.insight.progress import SweepProgress, sweep_progress
 from core.insight.measured import metrics_by_generation
 from core.insight.metrics import METRIC_NAMES
-from core.insight.review import marks_for_sweep
+from core.insight.review import marks_for_sweep, marks_version
 from core.planning.sweeps import SweepSummary, cells_of, summarize, sweep_version
 from dashboard.resources import runtime
 
@@ -42,14 +43,26 @@ def live_progress(sweep_id: int, stuck_after_s: float = 120.0) -> SweepProgress:
                               stuck_after_s=stuck_after_s)
 
 
-@st.cache_data(ttl=1, show_spinner=False)
-def sweep_cells(sweep_id: int) -> list[GridCell]:
-    """The sweep's cells as typed records, with their review marks and image metrics. The
-    cells are cached by their content (the sweep's state counts and last finish), so a
-    finished sweep's 1,000 ORM rows are built once, not every second; marks and metrics are
-    read fresh."""
+def sweep_cells(sweep_id: int) -> tuple[GridCell, ...]:
+    """The sweep's cells as typed records, with their review marks and image metrics, cached
+    by content: the sweep's state counts and last finish, its reviews' last change and its
+    outputs' metrics (how many, last measured). Three indexed reads a call; the 1,000 records
+    of a sweep are built only when one of those moves, and are shared, not copied, between
+    reruns and sessions (frozen records in a tuple). Metrics of outputs a sweep reused from
+    another sweep, measured later by a backfill, show within the cache's ten minutes."""
     with session_scope(runtime().engine) as session:
         version = sweep_version(session, sweep_id)
+        marks = marks_version(session, sweep_id)
+        measured = tuple(session.execute(
+            select(func.count(), func.max(OutputMetrics.measured_at))
+            .join(Generation, OutputMetrics.generation_id == Generation.id)
+            .where(Generation.sweep_id == sweep_id)).one())
+    return _marked_cells(sweep_id, version, marks, measured)
+
+
+@st.cache_resource(ttl=600, max_entries=32, show_spinner=False)
+def _marked_cells(sweep_id: int, version: tuple, marks_version: tuple,
+                  metrics_version: tuple) -> tuple[GridCell, ...]:
     cells = _cells(sweep_id, version)  # its own session: SQLite sessions must not nest
     with session_scope(runtime().engine) as session:
         marks = marks_for_sweep(session, sweep_id)
@@ -63,7 +76,7 @@ def sweep_cells(sweep_id: int) -> list[GridCell]:
             ratings_by=dict(mark.ratings) if mark else {},
             tags=tuple(sorted(mark.tags)) if mark else (),
             metrics={name: getattr(found, name) if found else None for name in METRIC_NAMES}))
-    return out
+    return tuple(out)
 
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
@@ -83,7 +96,7 @@ def _cells(sweep_id: int, version: tuple) -> list[GridCell]:
 
 def clear_sweep_cells() -> None:
     """After a change the state counts may not show (a promote, a deleted image's label)."""
-    sweep_cells.clear()
+    _marked_cells.clear()
     _cells.clear()
 
 

@@ -93,10 +93,7 @@ def save(generation_id: int, reviewer: str, *, rating: int | None, thumbs: int |
 
 def reviews_changed() -> None:
     ratings_summary.clear()
-    team.clear()
-    from dashboard import queries
-
-    queries.sweep_cells.clear()  # the gallery's marks
+    team.clear()  # the gallery's marks follow by themselves (queries.sweep_cells)
 
 
 @st.cache_data(ttl=10, show_spinner=False)

@@ -445,6 +445,16 @@ class CellMarks:
         return len(self.ratings)
 
 
+def marks_version(session: Session, sweep_id: int) -> tuple:
+    """What changes whenever a review of the sweep is added or changed (saving one stamps
+    ``updated_at``): a cache keyed by it holds the sweep's marks until then."""
+    count, last_id, last_update = session.execute(
+        select(func.count(Review.id), func.max(Review.id), func.max(Review.updated_at))
+        .join(Generation, Review.generation_id == Generation.id)
+        .where(Generation.sweep_id == sweep_id)).one()
+    return count, last_id, str(last_update)
+
+
 def marks_for_sweep(session: Session, sweep_id: int) -> dict[int, CellMarks]:
     """Mean rating and the union of tags of every reviewed cell of a sweep (one query; a
     sweep has at most a few thousand cells, each with a reviewer or two)."""

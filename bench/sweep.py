@@ -659,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table([{"target": k, "value": v["value"], "result": v["result"]}
                  for k, v in targets.items()],
                 [("target", "target"), ("value", "measured"), ("result", "result")]))
-    path = write_results("sweep", {"machine": info, "quick": args.quick, "runs": rows,
+    path = write_results("sweep-scale" if args.scale else "sweep", {"machine": info, "quick": args.quick, "runs": rows,
                                    "targets": targets,
                                    "input_image": "1024×1024 photo-like PNG (smooth field + noise)"})
     print(f"\nwrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")

@@ -170,12 +170,16 @@ def photo_like_png(size: int = 1024, seed: int = 7) -> bytes:
 
 
 def grid_for(cells: int) -> SweepRequest:
-    """A strength × seed grid of exactly ``cells`` cells (steps and prompt fixed)."""
+    """A strength × steps × seed grid of exactly ``cells`` cells (prompt fixed; steps swept
+    only where seeds alone would pass the 200-values-per-axis limit, as at 10,000 cells)."""
     strengths = 10 if cells % 10 == 0 else 1
-    seeds = cells // strengths
+    rest = cells // strengths
+    steps = rest // 200 if rest > 200 and rest % 200 == 0 else 1
+    seeds = rest // steps
     return SweepRequest(model_ref="stability-ai/sdxl", image_ids=[],
                         strength=f"0.1-0.9 [{strengths}]" if strengths > 1 else "0.5",
-                        steps="25", prompts=["a portrait, studio light"],
+                        steps=f"21-{20 + steps} [{steps}]" if steps > 1 else "25",
+                        prompts=["a portrait, studio light"],
                         seed=f"1-{seeds}" if seeds > 1 else "1")
 
 

@@ -34,3 +34,9 @@ def file_url(base_url: str, image_sha256: str) -> str:
 def reaper_lock(deployment: str) -> str:
     """One reaper at a time per deployment (each deployment's reaper runs its own rounds)."""
     return f"{PREFIX}:{deployment}:reaper-lock"
+
+
+def reaper_round(deployment: str) -> str:
+    """Set for a round's interval by the worker that runs it: one round per interval for the
+    whole deployment, however many worker processes there are."""
+    return f"{PREFIX}:{deployment}:reaper-round"

@@ -14,7 +14,6 @@ import logging
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,37 +31,34 @@ WAITING_JOB_STATES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 def find_abandoned(session: Session, redis: Redis, *, grace_s: float) -> list[int]:
     """Unfinished cells with no lease whose job is neither waiting nor just started (a
-    worker takes the leases within moments of starting a job; ``grace_s`` covers that)."""
+    worker takes the leases within moments of starting a job; ``grace_s`` covers that).
+
+    Jobs first, in one pipelined read: the cells of a waiting job (most of a big sweep's
+    cells while it runs) need no lease check, so a 10,000-cell sweep costs a read per job of
+    32 cells rather than a Redis call per cell every round."""
     rows = session.execute(
         select(Generation.id, Generation.job_id).where(Generation.state.in_(UNFINISHED))
         .order_by(Generation.id)).all()
     if not rows:
         return []
     deployment = deployment_id(session)
+    queue = keys.queue_name(deployment)
+    job_ids = sorted({job_id for _, job_id in rows if job_id is not None})
+    jobs = Job.fetch_many(job_ids, connection=redis) if job_ids else []
+    job_alive = {job_id: job is not None and _job_alive(job, grace_s, queue)
+                 for job_id, job in zip(job_ids, jobs)}
+    candidates = [gid for gid, job_id in rows if job_id is None or not job_alive[job_id]]
+    if not candidates:
+        return []
     pipe = redis.pipeline()
-    for gid, _ in rows:
+    for gid in candidates:
         pipe.exists(keys.cell_lease(deployment, gid))
     leased = pipe.execute()
-    job_alive: dict[str, bool] = {}
-    abandoned = []
-    queue = keys.queue_name(deployment)
-    for (gid, job_id), has_lease in zip(rows, leased):
-        if has_lease:
-            continue
-        if job_id is not None:
-            if job_id not in job_alive:
-                job_alive[job_id] = _job_alive(redis, job_id, grace_s, queue)
-            if job_alive[job_id]:
-                continue
-        abandoned.append(gid)  # canceled sweeps too: a worker finishes them as canceled
-    return abandoned
+    # canceled sweeps too: a worker finishes them as canceled
+    return [gid for gid, has_lease in zip(candidates, leased) if not has_lease]
 
 
-def _job_alive(redis: Redis, job_id: str, grace_s: float, queue: str) -> bool:
-    try:
-        job = Job.fetch(job_id, connection=redis)
-    except NoSuchJobError:
-        return False
+def _job_alive(job: Job, grace_s: float, queue: str) -> bool:
     status = job.get_status(refresh=False)
     if status in WAITING_JOB_STATES and job.origin != queue:
         # Waiting in a queue no worker of this deployment reads: the one queue of a version

@@ -7,17 +7,16 @@ import datetime as dt
 from typing import Any
 
 import streamlit as st
-from sqlalchemy import func, select
 
 from core.planning.catalog import SDXL_REF, list_models
 from core.data.db import session_scope
 from core.insight.export import export_sweep as core_export_sweep
 from core.data.library import list_images
-from core.data.models import Generation, OutputMetrics, Sweep
+from core.data.models import Sweep
 from core.insight.grid_cells import GridCell, grid_cell, lacking_inputs
 from core.planning.presets import Preset, list_presets
 from core.insight.progress import SweepProgress, sweep_progress
-from core.insight.measured import metrics_by_generation
+from core.insight.measured import metrics_by_generation, metrics_version
 from core.insight.metrics import METRIC_NAMES
 from core.insight.review import marks_for_sweep, marks_version
 from core.planning.sweeps import SweepSummary, cells_of, summarize, sweep_version
@@ -53,10 +52,7 @@ def sweep_cells(sweep_id: int) -> tuple[GridCell, ...]:
     with session_scope(runtime().engine) as session:
         version = sweep_version(session, sweep_id)
         marks = marks_version(session, sweep_id)
-        measured = tuple(session.execute(
-            select(func.count(), func.max(OutputMetrics.measured_at))
-            .join(Generation, OutputMetrics.generation_id == Generation.id)
-            .where(Generation.sweep_id == sweep_id)).one())
+        measured = metrics_version(session, sweep_id)
     return _marked_cells(sweep_id, version, marks, measured)
 
 

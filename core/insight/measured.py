@@ -7,7 +7,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Sequence
 
-from sqlalchemy import Engine, delete, or_, select
+from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.data.db import session_scope
@@ -103,6 +103,16 @@ def backfill(engine: Engine, store: MediaStore, *, sweep_id: int | None = None,
         if progress is not None:
             progress(n, len(todo))
     return BackfillResult(measured=done, failed=failed, remaining=len(ids) - len(todo))
+
+
+def metrics_version(session: Session, sweep_id: int) -> tuple:
+    """What changes whenever an output of the sweep is measured (saving replaces the row and
+    stamps ``measured_at``): a cache keyed by it holds the sweep's metrics until then."""
+    count, last = session.execute(
+        select(func.count(), func.max(OutputMetrics.measured_at))
+        .join(Generation, OutputMetrics.generation_id == Generation.id)
+        .where(Generation.sweep_id == sweep_id)).one()
+    return count, str(last)
 
 
 def metrics_by_generation(session: Session, generation_ids: Iterable[int] | None = None, *,

@@ -94,8 +94,9 @@ class Launcher:
         self._write_services_file()
         for n in range(self.workers):
             self._spawn(f"worker-{n + 1}", [sys.executable, "-m", "core", "worker"])
+        # dashboard.serve: Streamlit with the pages' modules imported before the port opens.
         self._spawn("dashboard", [
-            sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "streamlit_app.py"),
+            sys.executable, "-m", "dashboard.serve",
             "--server.address", self.address, "--server.port", str(self.port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false"])
         wait_until(lambda: http_answers(f"http://{self._host()}:{self.port}/_stcore/health"),

@@ -1,0 +1,62 @@
+"""The dashboard's server process, as ``python -m core up`` starts it: Streamlit, with the
+modules the pages use imported before the port opens.
+
+Streamlit imports a page's modules in the first session that runs it, so the first visitor
+of a freshly started server waited for pandas, SQLAlchemy, Altair, OpenCV, scikit-image and
+our own modules: 2.5–3 s of the 4.7–5.7 s first load on 2 CPUs (bench/browser.py, "cold";
+py-spy on the script thread). Importing them here moves that wait to the start, before
+``up`` says the dashboard is up.
+
+    python -m dashboard.serve [options of `streamlit run`]
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import sys
+
+from core.config import PROJECT_ROOT
+
+# Imported inside functions (so the CLI and the workers start without them), used by pages.
+USED_LAZILY = (
+    "alembic.runtime.migration", "alembic.script", "core.engine.worker", "core.health",
+    "core.insight.contact_sheet", "core.insight.pairwise", "core.insight.progress",
+    "core.insight.sqlstats", "core.planning.pricing", "core.planning.timing", "scipy.stats",
+    "statsmodels.stats.proportion", "streamlit.runtime.pages_manager")
+
+
+def preload() -> list[str]:
+    """Import every dashboard module and what pages import lazily; the names imported."""
+    import dashboard
+
+    names = [m.name for m in pkgutil.iter_modules(dashboard.__path__, "dashboard.")
+             if m.name != __name__]
+    # st.cache_data checks its options against the runtime's cache storage when a function
+    # is decorated and, before the runtime exists, warns once per function; the caches
+    # themselves are made at the first call, inside the runtime.
+    from streamlit.runtime.caching import cache_data_api  # its logger's level set on import
+
+    quiet = logging.getLogger(cache_data_api.__name__)
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        for name in (*names, *USED_LAZILY):
+            importlib.import_module(name)
+    finally:
+        quiet.setLevel(level)
+    return [*names, *USED_LAZILY]
+
+
+def main(argv: list[str] | None = None) -> int:
+    preload()
+    from streamlit.web import cli
+
+    sys.argv = ["streamlit", "run", str(PROJECT_ROOT / "streamlit_app.py"),
+                *(sys.argv[1:] if argv is None else argv)]
+    return cli.main(prog_name="streamlit")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -231,11 +231,13 @@ def grid(cells: Sequence[Cell], x: str | None, y: str | None, *,
                     st.caption(f"{fmt.plain(lacking['model'])} has no {x}"
                                if lacking is not None else "—")
                     continue
-                _thumb(cell, lambda k: load(k, px), _label(cell, x, y))
-                if cell["state"] == "succeeded":
-                    st.caption(rating_text(cell, user))
-                if st.button("Open", key=f"open_{key}_{cell['id']}", width="stretch",
-                             help="Full size, details, rate it, promote it"):
+                # The rating rides in the image's caption: one element a cell fewer, of the
+                # ~300 the browser lays out for a page of 100 (an unrated cell shows none).
+                label = _label(cell, x, y)
+                if cell.get("n_ratings"):
+                    label += " · " + rating_text(cell, user)
+                _thumb(cell, lambda k: load(k, px), label)
+                if st.button("Open", key=f"open_{key}_{cell['id']}", width="stretch"):
                     on_open(cell)
 
 

@@ -112,10 +112,12 @@ def test_rating_and_tag_filters_keep_only_matching_cells(open_page, runtime,
     # read above, before the reviews existed: the cells follow the reviews without a clear
     app = open_page(PAGE)
     app.select_slider(key="g_min_rating").set_value(4).run()
-    assert [c for image in app.image for c in image.captions] == ["✅ strength 0.3 · steps 20"]
+    assert [c for image in app.image for c in image.captions] == [
+        "✅ strength 0.3 · steps 20 · ★ 5.0 · n 1"]
     app.select_slider(key="g_min_rating").set_value(0).run()
     app.multiselect(key="g_tags").select("artifact").run()
-    assert [c for image in app.image for c in image.captions] == ["✅ strength 0.6 · steps 20"]
+    assert [c for image in app.image for c in image.captions] == [
+        "✅ strength 0.6 · steps 20 · ★ 2.0 · n 1"]
 
 
 def test_grid_png_has_a_cell_per_value(page_env, runtime, finished_sweep) -> None:
@@ -139,8 +141,10 @@ def test_cells_show_their_ratings_and_can_be_rated_in_the_dialog(open_page, runt
         save_review(session, first["id"], "ann", rating=5)
         save_review(session, first["id"], local_user(), rating=2)
     app = open_page(PAGE)
-    captions = _captions(app)
-    assert "★ 3.5 · n 2 · yours 2" in captions and "not rated yet" in captions
+    # In the image's caption beside its place in the grid; an unrated cell shows no stars.
+    captions = [c for image in app.image for c in image.captions]
+    assert captions[:2] == ["✅ strength 0.3 · steps 20 · ★ 3.5 · n 2 · yours 2",
+                            "✅ strength 0.6 · steps 20"]
     cells = {c["id"]: c for c in queries.sweep_cells(finished_sweep)}
     open_second = [b for b in app.button if b.label == "Open"][1]
     open_second.click().run()

@@ -79,6 +79,11 @@ def test_a_new_user_tunes_a_scenario_end_to_end(product, page, tmp_path):
     rows = list(csv.DictReader(io.StringIO(
         downloaded(page, "CSV of emulated cost per day by scenario").decode())))
     assert rows and sum(float(r["cost_usd"]) for r in rows) > 0
+    # One section at a time; another tab runs its own charts, and the URL names it.
+    page.get_by_role("tab", name="Latency").click()
+    rows = list(csv.DictReader(io.StringIO(
+        downloaded(page, "CSV of latency p50 p95 per day").decode())))
+    assert rows and "mon_section=Latency" in page.url
 
     # Scenarios: move the promoted scenario to production and export the config.
     page.goto(f"{product}/scenarios")

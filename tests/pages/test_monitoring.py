@@ -33,6 +33,29 @@ def _downloads(app) -> list[str]:
     return [d.label for d in app.get("download_button")]
 
 
+SECTIONS = ["Cost", "Latency", "Throughput and failures", "Usage per person",
+            "Monthly projection"]
+
+
+def _section(app, name: str):
+    """Choose a section's tab (lazy: only the chosen one runs), as a click would."""
+    app.session_state["mon_section"] = name
+    return app.run()
+
+
+def _every_section(app) -> dict[str, dict]:
+    """What each section drew: its downloads, charts, tables and captions."""
+    seen = {}
+    for name in SECTIONS:
+        _section(app, name)
+        assert not app.exception
+        seen[name] = {"downloads": _downloads(app), "charts": len(app.get("vega_lite_chart")),
+                      "frames": [d.value for d in app.dataframe],
+                      "captions": " ".join(c.value for c in app.caption),
+                      "errors": [e.value for e in app.error]}
+    return seen
+
+
 def test_empty_state_points_to_new_sweep(open_page) -> None:
     app = open_page(PAGE)
     assert not app.exception
@@ -44,17 +67,25 @@ def test_every_chart_has_its_csv(open_page, runtime) -> None:
     app = open_page(PAGE)
     assert not app.exception
     assert not app.error
-    assert set(_downloads(app)) == {
+    # One section runs at a time: the first is open, the others wait for their tab.
+    assert [t.label for t in app.tabs][:1] == ["Cost"] and len(app.get("vega_lite_chart")) == 4
+    seen = _every_section(app)
+    assert not any(s["errors"] for s in seen.values())
+    assert {d for s in seen.values() for d in s["downloads"]} == {
         "CSV of real cost per day by scenario", "CSV of emulated cost per day by scenario",
         "CSV of cumulative real spend", "CSV of cost per generation",
         "CSV of latency p50 p95 per day", "CSV of latency distributions",
         "CSV of throughput per day", "CSV of failure rate per day",
         "CSV of most common errors", "CSV of failures by strength", "CSV of usage per person",
         "CSV of monthly projection"}
-    assert len(app.get("vega_lite_chart")) == 9
-    assert [t.label for t in app.tabs] == ["Real Replicate spend", "Emulated (not real money)"]
-    frames = [d.value for d in app.dataframe]
-    errors, by_strength, usage, projection = frames
+    assert sum(s["charts"] for s in seen.values()) == 9
+    assert [s["charts"] for s in seen.values()] == [4, 2, 2, 1, 0]
+    _section(app, "Cost")
+    assert [t.label for t in app.tabs] == [*SECTIONS[:1], "Real Replicate spend",
+                                           "Emulated (not real money)", *SECTIONS[1:]]
+    errors, by_strength = seen["Throughput and failures"]["frames"]
+    (usage,) = seen["Usage per person"]["frames"]
+    (projection,) = seen["Monthly projection"]["frames"]
     assert list(errors["error"]) == ["NSFW content detected"]
     assert by_strength["failed"].sum() == 1 and "strength" in by_strength
     assert list(usage["person"]) == ["alice", "bob"]
@@ -77,13 +108,13 @@ def test_stack_by_model_and_an_empty_range(open_page, runtime) -> None:
     long_ago = dt.date(2020, 1, 1)
     app.date_input(key="mon_range").set_value((long_ago, long_ago + dt.timedelta(days=6))).run()
     assert not app.exception
-    captions = " ".join(c.value for c in app.caption)
-    assert "No real Replicate spend in this range." in captions
-    assert "No latency measured in this range." in captions
+    seen = _every_section(app)
+    assert "No real Replicate spend in this range." in seen["Cost"]["captions"]
+    assert "No latency measured in this range." in seen["Latency"]["captions"]
     # A scenario's setting is priced from every sweep of the scenario, whatever the range.
-    projection = app.dataframe[-1].value.set_index("scenario")
+    projection = seen["Monthly projection"]["frames"][-1].set_index("scenario")
     assert projection.loc["projection-level-1", "cost_per_image_usd"] == pytest.approx(0.032 / 3)
-    assert "CSV of cumulative real spend" in _downloads(app)  # every day has a row, even empty
+    assert "CSV of cumulative real spend" in seen["Cost"]["downloads"]  # empty days have rows
 
 
 def test_a_database_error_is_a_message(open_page, runtime) -> None:
@@ -93,7 +124,9 @@ def test_a_database_error_is_a_message(open_page, runtime) -> None:
     app = open_page(PAGE)
     assert not app.exception
     assert any("Something went wrong while charting cost per day" in e.value for e in app.error)
-    assert "CSV of throughput per day" in _downloads(app)  # the other charts still draw
+    assert "CSV of cumulative real spend" in _downloads(app)  # the other charts still draw
+    _section(app, "Throughput and failures")
+    assert not app.exception and "CSV of throughput per day" in _downloads(app)
 
 
 def test_quick_ranges_and_what_ran(open_page, runtime) -> None:
@@ -135,6 +168,7 @@ def test_the_projection_prices_each_scenario_at_its_chosen_settings_own_cost(
                             completed_at=when)
 
     app = open_page(PAGE)
+    _section(app, "Monthly projection")
     assert not app.exception and not app.error
     table = app.dataframe[-1].value.set_index("scenario")
     # portrait-subtle ships v1: 3 succeeded predictions of strength 0.35 / 25 steps / 7.5
@@ -158,3 +192,18 @@ def test_the_projection_prices_each_scenario_at_its_chosen_settings_own_cost(
     assert bold["cost_per_image_usd"] == pytest.approx(0.0278)
     assert bold["usd_per_month_100_users"] == pytest.approx(13.90)
     assert "that setting's own measured cost" in " ".join(m.value for m in app.markdown)
+
+
+def test_a_link_opens_its_section(page_env, runtime) -> None:
+    """The chosen section is in the URL (?mon_section=…): a shared link opens it."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP
+
+    _seed(runtime)
+    app = AppTest.from_file(APP, default_timeout=30)
+    app.query_params["mon_section"] = "Usage per person"
+    app.run().switch_page(PAGE).run()
+    assert not app.exception
+    assert _downloads(app) == ["CSV of usage per person"]
+    assert app.session_state["mon_section"] == "Usage per person"

@@ -136,8 +136,15 @@ class Launcher:
         self.settings = self.settings.model_copy(update={"replicate_base_url": base_url})
 
     def _spawn(self, name: str, args: list[str]) -> None:
-        child = subprocess.Popen(args, env=self.env, cwd=PROJECT_ROOT, start_new_session=True)
-        self.children.append((name, child))
+        self.children.append((name, self._popen(name, args)))
+
+    def _popen(self, name: str, args: list[str]) -> subprocess.Popen:
+        # On one machine the dashboard comes first: workers and the emulator (which stands in
+        # for a remote service) run at a lower CPU priority, so a page a person waits for is
+        # not queued behind a sweep's thumbnails and metrics; idle CPU still goes to them.
+        lower = name.startswith("worker-") or name == "emulator"
+        return subprocess.Popen(args, env=self.env, cwd=PROJECT_ROOT, start_new_session=True,
+                                preexec_fn=_lower_priority if lower else None)
 
     def _write_services_file(self) -> None:
         SERVICES_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -155,8 +162,7 @@ class Launcher:
                     continue
                 if name.startswith("worker-"):
                     log.warning("%s exited with %s; starting another", name, code)
-                    self.children[i] = (name, subprocess.Popen(
-                        child.args, env=self.env, cwd=PROJECT_ROOT, start_new_session=True))
+                    self.children[i] = (name, self._popen(name, child.args))
                 else:
                     print(f"{name} exited with code {code}; stopping.", file=sys.stderr)
                     return 1
@@ -178,6 +184,14 @@ class Launcher:
                 child.wait()
         with contextlib.suppress(FileNotFoundError):
             SERVICES_FILE.unlink()
+
+
+BACKGROUND_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """In the child before it runs: what it and its own children run at."""
+    os.nice(BACKGROUND_NICENESS)
 
 
 def run_up(settings: Settings, *, workers: int, address: str, port: int) -> int:

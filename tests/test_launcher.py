@@ -59,6 +59,14 @@ def test_up_runs_the_product_and_stops_everything_it_started(tmp_path, processes
     names = {" ".join(p.cmdline()) for p in [*children, *_started_by(env["TUNER_RUN_DIR"])]}
     for part in ("redis-server", "core emulator", "core worker", "dashboard.serve"):
         assert any(part in name for name in names), (part, names)
+    # The dashboard keeps this machine's CPU first; workers and the emulator run below it.
+    niceness = {" ".join(p.cmdline()): p.nice() for p in children if _alive(p)}
+    ours = os.nice(0)
+    for cmdline, nice in niceness.items():
+        if "core worker" in cmdline or "core emulator" in cmdline:
+            assert nice == min(ours + 10, 19), cmdline
+        elif "dashboard.serve" in cmdline:
+            assert nice == ours, cmdline
     launcher.send_signal(signal.SIGTERM)
     launcher.wait(30)
     wait_for(lambda: not _started_by(env["TUNER_RUN_DIR"]) and not any(map(_alive, children)),

@@ -93,6 +93,14 @@ def test_no_page_fetches_or_renders_user_text(seeded, page):
         page.goto(f"{seeded.url}/{path}")
         page.get_by_text(text).first.wait_for(timeout=60_000)
         page.wait_for_load_state("networkidle")
+    # Review: the sections below the panel run when opened; the reviewers' log has the tags.
+    page.goto(f"{seeded.url}/review")
+    page.get_by_text("Reviewers and agreement").click()
+    page.get_by_text("Who reviewed what, when, and in how long").click()
+    page.get_by_text("Krippendorff").first.wait_for(timeout=60_000)
+    page.get_by_text("Ratings by parameter").click()
+    page.get_by_role("button", name="CSV of ratings by parameter").wait_for(timeout=60_000)
+    page.wait_for_load_state("networkidle")
     # Gallery's cell dialog: the prompt, the negative prompt and the photo's file name.
     page.goto(f"{seeded.url}/gallery")
     page.locator("button", has_text=re.compile(r"^Open$")).first.click()

@@ -162,6 +162,9 @@ def test_several_reviewers_and_their_agreement(open_page, runtime, finished_swee
     app = open_page(PAGE)
     app.selectbox(key="rv_sweep").set_value(finished_sweep).run()
     assert not app.exception
+    assert not app.metric and not app.dataframe  # closed: nothing below the panel runs
+    app.session_state["rv_team_open"] = True  # opened, as a click would
+    app.run()
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Generations rated by 2+"] == "4" and metrics["Exact agreement"] == "0%"
     assert float(metrics["Krippendorff's α (ordinal)"]) < 0.4
@@ -171,6 +174,11 @@ def test_several_reviewers_and_their_agreement(open_page, runtime, finished_swee
     log = app.dataframe[1].value  # I have rated none: their stars stay hidden
     assert set(log["rating"]) == {"hidden until you review it"}
     assert set(log["seconds on page"]) == {4.0, 6.0}
+    assert not app.get("vega_lite_chart")  # ratings by parameter: still closed
+    app.session_state["rv_ratings_open"] = True
+    app.run()
+    assert "CSV of ratings by parameter" in [d.label for d in app.get("download_button")]
+    assert app.get("vega_lite_chart")  # the mean rating per strength, at least
     # two reviews wanted per generation: all four have them, so nothing is left for me
     app.selectbox(key=f"rv_min_{finished_sweep}").set_value(2).run()
     with session_scope(runtime.engine) as session:

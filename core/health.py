@@ -72,12 +72,12 @@ def check_database(settings: Settings) -> CheckResult:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from core.data.db import alembic_config, get_engine
+    from core.data.db import alembic_config, get_engine, read_scope
 
     def run() -> str:
         engine = get_engine(settings.database_url)
-        with engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
+        with read_scope(engine) as session:  # no write lock for a look at the schema
+            current = MigrationContext.configure(session.connection()).get_current_revision()
         head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
         if current != head:
             raise RuntimeError(f"schema at {current or 'nothing'}, code expects {head}")

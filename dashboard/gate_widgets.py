@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.data.db import session_scope
+from core.data.db import read_scope, session_scope
 from core.insight.pairwise import Interval
 from core.scenarios import gate as core_gate
 from core.scenarios import testsets as core_sets
@@ -29,7 +29,7 @@ STATUS_BADGES = {"pass": ":green-badge[PASS]", "fail": ":red-badge[FAIL]",
 @st.cache_data(ttl=5, show_spinner=False)
 def scenario_choices() -> list[dict[str, Any]]:
     """Every scenario with its versions and its production version (None: none yet)."""
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         out = []
         for s in list_scenarios(session):
             full = get_scenario(session, s.id)
@@ -46,13 +46,13 @@ def scenario_choices() -> list[dict[str, Any]]:
 
 @st.cache_data(ttl=5, show_spinner=False)
 def test_sets(scenario_id: int | None = None) -> list[core_sets.TestSetInfo]:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         return core_sets.list_test_sets(session, scenario_id)
 
 
 @st.cache_data(ttl=3, show_spinner=False)
 def gate_runs(scenario_id: int | None = None) -> list[dict[str, Any]]:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         names = {s.id: s.name for s in list_scenarios(session)}
         return [{"id": r.id, "scenario": names.get(r.scenario_id, "?"),
                  "scenario_id": r.scenario_id, "candidate": r.candidate_version,
@@ -65,7 +65,7 @@ def gate_runs(scenario_id: int | None = None) -> list[dict[str, Any]]:
 @st.cache_data(ttl=10, show_spinner=False)
 def recent_verdicts(limit: int = 10) -> list[dict[str, Any]]:
     """The latest gate runs with their status and headline numbers, newest first."""
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         rows = []
         for run in core_gate.list_gate_runs(session, limit=limit):
             res = core_verdict.gate_result(session, run.id)
@@ -96,7 +96,7 @@ def approval(scenario_id: int, version: int) -> core_verdict.ApprovalGate:
 @st.cache_data(ttl=5, show_spinner=False)
 def gate_states(scenario_id: int, versions: tuple[int, ...]) -> dict[int, core_verdict.ApprovalGate]:
     """What approving each version has to go on: its latest gate and whether it passed."""
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         return {v: core_verdict.approval_gate(session, scenario_id, v) for v in versions}
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.data.db import session_scope
+from core.data.db import read_scope
 from core.data.models import Scenario, Sweep
 from core.insight import compare, evidence
 from core.insight.report import actual
@@ -17,7 +17,7 @@ from dashboard.resources import runtime
 @st.cache_data(ttl=5, show_spinner=False)
 def sweep_evidence(sweep_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(cells, ratings) of one sweep."""
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         cells = evidence.load_cells(session, sweep_ids=[sweep_id])
         return cells, evidence.load_ratings(session, cells)
 
@@ -25,27 +25,27 @@ def sweep_evidence(sweep_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 @st.cache_data(ttl=5, show_spinner=False)
 def scenario_evidence(scenario_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(cells, ratings) of every sweep of a scenario, across models."""
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         cells = evidence.load_cells(session, scenario_id=scenario_id)
         return cells, evidence.load_ratings(session, cells)
 
 
 @st.cache_data(ttl=5, show_spinner=False)
 def image_evidence(image_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         cells = evidence.load_cells(session, image_id=image_id)
         return cells, evidence.load_ratings(session, cells)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def scenarios() -> dict[int, str]:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         return dict(session.query(Scenario.id, Scenario.name).order_by(Scenario.name).all())
 
 
 @st.cache_data(ttl=5, show_spinner=False)
 def estimate_and_actual(sweep_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         sweep = session.get(Sweep, sweep_id)
         cells = evidence.load_cells(session, sweep_ids=[sweep_id])
         return ({"cost_usd": sweep.estimated_cost_usd, "duration_s": sweep.estimated_duration_s},
@@ -54,5 +54,5 @@ def estimate_and_actual(sweep_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
 
 @st.cache_data(ttl=5, show_spinner=False)
 def sweep_pair(a: int, b: int) -> compare.SweepComparison:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         return compare.compare_sweeps(session, a, b)

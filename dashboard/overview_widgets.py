@@ -13,7 +13,7 @@ import streamlit as st
 from core.insight import analytics
 
 from core.insight import performance
-from core.data.db import session_scope
+from core.data.db import read_scope
 from core.planning.sweeps import SweepSummary
 from dashboard import format as fmt
 from dashboard.resources import effective, runtime
@@ -23,7 +23,7 @@ TTL_S = 30  # charts over days need not be fresher than this; Overview headline 
 
 
 def _read(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         return fn(session, *args, **kwargs)
 
 

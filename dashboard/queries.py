@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from core.planning.catalog import SDXL_REF, list_models
-from core.data.db import session_scope
+from core.data.db import read_scope, session_scope
 from core.insight.export import export_sweep as core_export_sweep
 from core.data.library import list_images
 from core.data.models import Sweep
@@ -25,19 +25,19 @@ from dashboard.resources import runtime
 
 @st.cache_data(ttl=2, show_spinner=False)
 def sweep_summaries(limit: int = 200) -> list[SweepSummary]:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         return summarize(session, limit=limit)
 
 
 def sweep_summary(sweep_id: int) -> SweepSummary | None:
     """Fresh, uncached: the live panels call this every refresh."""
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         found = summarize(session, [sweep_id])
     return found[0] if found else None
 
 
 def live_progress(sweep_id: int, stuck_after_s: float = 120.0) -> SweepProgress:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         return sweep_progress(session, sweep_id, now=dt.datetime.now(dt.timezone.utc),
                               stuck_after_s=stuck_after_s)
 
@@ -49,7 +49,7 @@ def sweep_cells(sweep_id: int) -> tuple[GridCell, ...]:
     of a sweep are built only when one of those moves, and are shared, not copied, between
     reruns and sessions (frozen records in a tuple). Metrics of outputs a sweep reused from
     another sweep, measured later by a backfill, show within the cache's ten minutes."""
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         version = sweep_version(session, sweep_id)
         marks = marks_version(session, sweep_id)
         measured = metrics_version(session, sweep_id)
@@ -60,7 +60,7 @@ def sweep_cells(sweep_id: int) -> tuple[GridCell, ...]:
 def _marked_cells(sweep_id: int, version: tuple, marks_version: tuple,
                   metrics_version: tuple) -> tuple[GridCell, ...]:
     cells = _cells(sweep_id, version)  # its own session: SQLite sessions must not nest
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         marks = marks_for_sweep(session, sweep_id)
         measured = metrics_by_generation(session, {c.reused_from or c.id for c in cells})
     out = []
@@ -79,7 +79,7 @@ def _marked_cells(sweep_id: int, version: tuple, marks_version: tuple,
 def _cells(sweep_id: int, version: tuple) -> list[GridCell]:
     """The cells as typed records: each with its model and, in a sweep of several models,
     the sweep's inputs that model lacks."""
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         sweep = session.get(Sweep, sweep_id)
         lacking = lacking_inputs(sweep.fixed_params or {}) if sweep else {}
         refs = {m.id: m.ref for m in list_models(session)}
@@ -98,7 +98,7 @@ def clear_sweep_cells() -> None:
 
 @st.cache_data(ttl=5, show_spinner=False)
 def library() -> list[dict[str, Any]]:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         return [{"id": i.id, "label": i.label or f"image {i.id}", "thumbnail_key": i.thumbnail_key,
                  "width": i.width, "height": i.height, "uploaded_by": i.uploaded_by}
                 for i in list_images(session)]
@@ -106,13 +106,13 @@ def library() -> list[dict[str, Any]]:
 
 @st.cache_data(ttl=10, show_spinner=False)
 def presets() -> list[Preset]:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         return list_presets(session)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def model_refs() -> list[str]:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         refs = [m.ref for m in list_models(session)]
     return [SDXL_REF, *[r for r in refs if r != SDXL_REF]]
 

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from core import auth
 from core.planning.budget import day_start, real_spend_since
 from core.config import get_settings, is_loopback
-from core.data.db import session_scope
+from core.data.db import read_scope
 from core.errors import ConfigurationError
 from core.runtime import Runtime, open_runtime
 from core.data.settings_store import effective_settings
@@ -108,7 +108,7 @@ def endpoint_kind() -> tuple[str, str]:
 def spend_today() -> tuple[float, float]:
     """(real spend today in USD, daily budget); emulated cost never counts."""
     rt = runtime()
-    with session_scope(rt.engine) as session:
+    with read_scope(rt.engine) as session:
         spent = real_spend_since(session, day_start(dt.datetime.now(dt.timezone.utc)))
         return spent, effective_settings(session, rt.settings).daily_budget_usd
 
@@ -172,5 +172,5 @@ def grid_thumbnail(key: str, width_px: int) -> bytes:
 def effective(name: str) -> Any:
     """A setting as edited in the dashboard, else from the environment."""
     rt = runtime()
-    with session_scope(rt.engine) as session:
+    with read_scope(rt.engine) as session:
         return getattr(effective_settings(session, rt.settings), name)

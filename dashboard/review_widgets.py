@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.data.db import session_scope
+from core.data.db import read_scope, session_scope
 from core.errors import TunerError
 from core.insight import agreement as core_agreement
 from core.insight import review as core_review
@@ -67,7 +67,7 @@ def init_state() -> None:
 
 # -- reads and writes through core.insight.review -----------------------------------------------
 def progress(reviewer: str, scope: Scope) -> Progress:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         return core_review.progress(session, reviewer, **scope.kwargs())
 
 
@@ -98,7 +98,7 @@ def reviews_changed() -> None:
 
 @st.cache_data(ttl=10, show_spinner=False)
 def ratings_summary(sweep_id: int | None) -> pd.DataFrame:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         return core_review.ratings_by_parameter(session, sweep_id)
 
 
@@ -125,7 +125,7 @@ class Team:
 def team(reviewer: str, scope: Scope) -> Team:
     from core.data.models import Scenario, Sweep
 
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         min_ratings = (core_review.min_ratings_of(session, scope.sweep_id)
                        if scope.sweep_id is not None else None)
         scenario = None
@@ -282,7 +282,7 @@ def panel_data(user: str, scope: Scope, url: Callable[[str, str], str]) -> dict[
     """What the panel needs: the generation to show, the ones after it (preloaded), progress,
     the tags to offer and the last outcome. ``url(key, slot)`` makes a stored image loadable."""
     focus = st.session_state.rv_focus
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         queue = core_review.review_queue(session, user, limit=QUEUE_AHEAD, **scope.kwargs())
         if focus is not None and all(i.generation_id != focus for i in queue):
             try:
@@ -380,7 +380,7 @@ def panel(user: str, scope: Scope) -> None:
 
 @st.cache_data(ttl=10, show_spinner=False)
 def _sweep_agreement(sweep_id: int) -> tuple[core_agreement.Agreement, core_review.Coverage]:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         return (core_agreement.agreement(session, sweep_id=sweep_id),
                 core_review.coverage(session, sweep_id=sweep_id, first_n=None))
 
@@ -403,7 +403,7 @@ def sweep_reviews(sweep_id: int) -> None:
 
 # -- rating where a generation appears (the gallery's cell dialog) -------------------------------
 def my_review(generation_id: int, reviewer: str) -> ReviewRecord | None:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         return core_review.review_item(session, generation_id, reviewer).review
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core.scenarios import versions as core_scenarios
-from core.data.db import session_scope
+from core.data.db import read_scope, session_scope
 from core.errors import InvalidInput
 from core.data.models import ScenarioStatus
 from core.scenarios.versions import NEXT_STATUS, ScenarioInfo, VersionInfo
@@ -39,13 +39,13 @@ NUMBER_PARAMS = {
 # -- reads and writes ----------------------------------------------------------------------------
 @st.cache_data(ttl=5, show_spinner=False)
 def scenarios() -> list[ScenarioInfo]:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         return core_scenarios.list_scenarios(session)
 
 
 def scenario(name: str) -> ScenarioInfo:
     """One scenario with all its versions (fresh: the page shows it right after a change)."""
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         return core_scenarios.get_scenario(session, name)
 
 
@@ -98,7 +98,7 @@ def export(kind: str, statuses: Iterable[str]) -> str:
 
 
 def config_is_empty(statuses: Iterable[str]) -> bool:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         return not core_scenarios.production_config(session, list(statuses))
 
 

@@ -12,7 +12,7 @@ from core.data.audit import record
 from core.planning.catalog import SDXL_REF, ensure_model, list_models, set_price
 from core.planning.pricing import PRICING_KINDS, Pricing, price_text
 from core.config import get_settings
-from core.data.db import session_scope
+from core.data.db import read_scope, session_scope
 from core.errors import InvalidInput, NotFound
 from core.health import CheckResult, run_all
 from core.engine.deletion import delete_photo
@@ -38,7 +38,7 @@ SETTING_LABELS = {
 # -- models and pricing --------------------------------------------------------------------------
 @st.cache_data(ttl=30, show_spinner=False)
 def models() -> list[dict[str, Any]]:
-    with session_scope(runtime().engine) as session:
+    with read_scope(runtime().engine) as session:
         rows = []
         for m in list_models(session):
             rows.append({"id": m.id, "ref": m.ref, "version_id": m.version_id,
@@ -147,7 +147,7 @@ def pricing_form(model: dict[str, Any]) -> dict[str, Any] | None:
 # -- budgets and caps ----------------------------------------------------------------------------
 def editable_values() -> dict[str, Any]:
     rt = runtime()
-    with session_scope(rt.engine) as session:
+    with read_scope(rt.engine) as session:
         current = effective_settings(session, rt.settings)
     return {key: getattr(current, key) for key in EDITABLE}
 

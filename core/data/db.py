@@ -33,11 +33,34 @@ def create_db_engine(database_url: str) -> Engine:
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling defers BEGIN; emit it ourselves so a writer
-        # takes the lock up front instead of failing to upgrade a read lock later.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        event.listen(engine, "begin", _sqlite_begin)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    event.listen(engine, "before_cursor_execute", _refuse_writes_when_reading)
+    return engine
+
+
+def _sqlite_begin(conn) -> None:  # noqa: ANN001 - a SQLAlchemy Connection
+    """pysqlite's own transaction handling defers BEGIN; we emit it ourselves. A writer takes
+    the lock up front (BEGIN IMMEDIATE) instead of failing to upgrade a read lock later; a
+    read_scope reads its WAL snapshot with no lock (a deferred BEGIN), so a page's reads
+    neither wait behind a sweep's writes nor hold them up."""
+    reading = conn.get_execution_options().get(READ_ONLY_OPTION)
+    conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+
+
+READ_ONLY_OPTION = "tuner_read_only"
+_READING_VERBS = ("SELECT", "WITH", "PRAGMA", "EXPLAIN", "SHOW", "SET", "BEGIN", "SAVEPOINT",
+                  "RELEASE", "ROLLBACK")
+
+
+def _refuse_writes_when_reading(conn, _cursor, statement: str,  # noqa: ANN001
+                                *_args: object) -> None:
+    if (conn.get_execution_options().get(READ_ONLY_OPTION)
+            and not statement.lstrip().upper().startswith(_READING_VERBS)):
+        raise PermissionError(
+            f"A write inside read_scope: {statement.split(None, 1)[0]}. Writes belong in "
+            "session_scope, which takes the write lock first.")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI types
@@ -60,6 +83,21 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back when it raises."""
     with _sessionmaker(engine)() as session, session.begin():
         yield session
+
+
+@contextlib.contextmanager
+def read_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction that only reads: on SQLite a snapshot with no lock taken (a page's
+    reads while workers write), anywhere a write in it raises. Nothing is committed: closing
+    the session hands the connection back to the pool, which rolls it back; what was read
+    stays loaded (detached, not expired)."""
+    with _sessionmaker(_reading(engine))() as session:
+        yield session
+
+
+@functools.cache
+def _reading(engine: Engine) -> Engine:
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def alembic_config(database_url: str) -> Config:

@@ -282,15 +282,18 @@ def measure_gallery(browser: Any, product: Product, sweep_id: int,
         tab.close()
 
 
-def measure_submit(browser: Any, product: Product, image: Path) -> float:
-    """New sweep: upload, 2 × 2 grid, submit; then the Gallery until the first image shows."""
+def measure_submit(browser: Any, product: Product, image: Path, n: int = 0) -> float:
+    """New sweep: upload, 2 × 2 grid, submit; then the Gallery until the first image shows.
+    Repeat ``n`` types other strengths: New sweep starts from the last sweep's values, and
+    typing the same text again changes nothing, so no preview would be redrawn to wait for."""
     tab = Tab(browser)
     page = tab.page
     try:
         tab.load(f"{product.url}/new_sweep")
         page.locator("input[type=file]").set_input_files(str(image))
         page.get_by_text(f"{image.name} · ").first.wait_for()
-        for label, value in (("Strength", "0.3, 0.6"), ("Steps", "20, 30")):
+        strengths = f"{0.3 + n / 100:g}, {0.6 + n / 100:g}"
+        for label, value in (("Strength", strengths), ("Steps", f"{20 + n}, {30 + n}")):
             field = page.get_by_role("textbox", name=label, exact=True)
             field.fill(value)
             field.press("Enter")
@@ -432,8 +435,8 @@ def run_all(browser: Any, env: dict[str, str], tmp: Path, gallery_sweep: int, im
         attempt(out, "review", lambda: measure_review(browser, product, repeats))
         out["interactions"] = {**out.pop("gallery", {}), **out.pop("review", {})}
         print("… submit → first image", file=sys.stderr, flush=True)
-        attempt(out, "submit", lambda: [measure_submit(browser, product, image)
-                                        for _ in range(max(1, repeats // 2))])
+        attempt(out, "submit", lambda: [measure_submit(browser, product, image, n)
+                                        for n in range(max(1, repeats // 2))])
         if not skip_sweep:
             run_env = {**env, "TUNER_RUN_DIR": env["TUNER_RUN_DIR"]}
             print(f"… warm pages while a {load_cells}-cell sweep runs", file=sys.stderr, flush=True)

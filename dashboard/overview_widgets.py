@@ -170,22 +170,25 @@ def failing_panel(numbers: analytics.Overview, checks: list[Any],
         problems += 1
         st.warning(f"{queue['queued']} job(s) are queued but no worker is running: start "
                    "`python -m core worker`.", icon="⏳")
+    failing = []
     for s in summaries:
         if s.halted_reason:
             problems += 1
             st.warning(f"Sweep #{s.id} {fmt.plain(s.name)} stopped: {fmt.plain(s.halted_reason)}",
                        icon="⛔")
         elif s.by_state.get("failed"):
-            problems += 1
-            st.warning(f"Sweep #{s.id} {fmt.plain(s.name)}: {s.by_state['failed']} failed cell(s) — retry "
-                       "them on Runs.", icon="⚠️")
+            failing.append(f"- #{s.id} {fmt.plain(s.name)}: {s.by_state['failed']} failed "
+                           "cell(s)")
+    if failing:  # one message, a line a sweep: a page of warnings hid the rest of the panel
+        problems += 1
+        st.warning(f"{len(failing)} recent sweep(s) have failed cells — retry them on Runs:\n"
+                   + "\n".join(failing), icon="⚠️")
     if numbers.failures_24h:
         problems += 1
+        errors = "\n".join(f"- {e.count} × {fmt.plain(e.error)} (last {fmt.ago(e.last_seen)})"
+                           for e in numbers.top_errors_24h)
         st.warning(f"{numbers.failures_24h} generation(s) failed in the last 24 hours; most "
-                   "common errors:", icon="❌")
-        st.dataframe(pd.DataFrame([(e.error, e.count, e.last_seen) for e in numbers.top_errors_24h],
-                                  columns=["Error", "Count", "Last seen"]),
-                     hide_index=True, width="stretch")
+                   f"common errors:\n{errors}", icon="❌")
     if not problems:
         st.success("Nothing is failing.", icon="✅")
 

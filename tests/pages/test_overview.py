@@ -63,9 +63,9 @@ def test_budget_reached_and_failures_are_flagged(open_page, runtime) -> None:
     assert not app.exception
     assert any("Budget today reached" in e.value for e in app.error)
     warnings = " ".join(w.value for w in app.warning)
-    assert "1 failed cell(s) — retry them on Runs" in warnings
+    assert "1 recent sweep(s) have failed cells — retry them on Runs:\n- #1 real sweep: 1 failed cell(s)" in warnings
     assert "1 generation(s) failed in the last 24 hours" in warnings
-    assert any("CUDA out of memory" in str(d.value) for d in app.dataframe)
+    assert "1 × CUDA out of memory" in warnings  # the most common errors, in the message
 
 
 def test_queued_work_without_workers_is_flagged(open_page, runtime, finished_sweep) -> None:

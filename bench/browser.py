@@ -206,12 +206,17 @@ def measure_pages_cold(browser: Any, product: Product) -> dict[str, float]:
         tab.close()
 
 
-def measure_pages_warm(browser: Any, product: Product, repeats: int) -> dict[str, list[float]]:
+def measure_pages_warm(browser: Any, product: Product, repeats: int,
+                       gallery_sweep: int | None = None) -> dict[str, list[float]]:
+    """Each page loaded again in one context; the Gallery on ``gallery_sweep`` (a link to it),
+    so idle and during a sweep time the same grid, not whichever sweep is newest."""
     tab = Tab(browser)
     try:
         out: dict[str, list[float]] = {}
         for page in PAGES:
             url = f"{product.url}/{'' if page == 'overview' else page}"
+            if page == "gallery" and gallery_sweep is not None:
+                url += f"?sweep={gallery_sweep}"
             tab.load(url)  # the first visit of this context
             out[page] = [tab.load(url) for _ in range(repeats)]
         return out
@@ -429,7 +434,8 @@ def run_all(browser: Any, env: dict[str, str], tmp: Path, gallery_sweep: int, im
     try:
         out["cold"] = cold
         print("… warm pages", file=sys.stderr, flush=True)
-        attempt(out, "warm", lambda: measure_pages_warm(browser, product, repeats))
+        attempt(out, "warm", lambda: measure_pages_warm(browser, product, repeats,
+                                                        gallery_sweep))
         print("… gallery and review interactions", file=sys.stderr, flush=True)
         attempt(out, "gallery", lambda: measure_gallery(browser, product, gallery_sweep, repeats))
         attempt(out, "review", lambda: measure_review(browser, product, repeats))
@@ -441,7 +447,8 @@ def run_all(browser: Any, env: dict[str, str], tmp: Path, gallery_sweep: int, im
             run_env = {**env, "TUNER_RUN_DIR": env["TUNER_RUN_DIR"]}
             print(f"… warm pages while a {load_cells}-cell sweep runs", file=sys.stderr, flush=True)
             with running_sweep(run_env, image, load_cells, tmp / "sweep.log") as sweep_id:
-                attempt(out, "loaded", lambda: measure_pages_warm(browser, product, repeats))
+                attempt(out, "loaded", lambda: measure_pages_warm(browser, product, repeats,
+                                                                  gallery_sweep))
                 out["load_sweep_status_at_end"] = sweep_status(run_env, sweep_id)
     finally:
         product.stop()

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import httpx
 from redis import Redis
@@ -162,7 +163,8 @@ class Launcher:
                     continue
                 if name.startswith("worker-"):
                     log.warning("%s exited with %s; starting another", name, code)
-                    self.children[i] = (name, self._popen(name, child.args))
+                    # the list of strings _popen was given
+                    self.children[i] = (name, self._popen(name, cast(list[str], child.args)))
                 else:
                     print(f"{name} exited with code {code}; stopping.", file=sys.stderr)
                     return 1

@@ -33,7 +33,7 @@ def preload() -> list[str]:
     import dashboard
 
     names = [m.name for m in pkgutil.iter_modules(dashboard.__path__, "dashboard.")
-             if m.name != __name__]
+             if m.name != "dashboard.serve"]  # itself: run as __main__ under -m
     # st.cache_data checks its options against the runtime's cache storage when a function
     # is decorated and, before the runtime exists, warns once per function; the caches
     # themselves are made at the first call, inside the runtime.

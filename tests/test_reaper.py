@@ -4,6 +4,7 @@ queue or whose worker has only just started their job."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from redis import Redis
 from rq import Queue
@@ -15,7 +16,7 @@ from core.config import Settings
 from core.data.db import session_scope
 from core.engine.limits import CellLeases
 from core.data.models import Generation
-from core.engine.reaper import find_abandoned, reap
+from core.engine.reaper import claim_round, find_abandoned, reap
 from core.runtime import open_runtime
 from tests.test_execution import GRID, submit
 
@@ -125,3 +126,15 @@ def test_a_cancel_that_missed_redis_is_flagged_by_the_reaper(tuner_env):
     with session_scope(runtime.engine) as session:
         reap(session, runtime.redis, chunk_size=16, grace_s=30)
     assert runtime.redis.exists(keys.sweep_cancel(runtime.deployment, sweep_id))
+
+
+def test_one_process_of_the_deployment_runs_each_rounds_interval(tuner_env):
+    runtime = open_runtime(Settings())
+    deployment = runtime.deployment
+    assert claim_round(runtime.redis, deployment, 2) is True
+    assert claim_round(runtime.redis, deployment, 2) is False  # another process, same interval
+    assert claim_round(runtime.redis, "another-deployment", 2) is True  # rounds are per database
+    deadline = time.monotonic() + 5
+    while not claim_round(runtime.redis, deployment, 2):  # the next interval is claimable
+        assert time.monotonic() < deadline, "the round was never claimable again"
+        time.sleep(0.05)  # polling the condition, under a deadline

@@ -106,6 +106,14 @@ def _lower_stale_cancel_flags(session: Session, redis: Redis) -> None:
         redis.delete(*stale)
 
 
+def claim_round(redis: Redis, deployment: str, every_s: float) -> bool:
+    """True for the one worker process of the deployment that runs this interval's round:
+    every process wakes each interval, the first to claim it runs it (each ran its own
+    before: four processes, four rounds an interval)."""
+    return bool(redis.set(keys.reaper_round(deployment), "1", nx=True,
+                          ex=max(1, int(every_s) - 1)))
+
+
 def reap(session: Session, redis: Redis, *, chunk_size: int, grace_s: float,
          lock_ttl_s: int = 20) -> int:
     """Re-dispatch abandoned cells; returns how many (0 when another worker holds the lock)."""

@@ -25,9 +25,9 @@ from core.errors import RedisUnavailable
 from core.config import Settings
 from core.data.db import session_scope
 from core.engine.cell_loop import CELLS
-from core.engine.reaper import reap
+from core.engine.reaper import claim_round, reap
 from core.runtime import open_runtime
-from core.data.settings_store import deployment_id, effective_settings
+from core.data.settings_store import effective_settings
 
 log = logging.getLogger(__name__)
 REAP_EVERY_S = 10
@@ -73,12 +73,11 @@ def work(redis: Redis, deployment: str, *, burst: bool = False,
 def _reap_forever(runtime, stop: threading.Event) -> None:  # noqa: ANN001
     while not stop.wait(REAP_EVERY_S):
         try:
+            # Claimed before any transaction: a process that does not run the round takes
+            # no database lock for it.
+            if not claim_round(runtime.redis, runtime.deployment, REAP_EVERY_S):
+                continue
             with session_scope(runtime.engine) as session:
-                # Every process wakes each interval; the first to claim the round runs it.
-                # (Each ran its own before: four processes, four rounds an interval.)
-                if not runtime.redis.set(keys.reaper_round(deployment_id(session)), "1",
-                                         nx=True, ex=max(1, REAP_EVERY_S - 1)):
-                    continue
                 current = effective_settings(session, runtime.settings)
                 reap(session, runtime.redis, chunk_size=current.chunk_size,
                      grace_s=JOB_START_GRACE_S)

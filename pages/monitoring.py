@@ -54,12 +54,6 @@ with shown_errors("counting what ran"):
     d.metric("Reused outputs", numbers.reused,
              help=f"Saved {fmt.usd(numbers.saved_usd)}: what those outputs cost when made.")
 
-# One section at a time: lazy tabs run and draw only the chosen one (all five at once were
-# nine charts and four tables, over a second of the browser's layout on 2 CPUs); the section
-# is in the URL (?mon_section=Latency), so a link opens it.
-SECTIONS = ["Cost", "Latency", "Throughput and failures", "Usage per person",
-            "Monthly projection"]
-
 
 def cost() -> None:
     with shown_errors("charting cost per day"):
@@ -200,8 +194,13 @@ def monthly_projection() -> None:
                                    file_name="monthly-projection.csv", mime="text/csv")
 
 
-DRAW = [cost, latency, throughput_and_failures, usage_per_person, monthly_projection]
-for draw, tab in zip(DRAW, st.tabs(SECTIONS, key="mon_section", bind="query-params")):
+# One section at a time: lazy tabs run and draw only the chosen one (all five at once were
+# nine charts and four tables, over a second of the browser's layout on 2 CPUs); the section
+# is in the URL (?mon_section=Latency), so a link opens it.
+SECTIONS = {"Cost": cost, "Latency": latency, "Throughput and failures": throughput_and_failures,
+            "Usage per person": usage_per_person, "Monthly projection": monthly_projection}
+for draw, tab in zip(SECTIONS.values(),
+                     st.tabs(list(SECTIONS), key="mon_section", bind="query-params")):
     if tab.open:
         with tab:
             draw()

@@ -14,6 +14,14 @@ from core.data.models import Scenario
 from tests.factories import make_scenario
 
 
+@pytest.fixture
+def engine(db_url):
+    """An engine on a migrated database, once per backend, disposed afterwards."""
+    engine = create_db_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
 def test_a_read_takes_no_lock_while_a_writer_holds_it_on_sqlite(sqlite_url) -> None:
     from core.data.db import upgrade
 
@@ -49,37 +57,29 @@ def test_a_read_takes_no_lock_while_a_writer_holds_it_on_sqlite(sqlite_url) -> N
         engine.dispose()
 
 
-def test_a_write_inside_read_scope_raises_and_changes_nothing(db_url) -> None:
-    engine = create_db_engine(db_url)
-    try:
-        with session_scope(engine) as session:
-            make_scenario(session, "kept")
-        with pytest.raises(PermissionError, match="A write inside read_scope: UPDATE"):
-            with read_scope(engine) as session:
-                session.execute(text("UPDATE scenario SET description = 'changed'"))
-        with pytest.raises(PermissionError, match="A write inside read_scope: INSERT"):
-            with read_scope(engine) as session:
-                make_scenario(session, "never stored")
-                session.flush()
+def test_a_write_inside_read_scope_raises_and_changes_nothing(engine) -> None:
+    with session_scope(engine) as session:
+        make_scenario(session, "kept")
+    with pytest.raises(PermissionError, match="A write inside read_scope: UPDATE"):
         with read_scope(engine) as session:
-            rows = session.execute(select(Scenario.name, Scenario.description)).all()
-        assert [tuple(r) for r in rows] == [("kept", "")]
-        # A writing session on the same engine afterwards is unaffected.
-        with session_scope(engine) as session:
             session.execute(text("UPDATE scenario SET description = 'changed'"))
+    with pytest.raises(PermissionError, match="A write inside read_scope: INSERT"):
         with read_scope(engine) as session:
-            assert session.scalar(select(Scenario.description)) == "changed"
-    finally:
-        engine.dispose()
+            make_scenario(session, "never stored")
+            session.flush()
+    with read_scope(engine) as session:
+        rows = session.execute(select(Scenario.name, Scenario.description)).all()
+    assert [tuple(r) for r in rows] == [("kept", "")]
+    # A writing session on the same engine afterwards is unaffected.
+    with session_scope(engine) as session:
+        session.execute(text("UPDATE scenario SET description = 'changed'"))
+    with read_scope(engine) as session:
+        assert session.scalar(select(Scenario.description)) == "changed"
 
 
-def test_what_a_read_loaded_stays_usable_after_it(db_url) -> None:
-    engine = create_db_engine(db_url)
-    try:
-        with session_scope(engine) as session:
-            make_scenario(session, "portrait", params={"strength": 0.4})
-        with read_scope(engine) as session:
-            scenario = session.scalars(select(Scenario)).one()
-        assert (scenario.name, scenario.params) == ("portrait", {"strength": 0.4})
-    finally:
-        engine.dispose()
+def test_what_a_read_loaded_stays_usable_after_it(engine) -> None:
+    with session_scope(engine) as session:
+        make_scenario(session, "portrait", params={"strength": 0.4})
+    with read_scope(engine) as session:
+        scenario = session.scalars(select(Scenario)).one()
+    assert (scenario.name, scenario.params) == ("portrait", {"strength": 0.4})

@@ -73,7 +73,12 @@ SETTLED_JS = """() => {
   if (status && /running/i.test(status.innerText)) return false;
   if (document.querySelector('[data-stale="true"]')) return false;
   if (document.querySelector('[data-testid="stSkeleton"]')) return false;
-  for (const img of document.querySelectorAll('[data-testid="stMain"] img, [role="dialog"] img')) {
+  // Images drawn by the dashboard's components (the Gallery's grid, the review panel) sit in
+  // their shadow roots.
+  const hosts = [...document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')];
+  const images = [...document.querySelectorAll('[data-testid="stMain"] img, [role="dialog"] img'),
+                  ...hosts.flatMap((host) => [...(host.shadowRoot?.querySelectorAll('img') ?? [])])];
+  for (const img of images) {
     if (img.offsetParent === null) continue;
     if (!img.complete || img.naturalWidth === 0) return false;
   }
@@ -271,8 +276,8 @@ def measure_gallery(browser: Any, product: Product, sweep_id: int,
         _gallery(tab, product, sweep_id)
         opened, switched = [], []
         for n in range(repeats):
-            button = page.locator('[data-testid="stButton"] button', has_text=re.compile(
-                "^Open$")).filter(visible=True).nth(n)
+            button = page.get_by_role("button", name=re.compile("^Open .")).filter(
+                visible=True).nth(n)  # a cell of the grid (its caption follows "Open")
             opened.append(tab.timed(button.click))
             page.get_by_role("dialog").wait_for()
             page.keyboard.press("Escape")
@@ -312,7 +317,7 @@ def measure_submit(browser: Any, product: Product, image: Path, n: int = 0) -> f
         page.get_by_role("button", name="Submit sweep").click()
         page.get_by_text(re.compile(r"Sweep \d+ saved: \d+ cell")).first.wait_for()
         page.get_by_role("link", name="Gallery").first.click()
-        page.locator('[data-testid="stMain"] [data-testid="stImage"] img').first.wait_for()
+        page.locator('[data-testid="gallery-grid"] img').first.wait_for()
         page.wait_for_function(SETTLED_JS, polling="raf")
         return time.perf_counter() - started
     finally:

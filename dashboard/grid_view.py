@@ -13,10 +13,12 @@ import streamlit as st
 from core.insight.grid_cells import GridCell
 from core.insight.grid_cells import swept_axes as swept_axes
 from dashboard import format as fmt
+from dashboard.panels import panel_component
 
 PAGE_CELLS = 100
 NONE = "(none)"
 Cell = GridCell
+ThumbnailUrl = Callable[[str, str, int], str]  # (stored key, slot, width in px) → URL
 
 
 def values_of(cells: Sequence[Cell], axis: str) -> list[Any]:
@@ -142,20 +144,22 @@ def _passes(cell: Cell, min_similarity: float, max_change: float, min_identity: 
     return not (min_identity > 0 and identity is not None and identity < min_identity)
 
 
-def ranked(cells: Sequence[Cell], key: str, descending: bool, *, load: Callable[[str], bytes],
+def ranked(cells: Sequence[Cell], key: str, descending: bool, *, url: ThumbnailUrl,
            on_open: Callable[[Cell], None], per_row: int = 6) -> None:
     """Cells ordered by one metric, best first; unmeasured ones last."""
     measured = sorted((c for c in cells if c.get(key) is not None), key=lambda c: c[key],
                       reverse=descending)
-    ordered = measured + [c for c in cells if c.get(key) is None][:PAGE_CELLS]
-    for start in range(0, min(len(ordered), PAGE_CELLS), per_row):
-        for col, cell in zip(st.columns(per_row), ordered[start:start + per_row]):
-            with col:
-                value = cell.get(key)
-                shown = "—" if value is None else f"{value:.3g}"
-                _thumb(cell, load, f"{key} {shown} · #{cell['cell_index']}")
-                if st.button("Open", key=f"open_ranked_{cell['id']}", width="stretch"):
-                    on_open(cell)
+    ordered = (measured + [c for c in cells if c.get(key) is None])[:PAGE_CELLS]
+    px = thumbnail_px(per_row)
+    places = []
+    for n, cell in enumerate(ordered):
+        value = cell.get(key)
+        shown = "—" if value is None else f"{value:.3g}"
+        places.append(_place(cell, f"{key} {shown} · #{cell['cell_index']}", url, px,
+                             f"ranked.{n}"))
+    rows = [{"heading": None, "cells": places[start:start + per_row]}
+            for start in range(0, len(places), per_row)]
+    _draw({"columns": [], "rows": rows}, ordered, "g_ranked", on_open)
 
 
 def metrics_line(cell: Cell) -> str:
@@ -182,7 +186,7 @@ def rating_text(cell: Cell, user: str | None = None) -> str:
 def _label(cell: Cell, x: str | None, y: str | None) -> str:
     parts = [f"{a} {fmt.axis_value(cell[a])}" if not cell.lacks_axis(a) else f"no {a}"
              for a in (x, y) if a]
-    shown = fmt.plain(" · ".join(parts)) if parts else f"#{cell['cell_index']}"
+    shown = " · ".join(parts) if parts else f"#{cell['cell_index']}"
     return f"{fmt.STATE_ICONS.get(cell['state'], '')} {shown}"
 
 
@@ -192,11 +196,11 @@ def thumbnail_px(columns: int) -> int:
     return min(400, max(96, 2400 // max(columns, 1) // 32 * 32))
 
 
-def grid(cells: Sequence[Cell], x: str | None, y: str | None, *,
-         load: Callable[[str, int], bytes], on_open: Callable[[Cell], None], key: str,
-         user: str | None = None) -> None:
-    """X values across, Y values down, at most PAGE_CELLS cells per page; ``load(key, px)``
-    gives a thumbnail px wide. Each succeeded cell says its ratings (mean, n, ``user``'s)."""
+def grid(cells: Sequence[Cell], x: str | None, y: str | None, *, url: ThumbnailUrl,
+         on_open: Callable[[Cell], None], key: str, user: str | None = None) -> None:
+    """X values across, Y values down, at most PAGE_CELLS cells per page, drawn by the
+    gallery_grid component; ``url(key, slot, px)`` gives a thumbnail px wide. Each succeeded
+    cell's caption says its ratings (mean, n, ``user``'s); a click on a cell opens it."""
     xs = values_of(cells, x) if x else [None]
     ys = values_of(cells, y) if y else [None]
     at = {(c[x] if x else None, c[y] if y else None): c for c in reversed(cells)}
@@ -208,50 +212,62 @@ def grid(cells: Sequence[Cell], x: str | None, y: str | None, *,
     if pages > 1:
         page = st.selectbox(f"Page (of {pages}, {rows_per_page} rows each)", range(1, pages + 1),
                             key=f"page_{key}")
-    widths = ([1] if y else []) + [3] * len(xs)
     px = thumbnail_px(len(xs))
     from core.insight.contact_sheet import prompt_texts
 
     texts = prompt_texts(cells) if "prompt" in (x, y) else {}
-    if x:
-        head = st.columns(widths)
-        for col, value in zip(head[1 if y else 0:], xs):
-            heading, full = prompt_heading(x, value, texts)
-            col.markdown(f"**{fmt.plain(heading)}**", help=full and fmt.plain(full))
+    columns = [_heading_data(x, value, texts) for value in xs] if x else []
+    rows, shown = [], []
     for yv in ys[(page - 1) * rows_per_page: page * rows_per_page]:
-        row = st.columns(widths)
-        if y:
-            heading, full = prompt_heading(y, yv, texts)
-            row[0].markdown(f"**{fmt.plain(heading)}**", help=full and fmt.plain(full))
         lacking = lacking_x.get(yv)
-        for n, (col, xv) in enumerate(zip(row[1 if y else 0:], xs)):
+        places = []
+        for n, xv in enumerate(xs):
             cell = at.get((xv, yv)) or (lacking if n == 0 else None)
-            with col:
-                if cell is None:
-                    st.caption(f"{fmt.plain(lacking['model'])} has no {x}"
-                               if lacking is not None else "—")
-                    continue
-                # The rating rides in the image's caption: one element a cell fewer, of the
-                # ~300 the browser lays out for a page of 100 (an unrated cell shows none).
-                label = _label(cell, x, y)
-                if cell.get("n_ratings"):
-                    label += " · " + rating_text(cell, user)
-                _thumb(cell, lambda k: load(k, px), label)
-                if st.button("Open", key=f"open_{key}_{cell['id']}", width="stretch"):
-                    on_open(cell)
+            if cell is None:
+                places.append({"note": f"{lacking['model']} has no {x}"
+                               if lacking is not None else "—"})
+                continue
+            label = _label(cell, x, y)
+            if cell.get("n_ratings"):
+                label += " · " + rating_text(cell, user)
+            places.append(_place(cell, label, url, px, f"{key}.{len(shown)}"))
+            shown.append(cell)
+        rows.append({"heading": _heading_data(y, yv, texts) if y else None, "cells": places})
+    _draw({"columns": columns, "rows": rows}, shown, f"g_grid_{key}", on_open)
 
 
-def _thumb(cell: Cell, load: Callable[[str], bytes], label: str) -> None:
+_component = panel_component("gallery_grid")
+
+
+def _heading_data(axis: str, value: Any, texts: Mapping[Any, str]) -> dict[str, str | None]:
+    heading, full = prompt_heading(axis, value, texts)
+    return {"text": heading, "help": full}
+
+
+def _place(cell: Cell, caption: str, url: ThumbnailUrl, px: int, slot: str) -> dict[str, Any]:
+    """One cell as the grid component draws it: its thumbnail's URL (None when it has none,
+    or its file is missing), its caption, its state, and its error when it failed."""
+    src = None
     if cell["thumbnail"]:
         try:
-            st.image(load(cell["thumbnail"]), caption=label, width="stretch")
-            return
+            src = url(cell["thumbnail"], f"gallery.{slot}", px)
         except Exception:  # noqa: BLE001 - a missing file shows as such, the grid goes on
-            label += " (image missing)"
-    with st.container(border=True, height=120):
-        st.caption(label)
-        if cell["error"]:
-            st.caption(f":red[{fmt.plain(cell['error'][:120])}]")
+            caption += " (image missing)"
+    return {"id": cell["id"], "caption": caption, "src": src, "state": cell["state"],
+            "error": cell["error"][:120] if cell["error"] and not src else None}
+
+
+def _draw(data: dict[str, Any], cells: Sequence[Cell], key: str,
+          on_open: Callable[[Cell], None]) -> None:
+    """The component, and ``on_open`` of the cell it says was clicked in this run."""
+    result = _component(key=key, data=data, on_open_change=_ignore, height="content")
+    opened = next((c for c in cells if c["id"] == result.open), None)
+    if opened is not None:
+        on_open(opened)
+
+
+def _ignore() -> None:
+    """The component's click is read from its result; the callback only declares it."""
 
 
 @st.dialog("Cell", width="large")

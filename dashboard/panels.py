@@ -1,4 +1,5 @@
-"""The browser panels (Streamlit components v2) the review and gate pages drive by keys.
+"""The browser panels (Streamlit components v2): the review and gate pages' panels driven by
+keys, and the Gallery's grid.
 
 Browser side: each panel's script is assets/panel_common.js (the outbox that sends actions
 until the server acknowledges them, the mount, small DOM helpers) followed by the panel's own

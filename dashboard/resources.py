@@ -148,21 +148,23 @@ def media(key: str) -> bytes:
     return runtime().store.get(key)
 
 
-def media_url(key: str, slot: str) -> str:
+def media_url(key: str, slot: str, width_px: int | None = None) -> str:
     """A URL the browser can load ``key`` from, through Streamlit's media files (one per
-    panel slot, so a slot's old image is released when it shows another)."""
+    panel slot, so a slot's old image is released when it shows another); ``width_px``: the
+    stored thumbnail made that wide (``grid_thumbnail``). The URL is the content's hash, the
+    same on every run, so an image the browser already shows is not fetched again."""
     from streamlit.runtime import Runtime
 
     from core.data.storage import content_type_of
 
-    return Runtime.instance().media_file_mgr.add(media(key), content_type_of(key),
-                                                 f"panel.{slot}")
+    data = media(key) if width_px is None else grid_thumbnail(key, width_px)
+    return Runtime.instance().media_file_mgr.add(data, content_type_of(key), f"panel.{slot}")
 
 
 @st.cache_data(ttl=3600, max_entries=4000, show_spinner=False)
 def grid_thumbnail(key: str, width_px: int) -> bytes:
-    """A stored thumbnail made ``width_px`` wide for a grid cell (JPEG, which st.image passes
-    through as it is): a 10-column grid sends and decodes a quarter of the pixels."""
+    """A stored thumbnail (JPEG) made ``width_px`` wide for a grid cell: a 10-column grid
+    sends and decodes a quarter of the pixels."""
     from core.data.images import fit_width
 
     return fit_width(media(key), width_px)

@@ -61,7 +61,7 @@ def gallery() -> None:
         shown = grid_view.review_filter(grid_view.state_filter(live))
         shown, sort_key, descending = grid_view.metric_filter(shown)
         if sort_key is not None:
-            grid_view.ranked(shown, sort_key, descending, load=resources.media,
+            grid_view.ranked(shown, sort_key, descending, url=resources.media_url,
                              on_open=open_cell)
             return
         groups = grid_view.split(shown, rest)
@@ -82,7 +82,7 @@ def gallery() -> None:
             groups = [g for g in groups if g[0] == label]
         for tab, (label, group) in zip(st.tabs([fmt.plain(g[0]) for g in groups]), groups):
             with tab:
-                grid_view.grid(group, x, y, load=resources.grid_thumbnail, on_open=open_cell,
+                grid_view.grid(group, x, y, url=resources.media_url, on_open=open_cell,
                                key=label, user=user)
 
 

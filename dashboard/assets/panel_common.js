@@ -1,5 +1,6 @@
-// Shared by the browser panels (review_panel.js, gate_pairs.js): dashboard/components.py puts
-// this file in front of each panel's own script, so these names are the panel's too.
+// Shared by the browser panels (review_panel.js, gate_pairs.js, gallery_grid.js):
+// dashboard/panels.py puts this file in front of each panel's own script, so these names are
+// the panel's too.
 //
 // The outbox: every action a person takes carries a per-client sequence number and waits in
 // `pending` until the server acknowledges it (`data.acked[client]`, the last number it
@@ -79,6 +80,7 @@ function mountPanel(PanelClass) {
       panels.set(parentElement, panel);
     }
     panel.setState = setStateValue;
+    panel.setTrigger = component.setTriggerValue;
     panel.update(data);
     return () => {
       document.removeEventListener("keydown", panel.onKey, true);

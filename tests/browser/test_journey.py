@@ -55,10 +55,26 @@ def test_a_new_user_tunes_a_scenario_end_to_end(product, page, tmp_path):
     grid_png = downloaded(page, "Grid as PNG")
     assert Image.open(io.BytesIO(grid_png)).format == "PNG"
 
-    # Open a cell full size, then promote its settings to a scenario.
-    page.locator("button", has_text=re.compile(r"^Open$")).first.click()
+    # Every thumbnail of the grid has loaded (drawn by the gallery_grid component).
+    page.wait_for_function("""() => {
+      const images = [...document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')]
+        .flatMap((host) => [...host.shadowRoot.querySelectorAll('.gg-cell img')]);
+      return images.length === 4 && images.every((img) => img.complete && img.naturalWidth > 0);
+    }""", timeout=30_000)
+
+    # Open a cell full size: the one clicked, then at once another, as a person scanning
+    # the grid does; each time the dialog shows the cell that was clicked.
+    def open_cell(caption: str) -> None:
+        page.get_by_role("button", name=f"Open ✅ {caption}").click()
+        page.get_by_role("dialog").get_by_text(re.compile(
+            rf"strength {caption.split()[1]} · steps {caption.split()[4]}")).wait_for()
+
+    open_cell("strength 0.6 · steps 30")
+    page.keyboard.press("Escape")
+    open_cell("strength 0.3 · steps 20")
     dialog = page.get_by_role("dialog")
     dialog.get_by_text(re.compile("prediction", re.I)).first.wait_for()
+    # Then promote its settings to a scenario.
     # No scenario exists yet, so "New scenario" is the only choice: say its name.
     dialog.get_by_label("New scenario name").fill("projection-level-1")
     dialog.get_by_label("New scenario name").press("Enter")

@@ -103,7 +103,7 @@ def test_no_page_fetches_or_renders_user_text(seeded, page):
     page.wait_for_load_state("networkidle")
     # Gallery's cell dialog: the prompt, the negative prompt and the photo's file name.
     page.goto(f"{seeded.url}/gallery")
-    page.locator("button", has_text=re.compile(r"^Open$")).first.click()
+    page.get_by_role("button", name=re.compile(r"^Open .")).first.click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text(f"Prompt: {PROMPT}").wait_for(timeout=60_000)
     dialog.get_by_text(f"Negative prompt: {NEGATIVE}").wait_for()

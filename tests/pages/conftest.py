@@ -112,3 +112,30 @@ def finished_sweep(runtime: Runtime) -> int:
     sweep_id = start_sweep(runtime)
     run_workers(runtime)
     return sweep_id
+
+
+# -- the Gallery's grid (the gallery_grid component: AppTest sees the data it is sent) ----------
+def grids(app: AppTest) -> list[dict[str, Any]]:
+    """The data of each grid on the page (one per slice tab), as the browser receives it."""
+    import json
+
+    return [json.loads(element.proto.json) for element in app.get("bidi_component")
+            if element.proto.component_name == "scenario_tuner.gallery_grid"]
+
+
+def grid_cells(app: AppTest) -> list[dict[str, Any]]:
+    """Every cell drawn, row by row: ``{id, caption, src, error}``; places without a cell
+    (``{note}``) left out."""
+    return [place for grid in grids(app) for row in grid["rows"] for place in row["cells"]
+            if "id" in place]
+
+
+def grid_captions(app: AppTest) -> list[str]:
+    return [cell["caption"] for cell in grid_cells(app)]
+
+
+def open_cell(app: AppTest, generation_id: int) -> AppTest:
+    """Open a cell as its link does (``?cell=ID``): AppTest cannot click inside a component;
+    tests/browser clicks the grid itself."""
+    app.query_params["cell"] = str(generation_id)
+    return app.run()

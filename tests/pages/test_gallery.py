@@ -13,7 +13,8 @@ from sqlalchemy import select
 from core.data.db import session_scope
 from core.errors import NotFound
 from core.data.models import Scenario
-from tests.pages.conftest import run_workers, start_sweep, store_image
+from tests.pages.conftest import (grid_captions, grid_cells, grids, open_cell, run_workers,
+                                  start_sweep, store_image)
 
 PAGE = "pages/gallery.py"
 
@@ -22,8 +23,10 @@ def _captions(app) -> list[str]:
     return [c.value for c in app.caption]
 
 
-def _bold(app) -> list[str]:
-    return [m.value for m in app.markdown if m.value.startswith("**")]
+def _headings(app) -> list[dict]:
+    """The grid's column headings, then its row headings: ``{text, help}``."""
+    [grid] = grids(app)
+    return grid["columns"] + [row["heading"] for row in grid["rows"] if row["heading"]]
 
 
 def test_empty_state_points_to_new_sweep(open_page) -> None:
@@ -37,11 +40,16 @@ def test_grid_has_strength_across_and_steps_down(open_page, finished_sweep) -> N
     assert not app.exception
     assert app.selectbox(key="g_x").value == "strength"
     assert app.selectbox(key="g_y").value == "steps"
-    assert _bold(app)[:4] == ["**strength 0.3**", "**strength 0.6**", "**steps 20**", "**steps 30**"]
+    assert [h["text"] for h in _headings(app)] == ["strength 0.3", "strength 0.6", "steps 20",
+                                                   "steps 30"]
     assert "4 of 4 images ready" in _captions(app)
-    captions = [c for image in app.image for c in image.captions]
-    assert captions == ["✅ strength 0.3 · steps 20", "✅ strength 0.6 · steps 20",
-                        "✅ strength 0.3 · steps 30", "✅ strength 0.6 · steps 30"]
+    assert grid_captions(app) == ["✅ strength 0.3 · steps 20", "✅ strength 0.6 · steps 20",
+                                  "✅ strength 0.3 · steps 30", "✅ strength 0.6 · steps 30"]
+    # Each cell is a thumbnail the browser loads from Streamlit's media files, sized for a
+    # two-column grid (the stored 256 px thumbnail is narrower, so it is sent as it is).
+    sources = [cell["src"] for cell in grid_cells(app)]
+    assert all("/media/" in src and src.endswith(".jpg") for src in sources)  # AppTest: /mock/media
+    assert len(set(sources)) == 4
 
 
 def test_other_axes_split_into_tabs(open_page, runtime) -> None:
@@ -64,7 +72,7 @@ def test_slice_tabs_name_each_prompt_by_its_shortened_text_as_text(open_page, ru
 def test_a_cell_opens_with_its_parameters_and_can_be_promoted(open_page, runtime,
                                                                 finished_sweep) -> None:
     app = open_page(PAGE)
-    next(b for b in app.button if b.label == "Open").click().run()
+    open_cell(app, grid_cells(app)[0]["id"])
     assert not app.exception
     text = " ".join(m.value for m in app.markdown) + " ".join(_captions(app))
     assert "strength **0.3**" in text and "Prediction id" in text
@@ -90,7 +98,10 @@ def test_large_sweeps_paginate_and_unfinished_cells_show_their_state(open_page, 
     assert not app.exception
     page = next(s for s in app.selectbox if s.label.startswith("Page"))
     assert page.options == ["1", "2"]
-    assert len([m for m in _bold(app) if m.startswith("**steps")]) == 9  # 100 // 11 rows
+    [grid] = grids(app)
+    assert len(grid["rows"]) == 9 and len(grid["columns"]) == 11  # 100 // 11 rows
+    assert {cell["caption"][0] for cell in grid_cells(app)} == {"⏳"}  # queued, no image yet
+    assert {cell["src"] for cell in grid_cells(app)} == {None}
     assert "0 of 121 images ready — filling in as the sweep runs" in _captions(app)
 
 
@@ -112,12 +123,10 @@ def test_rating_and_tag_filters_keep_only_matching_cells(open_page, runtime,
     # read above, before the reviews existed: the cells follow the reviews without a clear
     app = open_page(PAGE)
     app.select_slider(key="g_min_rating").set_value(4).run()
-    assert [c for image in app.image for c in image.captions] == [
-        "✅ strength 0.3 · steps 20 · ★ 5.0 · n 1"]
+    assert grid_captions(app) == ["✅ strength 0.3 · steps 20 · ★ 5.0 · n 1"]
     app.select_slider(key="g_min_rating").set_value(0).run()
     app.multiselect(key="g_tags").select("artifact").run()
-    assert [c for image in app.image for c in image.captions] == [
-        "✅ strength 0.6 · steps 20 · ★ 2.0 · n 1"]
+    assert grid_captions(app) == ["✅ strength 0.6 · steps 20 · ★ 2.0 · n 1"]
 
 
 def test_grid_png_has_a_cell_per_value(page_env, runtime, finished_sweep) -> None:
@@ -142,12 +151,10 @@ def test_cells_show_their_ratings_and_can_be_rated_in_the_dialog(open_page, runt
         save_review(session, first["id"], local_user(), rating=2)
     app = open_page(PAGE)
     # In the image's caption beside its place in the grid; an unrated cell shows no stars.
-    captions = [c for image in app.image for c in image.captions]
-    assert captions[:2] == ["✅ strength 0.3 · steps 20 · ★ 3.5 · n 2 · yours 2",
-                            "✅ strength 0.6 · steps 20"]
+    assert grid_captions(app)[:2] == ["✅ strength 0.3 · steps 20 · ★ 3.5 · n 2 · yours 2",
+                                      "✅ strength 0.6 · steps 20"]
     cells = {c["id"]: c for c in queries.sweep_cells(finished_sweep)}
-    open_second = [b for b in app.button if b.label == "Open"][1]
-    open_second.click().run()
+    open_cell(app, grid_cells(app)[1]["id"])
     assert not app.exception
     assert any(m.value == "**Ratings** not rated yet" for m in app.markdown)
     assert app.button(key=f"g_save_{second['id']}")
@@ -218,11 +225,10 @@ def test_prompt_headings_show_the_prompt_text(open_page, runtime) -> None:
     start_sweep(runtime, strength="0.4", steps="20",
                 prompts=("a portrait in a sunlit studio with soft shadows", "a dog"))
     app = open_page(PAGE)
-    headings = {m.value: m.help for m in app.markdown if m.value.startswith("**P")}
-    assert "**P1: a portrait in a sunlit…**" in headings
-    assert headings["**P1: a portrait in a sunlit…**"] == (
+    headings = {h["text"]: h["help"] for h in _headings(app)}
+    assert headings["P1: a portrait in a sunlit…"] == (
         "a portrait in a sunlit studio with soft shadows")
-    assert "**P2: a dog**" in headings
+    assert headings["P2: a dog"] == "a dog"
 
 
 def test_the_model_axis_goes_down_and_a_model_without_the_input_says_so(open_page, runtime) -> None:
@@ -238,7 +244,9 @@ def test_the_model_axis_goes_down_and_a_model_without_the_input_says_so(open_pag
     assert not app.exception
     assert app.selectbox(key="g_x").value == "strength"
     assert app.selectbox(key="g_y").value == "model"
-    captions = [c for image in app.image for c in image.captions]
-    assert "✅ strength 0.3 · model stability-ai/sdxl" in captions
-    assert "✅ no strength · model black-forest-labs/flux-kontext-pro" in captions
-    assert "black-forest-labs/flux-kontext-pro has no strength" in _captions(app)
+    [grid] = grids(app)
+    flux = next(row["cells"] for row in grid["rows"]
+                if row["heading"]["text"] == "model black-forest-labs/flux-kontext-pro")
+    assert flux[0]["caption"] == "✅ no strength · model black-forest-labs/flux-kontext-pro"
+    assert flux[1] == {"note": "black-forest-labs/flux-kontext-pro has no strength"}
+    assert "✅ strength 0.3 · model stability-ai/sdxl" in grid_captions(app)

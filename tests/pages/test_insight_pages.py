@@ -8,7 +8,7 @@ from sqlalchemy import select
 from core.data.db import session_scope
 from core.data.models import Generation, Scenario
 from core.insight.review import save_review
-from tests.pages.conftest import run_workers, start_sweep
+from tests.pages.conftest import grid_captions, grid_cells, open_cell, run_workers, start_sweep
 
 
 def rate(runtime, sweep_id: int, stars: dict[float, list[int]]) -> None:
@@ -69,12 +69,11 @@ def test_gallery_shows_metrics_sorts_and_filters_by_them(open_page, runtime) -> 
     app = open_page("pages/gallery.py")
     app.selectbox(key="g_sort").select("similarity").run()
     assert not app.exception
-    captions = [c for image in app.image for c in image.captions]
-    values = [float(c.split()[1]) for c in captions]
+    values = [float(c.split()[1]) for c in grid_captions(app)]
     assert len(values) == 4 and values == sorted(values, reverse=True)
     app.slider(key="g_min_sim").set_value(values[1]).run()
-    assert len([c for image in app.image for c in image.captions]) == 2
-    next(b for b in app.button if b.label == "Open").click().run()
+    assert len(grid_captions(app)) == 2
+    open_cell(app, grid_cells(app)[0]["id"])
     assert "similarity **" in " ".join(m.value for m in app.markdown)
 
 

@@ -76,6 +76,8 @@ def test_a_cell_opens_with_its_parameters_and_can_be_promoted(open_page, runtime
     assert not app.exception
     text = " ".join(m.value for m in app.markdown) + " ".join(_captions(app))
     assert "strength **0.3**" in text and "Prediction id" in text
+    # The input and the output as stored (PNG), not re-encoded as JPEG on every run.
+    assert [image.proto.imgs[0].url.rsplit(".", 1)[1] for image in app.image] == ["png", "png"]
     assert {m.label for m in app.metric} >= {"Cost", "Predict time", "Total latency"}
     assert next(b for b in app.button if b.label == "Promote these settings")
     # A click inside a dialog reruns only the dialog in a browser; AppTest reruns the whole

@@ -302,6 +302,10 @@ def measure_submit(browser: Any, product: Product, image: Path, n: int = 0) -> f
         tab.load(f"{product.url}/new_sweep")
         page.locator("input[type=file]").set_input_files(str(image))
         page.get_by_text(f"{image.name} · ").first.wait_for()
+        # Typed once the upload's run has finished, as a person does when the photo shows: in
+        # one full run (100,000 generations) the second repeat typed into a field that run
+        # was still drawing, and the axis preview never showed the new values.
+        page.wait_for_function(SETTLED_JS, polling="raf")
         strengths = f"{0.3 + n / 100:g}, {0.6 + n / 100:g}"
         for label, value in (("Strength", strengths), ("Steps", f"{20 + n}, {30 + n}")):
             field = page.get_by_role("textbox", name=label, exact=True)

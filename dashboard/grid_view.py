@@ -4,6 +4,7 @@ records (core.insight.grid_cells.GridCell), read here by name."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -216,6 +217,9 @@ def grid(cells: Sequence[Cell], x: str | None, y: str | None, *, url: ThumbnailU
     from core.insight.contact_sheet import prompt_texts
 
     texts = prompt_texts(cells) if "prompt" in (x, y) else {}
+    # The slice's label holds user text; the component's key must not (Streamlit refuses
+    # "__" in it), so the grid is keyed by a digest of the label.
+    ident = hashlib.sha1(key.encode()).hexdigest()[:12]
     columns = [_heading_data(x, value, texts) for value in xs] if x else []
     rows, shown = [], []
     for yv in ys[(page - 1) * rows_per_page: page * rows_per_page]:
@@ -230,10 +234,10 @@ def grid(cells: Sequence[Cell], x: str | None, y: str | None, *, url: ThumbnailU
             label = _label(cell, x, y)
             if cell.get("n_ratings"):
                 label += " · " + rating_text(cell, user)
-            places.append(_place(cell, label, url, px, f"{key}.{len(shown)}"))
+            places.append(_place(cell, label, url, px, f"{ident}.{len(shown)}"))
             shown.append(cell)
         rows.append({"heading": _heading_data(y, yv, texts) if y else None, "cells": places})
-    _draw({"columns": columns, "rows": rows}, shown, f"g_grid_{key}", on_open)
+    _draw({"columns": columns, "rows": rows}, shown, f"g_grid_{ident}", on_open)
 
 
 _component = panel_component("gallery_grid")

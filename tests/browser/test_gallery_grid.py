@@ -1,0 +1,69 @@
+"""The Gallery's grid (assets/gallery_grid.js) in Chromium while a sweep runs: it fills in by
+itself, and a refresh redraws only the cells that changed (a thumbnail once shown is never
+fetched and drawn again, so the grid does not flicker every 2 s)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.services import PROJECT_ROOT
+from tests.test_execution import png_bytes
+
+pytestmark = pytest.mark.browser
+
+# Counts, in the grid's shadow root, the <img> elements added and removed from now on.
+WATCH_JS = """() => {
+  const host = [...document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')]
+    .find((node) => node.shadowRoot?.querySelector('[data-testid="gallery-grid"]'));
+  const root = host.shadowRoot;
+  const images = (node) => node.nodeType !== 1 ? 0
+    : (node.matches('img') ? 1 : node.querySelectorAll('img').length);
+  window.gridWatch = {initial: root.querySelectorAll('img').length, added: 0, removed: 0,
+                      steps: 0};
+  new MutationObserver((records) => {
+    const before = window.gridWatch.added;
+    for (const record of records) {
+      for (const node of record.addedNodes) window.gridWatch.added += images(node);
+      for (const node of record.removedNodes) window.gridWatch.removed += images(node);
+    }
+    if (window.gridWatch.added > before) window.gridWatch.steps += 1;  // one refresh's images
+  }).observe(root, {childList: true, subtree: true});
+  return window.gridWatch.initial;
+}"""
+
+LOADED_JS = """(n) => {
+  const images = [...document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')]
+    .flatMap((host) => [...host.shadowRoot.querySelectorAll('.gg-cell img')]);
+  return images.length === n && images.every((img) => img.complete && img.naturalWidth > 0);
+}"""
+
+
+def test_the_grid_fills_in_and_redraws_only_what_changed(running, page, tmp_path):
+    # 24 cells, created at most 10 a second, each predicted in 2-6 s (uniform, the emulator's
+    # default): the page is open while they run, and they finish across several of the grid's
+    # 2 s refreshes.
+    photo = tmp_path / "face.png"
+    photo.write_bytes(png_bytes(size=256))
+    subprocess.run([sys.executable, "-m", "core", "sweep", "run", "--image", str(photo),
+                    "--strength", "0.2, 0.4, 0.6, 0.8", "--steps", "10-60 [6]", "--prompt",
+                    "a portrait", "--seed", "3", "--budget", "5"],
+                   env=running.env, cwd=PROJECT_ROOT, check=True, capture_output=True, timeout=120)
+
+    page.goto(f"{running.url}/gallery")
+    page.locator('[data-testid="gallery-grid"]').wait_for()
+    initial = page.evaluate(WATCH_JS)
+    page.get_by_text("24 of 24 images ready").first.wait_for(timeout=90_000)
+    page.wait_for_function(LOADED_JS, arg=24, timeout=30_000)
+
+    watch = page.evaluate("() => window.gridWatch")
+    assert initial < 24, "the sweep finished before the page showed it: nothing filled in live"
+    assert watch["steps"] >= 2, "every image came in one refresh: nothing was kept across one"
+    assert watch["added"] == 24 - initial  # each thumbnail drawn once, as its cell finished
+    assert watch["removed"] == 0  # and none drawn again by a later refresh
+    captions = page.locator('[data-testid="gallery-grid"] .gg-caption').all_inner_texts()
+    assert len(captions) == 24 and all(re.search(r"strength 0\.[2468] · steps [1-6]0$", c)
+                                       for c in captions)

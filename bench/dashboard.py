@@ -52,7 +52,7 @@ from streamlit.testing.v1 import app_test as app_test_module
 
 from core.data.db import create_db_engine, upgrade
 from core.emulator import EmulatorConfig, EmulatorServer
-from tests.pages.conftest import APP, ServerLikePagesManager, clear_caches
+from tests.pages.conftest import APP, ServerLikePagesManager, clear_caches, grid_cells
 # The tests' helpers: a fresh PostgreSQL database per run, dropped afterwards.
 from tests.services import fresh_postgres_database as postgres_database
 from tests.services import postgres_available as postgres_answers
@@ -111,14 +111,8 @@ def open_app() -> AppTest:
 
 def shown_images(app: AppTest) -> int:
     """Images the page sends: st.image elements and the thumbnails of the Gallery's grid
-    component (the data it is sent names each one's URL)."""
-    import json
-
-    grid = sum(1 for element in app.get("bidi_component")
-               if element.proto.component_name == "scenario_tuner.gallery_grid"
-               for row in json.loads(element.proto.json)["rows"]
-               for place in row["cells"] if place.get("src"))
-    return len(app.image) + grid
+    component."""
+    return len(app.image) + sum(1 for cell in grid_cells(app) if cell["src"])
 
 
 def run_page(page: str) -> dict[str, Any]:

@@ -17,6 +17,13 @@ from tests.services import PROJECT_ROOT, ProcessGroup, free_port, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+# True when the Gallery's grid (assets/gallery_grid.js, in its component's shadow root) shows
+# exactly ``n`` thumbnails, every one loaded.
+GRID_LOADED_JS = """(n) => {
+  const images = [...document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')]
+    .flatMap((host) => [...host.shadowRoot.querySelectorAll('.gg-cell img')]);
+  return images.length === n && images.every((img) => img.complete && img.naturalWidth > 0);
+}"""
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

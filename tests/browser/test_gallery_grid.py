@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from tests.browser.conftest import GRID_LOADED_JS
 from tests.services import PROJECT_ROOT
 from tests.test_execution import png_bytes
 
@@ -35,13 +36,6 @@ WATCH_JS = """() => {
   return window.gridWatch.initial;
 }"""
 
-LOADED_JS = """(n) => {
-  const images = [...document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')]
-    .flatMap((host) => [...host.shadowRoot.querySelectorAll('.gg-cell img')]);
-  return images.length === n && images.every((img) => img.complete && img.naturalWidth > 0);
-}"""
-
-
 def test_the_grid_fills_in_and_redraws_only_what_changed(running, page, tmp_path):
     # 24 cells, created at most 10 a second, each predicted in 2-6 s (uniform, the emulator's
     # default): the page is open while they run, and they finish across several of the grid's
@@ -57,7 +51,7 @@ def test_the_grid_fills_in_and_redraws_only_what_changed(running, page, tmp_path
     page.locator('[data-testid="gallery-grid"]').wait_for()
     initial = page.evaluate(WATCH_JS)
     page.get_by_text("24 of 24 images ready").first.wait_for(timeout=90_000)
-    page.wait_for_function(LOADED_JS, arg=24, timeout=30_000)
+    page.wait_for_function(GRID_LOADED_JS, arg=24, timeout=30_000)
 
     watch = page.evaluate("() => window.gridWatch")
     assert initial < 24, "the sweep finished before the page showed it: nothing filled in live"

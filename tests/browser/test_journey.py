@@ -11,6 +11,7 @@ import re
 import pytest
 from PIL import Image
 
+from tests.browser.conftest import GRID_LOADED_JS
 from tests.test_execution import png_bytes
 
 pytestmark = pytest.mark.browser
@@ -56,22 +57,17 @@ def test_a_new_user_tunes_a_scenario_end_to_end(product, page, tmp_path):
     assert Image.open(io.BytesIO(grid_png)).format == "PNG"
 
     # Every thumbnail of the grid has loaded (drawn by the gallery_grid component).
-    page.wait_for_function("""() => {
-      const images = [...document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')]
-        .flatMap((host) => [...host.shadowRoot.querySelectorAll('.gg-cell img')]);
-      return images.length === 4 && images.every((img) => img.complete && img.naturalWidth > 0);
-    }""", timeout=30_000)
+    page.wait_for_function(GRID_LOADED_JS, arg=4, timeout=30_000)
 
     # Open a cell full size: the one clicked, then at once another, as a person scanning
     # the grid does; each time the dialog shows the cell that was clicked.
-    def open_cell(caption: str) -> None:
-        page.get_by_role("button", name=f"Open ✅ {caption}").click()
-        page.get_by_role("dialog").get_by_text(re.compile(
-            rf"strength {caption.split()[1]} · steps {caption.split()[4]}")).wait_for()
+    def open_cell(strength: str, steps: str) -> None:
+        page.get_by_role("button", name=f"Open ✅ strength {strength} · steps {steps}").click()
+        page.get_by_role("dialog").get_by_text(f"strength {strength} · steps {steps}").wait_for()
 
-    open_cell("strength 0.6 · steps 30")
+    open_cell("0.6", "30")
     page.keyboard.press("Escape")
-    open_cell("strength 0.3 · steps 20")
+    open_cell("0.3", "20")
     dialog = page.get_by_role("dialog")
     dialog.get_by_text(re.compile("prediction", re.I)).first.wait_for()
     # Then promote its settings to a scenario.

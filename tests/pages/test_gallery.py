@@ -252,3 +252,28 @@ def test_the_model_axis_goes_down_and_a_model_without_the_input_says_so(open_pag
     assert flux[0]["caption"] == "✅ no strength · model black-forest-labs/flux-kontext-pro"
     assert flux[1] == {"note": "black-forest-labs/flux-kontext-pro has no strength"}
     assert "✅ strength 0.3 · model stability-ai/sdxl" in grid_captions(app)
+
+
+def test_a_slice_named_by_user_text_keys_its_grid_safely(open_page, runtime) -> None:
+    """Streamlit refuses "__" in a component's id, and a slice is labelled by its prompt."""
+    start_sweep(runtime, prompts=("a__b portrait", "a dog"))  # strength across, steps down
+    run_workers(runtime)
+    app = open_page(PAGE)
+    assert not app.exception
+    [first, second] = [element.proto.id for element in app.get("bidi_component")]
+    assert "__" not in first and "__" not in second and first != second
+    assert [t.label for t in app.tabs] == ["P1: a\\_\\_b portrait", "P2: a dog"]
+
+
+def test_a_thumbnail_missing_from_storage_says_so_and_the_grid_goes_on(open_page, runtime,
+                                                                       finished_sweep) -> None:
+    from dashboard import queries
+
+    gone = queries.sweep_cells(finished_sweep)[0]
+    runtime.store.delete(gone["thumbnail"])
+    app = open_page(PAGE)
+    assert not app.exception
+    cells = {cell["id"]: cell for cell in grid_cells(app)}
+    assert cells[gone["id"]]["caption"] == "✅ strength 0.3 · steps 20 (image missing)"
+    assert cells[gone["id"]]["src"] is None
+    assert sum(cell["src"] is not None for cell in cells.values()) == 3

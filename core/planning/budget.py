@@ -14,7 +14,7 @@ import dataclasses
 import datetime as dt
 import math
 
-from sqlalchemy import func, select, text
+from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
 from core.errors import BudgetExceeded
@@ -70,12 +70,15 @@ def sweep_spend(session: Session, sweep_id: int) -> float:
     return float(session.scalar(query) or 0.0)
 
 
-def sweep_committed(session: Session, sweep_id: int) -> float:
-    """What a sweep has spent plus what its unfinished cells hold reserved."""
-    reserved = session.scalar(select(func.coalesce(func.sum(Generation.reserved_usd), 0.0))
-                              .where(Generation.sweep_id == sweep_id,
-                                     Generation.state.in_(UNFINISHED)))
-    return sweep_spend(session, sweep_id) + float(reserved or 0.0)
+def sweep_spent_and_held(session: Session, sweep_id: int) -> tuple[float, float]:
+    """What a sweep has spent, and what its unfinished cells hold reserved: one pass over
+    its cells (every create of a sweep reads this)."""
+    held = case((Generation.state.in_(UNFINISHED), Generation.reserved_usd), else_=0.0)
+    spent, reserved = session.execute(
+        select(func.coalesce(func.sum(Generation.cost_usd), 0.0),
+               func.coalesce(func.sum(held), 0.0))
+        .where(Generation.sweep_id == sweep_id)).one()
+    return float(spent or 0.0), float(reserved or 0.0)
 
 
 def check_budget_value(value: float | None, what: str = "budget") -> float | None:
@@ -148,9 +151,8 @@ def reserve(session: Session, caps: Caps, sweep_id: int, *, wanted_usd: float,
     lock_reservations(session)
     limits: list[tuple[str, float, float, float]] = []  # label, cap, committed, held by others
     if caps.sweep_usd is not None:
-        committed = sweep_committed(session, sweep_id)
-        limits.append(("Sweep", caps.sweep_usd, committed,
-                       committed - sweep_spend(session, sweep_id)))
+        spent, held_here = sweep_spent_and_held(session, sweep_id)
+        limits.append(("Sweep", caps.sweep_usd, spent + held_here, held_here))
     if is_real:
         held = reserved_real(session)
         for label, since, cap in (("daily", day_start(now), caps.daily_usd),

@@ -241,25 +241,21 @@ def drawn_latencies(runtime, sweep_id: int) -> list[float]:
     return [(queue or 0.0) + (predict or 0.0) for queue, predict in rows if predict is not None]
 
 
-def unavoidable_cpu_ms(image: bytes, repeats: int = 20) -> float:
-    """CPU ms of the work no implementation of a cell can skip, measured in this process with
-    the libraries the worker uses: download a 1024² output over loopback (from an emulator
-    with the fixed profile, its render cached), SHA-256 it, write it and its thumbnail durably
-    (write + fsync), decode it and make the thumbnail (core.data.images.make_thumbnail)."""
+@contextlib.contextmanager
+def emulator_output(image: bytes) -> Iterator[tuple[Any, str, str]]:
+    """An httpx client (its base URL the emulator's), the URL of a 1024² output of ``image``
+    and its prediction's id, on an emulator with the fixed profile (the output's render is
+    cached: the emulator's CPU is not ours anyway)."""
     import base64
-    import hashlib
-    import os
 
     import httpx
 
-    from core.data.images import make_thumbnail
     from core.planning.catalog import SDXL_VERSION
 
     emulator = EmulatorProcess(["--latency", "0.05", "--rate-limit", "0"])
     try:
         with httpx.Client(base_url=emulator.base_url, timeout=60,
-                          headers={"Authorization": "Bearer bench"}) as client, \
-                tempfile.TemporaryDirectory(prefix="bench-floor-") as folder:
+                          headers={"Authorization": "Bearer bench"}) as client:
             uri = "data:image/png;base64," + base64.b64encode(image).decode()
             pred = client.post("/v1/predictions", json={
                 "version": SDXL_VERSION, "input": {"image": uri, "prompt": "p", "seed": 1}}).json()
@@ -267,24 +263,38 @@ def unavoidable_cpu_ms(image: bytes, repeats: int = 20) -> float:
                        == "succeeded", 30, "the floor's prediction", interval=0.05)
             output = client.get(f"/v1/predictions/{pred['id']}").json()["output"]
             url = output[0] if isinstance(output, list) else output
-            client.get(url)  # rendered once; the emulator's CPU is not ours anyway
-
-            def durably(name: str, data: bytes) -> None:
-                with open(Path(folder) / name, "wb") as out:
-                    out.write(data)
-                    out.flush()
-                    os.fsync(out.fileno())
-
-            started = time.process_time()
-            for n in range(repeats):
-                data = client.get(url).content
-                digest = hashlib.sha256(data).hexdigest()
-                durably(f"{n}-{digest}.png", data)
-                thumb, _ = make_thumbnail(data)
-                durably(f"{n}-{digest}.jpg", thumb)
-            return (time.process_time() - started) / repeats * 1000
+            client.get(url)  # rendered once
+            yield client, url, pred["id"]
     finally:
         emulator.stop()
+
+
+def unavoidable_cpu_ms(image: bytes, repeats: int = 20) -> float:
+    """CPU ms of the work no implementation of a cell can skip, measured in this process with
+    the libraries the worker uses: download a 1024² output over loopback (``emulator_output``),
+    SHA-256 it, write it and its thumbnail durably (write + fsync), decode it and make the
+    thumbnail (core.data.images.make_thumbnail)."""
+    import hashlib
+    import os
+
+    from core.data.images import make_thumbnail
+
+    with emulator_output(image) as (client, url, _), \
+            tempfile.TemporaryDirectory(prefix="bench-floor-") as folder:
+        def durably(name: str, data: bytes) -> None:
+            with open(Path(folder) / name, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+
+        started = time.process_time()
+        for n in range(repeats):
+            data = client.get(url).content
+            digest = hashlib.sha256(data).hexdigest()
+            durably(f"{n}-{digest}.png", data)
+            thumb, _ = make_thumbnail(data)
+            durably(f"{n}-{digest}.jpg", thumb)
+        return (time.process_time() - started) / repeats * 1000
 
 
 def database_stats(runtime) -> dict[str, int] | None:

@@ -19,6 +19,12 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 # True when the Gallery's grid (assets/gallery_grid.js, in its component's shadow root) shows
 # exactly ``n`` thumbnails, every one loaded.
+# The script run is over: no "Running" status, no element left stale from the run before.
+RUN_OVER_JS = """() => {
+  const status = document.querySelector('[data-testid="stStatusWidget"]');
+  if (status && /running/i.test(status.innerText)) return false;
+  return !document.querySelector('[data-stale="true"]');
+}"""
 GRID_LOADED_JS = """(n) => {
   const images = [...document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')]
     .flatMap((host) => [...host.shadowRoot.querySelectorAll('.gg-cell img')]);

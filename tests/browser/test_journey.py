@@ -11,7 +11,7 @@ import re
 import pytest
 from PIL import Image
 
-from tests.browser.conftest import GRID_LOADED_JS
+from tests.browser.conftest import GRID_LOADED_JS, RUN_OVER_JS
 from tests.test_execution import png_bytes
 
 pytestmark = pytest.mark.browser
@@ -34,7 +34,11 @@ def test_a_new_user_tunes_a_scenario_end_to_end(product, page, tmp_path):
     # New sweep: upload, type the axes, see the preview, submit.
     page.goto(f"{product}/new_sweep")
     page.locator("input[type=file]").set_input_files(str(photo))
-    wait_text(page, "face.png · 320×320")  # stored in the library and chosen
+    # Stored in the library and chosen, and that run over: "face.png · 320×320" alone can be
+    # an earlier test's upload of the same photo, and keys typed while the upload's run is
+    # under way can be lost (bench/browser.py waits the same way; see issue 15's note).
+    wait_text(page, "1 uploaded image(s) stored in the library and chosen below.")
+    page.wait_for_function(RUN_OVER_JS, polling="raf")
     for label, value in (("Strength", "0.3, 0.6"), ("Steps", "20, 30")):
         field = page.get_by_role("textbox", name=label, exact=True)
         field.fill(value)

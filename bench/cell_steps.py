@@ -15,7 +15,9 @@ the worker runs for a cell, one at a time in this process, with the same code an
   image metrics against a prepared input (core.insight.measured.record_output: measure and
   save, in its own transaction);
 - each database transaction of a cell (core.engine.lifecycle and core.planning.budget) on a
-  temporary SQLite database holding a 200-cell sweep, as in bench/sweep.py's 200-cell run.
+  temporary SQLite database holding a 200-cell sweep, as in bench/sweep.py's 200-cell run;
+  the pick-up as a cell's share of a chunk of 32 claimed at once, as the worker does, and
+  for comparison one cell claimed alone.
 
 What the steps do not add up to, against bench/sweep.py's CPU per cell, is the rest of a
 cell's life: Redis (leases, slots, the create-rate limit), the event loop, the thread pools,
@@ -56,6 +58,7 @@ from core.planning.catalog import SDXL_VERSION
 from core.runtime import open_runtime
 
 CELLS = 200
+CHUNK = 32  # the chunk size of bench/sweep.py's 200-cell run
 
 
 def cpu_ms(step: Callable[[], Any], repeats: int) -> float:
@@ -130,7 +133,7 @@ def store_and_database_steps(image: bytes, output: bytes, repeats: int) -> dict[
                 photo = add_image(session, runtime.store, settings, image, filename="face.png",
                                   uploaded_by="bench")
                 image_id, image_key, image_sha = photo.id, photo.storage_key, photo.sha256
-            sweep_id = submit(runtime, grid_for(CELLS), image_id, chunk_size=32)
+            sweep_id = submit(runtime, grid_for(CELLS), image_id, chunk_size=CHUNK)
             with session_scope(runtime.engine) as session:
                 ids = list(session.scalars(select(Generation.id)
                                            .where(Generation.sweep_id == sweep_id)))
@@ -158,7 +161,8 @@ def database_steps(runtime: Any, sweep_id: int, ids: list[int],
     caps = budget.Caps(sweep_usd=1000.0, daily_usd=1e9, monthly_usd=1e9)
     now = lambda: dt.datetime.now(dt.timezone.utc)  # noqa: E731
     steps: dict[str, Callable[[Any, int, int], Any]] = {
-        "claim (pick-up + read the cell)": lambda s, gid, _fence: lifecycle.claim(s, gid, now()),
+        "claim one cell alone (for comparison)": lambda s, gid, _fence: lifecycle.claim(
+            s, gid, now()),
         "reserve against the caps": lambda s, _gid, _fence: budget.reserve(
             s, caps, sweep_id, wanted_usd=0.01, least_usd=0.001, is_real=False, now=now()),
         "begin submit": lambda s, gid, fence: lifecycle.begin_submit(s, gid, fence, now(), 0.01),
@@ -179,16 +183,28 @@ def database_steps(runtime: Any, sweep_id: int, ids: list[int],
             times[name].append(time.process_time() - started)
             if isinstance(result, lifecycle.CellTask):
                 fence = result.fence
-    return {f"database: {name}": round(statistics.median(t[1:]) * 1000, 2)
-            for name, t in times.items()}
+    # The worker picks a chunk's cells up in one transaction: its share of one, on cells
+    # the steps above did not touch.
+    rest = ids[repeats + 1:]
+    chunks = [rest[i:i + CHUNK] for i in range(0, len(rest) - CHUNK + 1, CHUNK)]
+    shares = []
+    for chunk in chunks:
+        started = time.process_time()
+        with session_scope(runtime.engine) as session:
+            lifecycle.claim_many(session, chunk, now())
+        shares.append((time.process_time() - started) / len(chunk))
+    rows = {f"database: claim, a cell's share of a chunk of {CHUNK} picked up at once":
+            round(statistics.median(shares) * 1000, 2)}
+    return rows | {f"database: {name}": round(statistics.median(t[1:]) * 1000, 2)
+                   for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=20, help="Timed runs of each step.")
     args = parser.parse_args(argv)
-    if args.repeats < 2 or args.repeats >= CELLS:
-        parser.error(f"--repeats must be from 2 to {CELLS - 1}")
+    if args.repeats < 2 or args.repeats > CELLS - 1 - 2 * CHUNK:
+        parser.error(f"--repeats must be from 2 to {CELLS - 1 - 2 * CHUNK}")
     info = machine_info()
     image = photo_like_png()
     floor = round(unavoidable_cpu_ms(image, args.repeats), 2)
@@ -198,9 +214,10 @@ def main(argv: list[str] | None = None) -> int:
              "ratio": 1.0}]
     rows += [{"step": name, "cpu_ms": ms, "ratio": round(ms / floor, 2)}
              for name, ms in steps.items()]
-    worker = {k: v for k, v in steps.items() if "synchronous" not in k}
+    worker = {k: v for k, v in steps.items()
+              if "synchronous" not in k and "for comparison" not in k}
     total = round(sum(worker.values()), 2)
-    rows.append({"step": "the worker's steps above (without the synchronous download)",
+    rows.append({"step": "the worker's steps above (without the rows for comparison)",
                  "cpu_ms": total, "ratio": round(total / floor, 2)})
     print(f"\nA cell's steps — {info['date']}, {info['nproc']} CPUs ({info['cpu_model']}), "
           f"Python {info['python']}; median CPU of {args.repeats}; output "

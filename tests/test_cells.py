@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from core.engine import lifecycle as cells
@@ -93,3 +94,32 @@ def test_a_claim_of_a_finished_cell_moves_no_fence(db_session):
     done = make_generation(db_session, make_sweep(db_session))
     before = done.fence
     assert cells.claim(db_session, done.id, NOW).fence == before
+
+
+def test_a_chunk_is_claimed_at_once_each_cell_as_claim_would(db_session):
+    """claim_many: every unfinished cell's fence moves and its pick-up is counted, each with
+    its own queue wait (cells queued at different times), a finished cell is returned as it
+    is, a missing one is left out."""
+    sweep = make_sweep(db_session)
+    early = [make_generation(db_session, sweep, state=GenerationState.PENDING,
+                             enqueued_at=NOW - dt.timedelta(seconds=9)) for _ in range(3)]
+    late = make_generation(db_session, sweep, state=GenerationState.SUBMITTED,
+                           enqueued_at=NOW - dt.timedelta(seconds=2))
+    done = make_generation(db_session, sweep)
+    db_session.flush()
+    fences = {c.id: c.fence for c in [*early, late, done]}
+    tasks = cells.claim_many(db_session, [c.id for c in [*early, late, done]] + [10**9], NOW)
+    assert sorted(tasks) == sorted(fences)
+    for cell in [*early, late]:
+        assert tasks[cell.id].fence == fences[cell.id] + 1
+    assert tasks[done.id].fence == fences[done.id]
+    assert tasks[late.id].state == GenerationState.SUBMITTED
+    db_session.expire_all()
+    assert [db_session.get(Generation, c.id).queue_s for c in early] == [9.0, 9.0, 9.0]
+    assert db_session.get(Generation, late.id).queue_s == 2.0
+    assert db_session.get(Generation, done.id).attempts == 0
+    assert all(db_session.get(Generation, c.id).attempts == 1 for c in [*early, late])
+    # each task as claim alone reads it
+    single = cells.claim(db_session, early[0].id, NOW)
+    assert dataclasses.replace(single, fence=tasks[early[0].id].fence) == tasks[early[0].id]
+    assert cells.claim_many(db_session, [], NOW) == {}

@@ -163,7 +163,9 @@ class ChunkRunner:
         helpers = [asyncio.create_task(self._heartbeat()),
                    asyncio.create_task(self._cancels.watch(self.ctx.poll_interval_s))]
         try:
-            await asyncio.gather(*(self._run_cell_guarded(gid) for gid in self.ids))
+            claimed = await self._claim_all()
+            await asyncio.gather(*(self._run_cell_guarded(gid, claimed.get(gid))
+                                   for gid in self.ids))
         finally:
             self.handed_off.set()
             for helper in helpers:
@@ -171,6 +173,16 @@ class ChunkRunner:
             await self._http.aclose()
             await aclose_client(self._client)
             self._redis_threads.shutdown(wait=False)
+
+    async def _claim_all(self) -> dict[int, cells.CellTask]:
+        """The chunk's cells start together, so they are picked up in one transaction. If
+        that fails past the outage tolerance, none is run here: their leases are released
+        below and the reaper sends them again, as it would any cell no live job holds."""
+        try:
+            return await self._db(cells.claim_many, self.ids, utcnow())
+        except Exception:  # an outage we did not foresee: the cells are not lost
+            log.exception("picking up cells %s…%s failed", self.ids[0], self.ids[-1])
+            return {}
 
     async def _heartbeat(self) -> None:
         while True:
@@ -183,9 +195,9 @@ class ChunkRunner:
                 await self._best_effort(slots.renew, holders)
 
     # -- one cell ----------------------------------------------------------------------------
-    async def _run_cell_guarded(self, gid: int) -> None:
+    async def _run_cell_guarded(self, gid: int, task: cells.CellTask | None) -> None:
         try:
-            await self._run_cell(gid)
+            await self._run_cell(task)
         except Exception as exc:  # a bug or an outage we did not foresee: say so on the cell
             log.exception("cell %s crashed", gid)
             task = self._tasks.get(gid)
@@ -195,17 +207,23 @@ class ChunkRunner:
         finally:
             self._created(gid)
             slots = self._slot_of.pop(gid, None)
-            if slots is not None:
-                await self._best_effort(slots.release, keys.slot_holder(self.ctx.deployment, gid))
-                self._slot_freed.set()
             self._held_leases.discard(gid)
-            await self._best_effort(self._leases.release, gid)
+            await self._best_effort(self._let_go, gid, slots)  # one hand-off, not two
+            if slots is not None:
+                self._slot_freed.set()
 
-    async def _run_cell(self, gid: int) -> None:
-        """The cell's journey: submit → wait → store, each step returning what happened."""
-        task = await self._db(cells.claim, gid, utcnow())
+    def _let_go(self, gid: int, slots: InflightSlots | None) -> None:
+        """A cell's end in Redis: its in-flight slot (if it held one) and its lease."""
+        if slots is not None:
+            slots.release(keys.slot_holder(self.ctx.deployment, gid))
+        self._leases.release(gid)
+
+    async def _run_cell(self, task: cells.CellTask | None) -> None:
+        """The cell's journey, from its pick-up (None: the cell is gone): submit → wait →
+        store, each step returning what happened."""
         if task is None or task.state.is_final:
             return
+        gid = task.id
         self._tasks[gid] = task
         if (refusal := self._endpoint_refusal(task)) is not None:
             await self._finish(task, GenerationState.FAILED, error=refusal)

@@ -81,18 +81,26 @@ class CpuMeter:
 
     def __init__(self, root_pids: Callable[[], list[int]]) -> None:
         self._roots = root_pids
-        self._seen: dict[tuple[int, float], float] = {}
+        self._seen: dict[tuple[int, float], tuple[float, float]] = {}  # (user, system)
         self._lock = threading.Lock()
 
     def sample(self) -> float:
+        """User + system seconds so far."""
+        user, system = self.sample_split()
+        return user + system
+
+    def sample_split(self) -> tuple[float, float]:
+        """(user, system) seconds so far: the system part is the kernel's work for the
+        processes (sockets, page faults of fresh memory, futexes of thread hand-offs)."""
         with self._lock:
             for root in self._roots():
                 for proc in process_tree(root):
                     with contextlib.suppress(psutil.Error):
                         times = proc.cpu_times()
                         # (pid, create_time) so a recycled pid is a different process
-                        self._seen[(proc.pid, proc.create_time())] = times.user + times.system
-            return sum(self._seen.values())
+                        self._seen[(proc.pid, proc.create_time())] = (times.user, times.system)
+            return (sum(u for u, _ in self._seen.values()),
+                    sum(s for _, s in self._seen.values()))
 
 
 def tree_rss(root_pids: list[int]) -> int:

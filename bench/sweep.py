@@ -223,10 +223,27 @@ def cell_timings(runtime, sweep_id: int) -> dict[str, Any]:
     return {
         "last_completed_at": max(completed) if completed else None,
         "last_submitted_at": max(submitted) if submitted else None,
+        "create_lag_s": create_lag(sorted(submitted)),
         "overhead_s_p50": round(statistics.median(overheads), 3) if overheads else None,
         "overhead_s_max": round(max(overheads), 3) if overheads else None,
         "latency_s_p50": round(statistics.median(latencies), 2) if latencies else None,
     }
+
+
+def create_lag(submitted: list[dt.datetime]) -> dict[str, float]:
+    """How far behind the create limiter's schedule the k-th prediction was recorded (the
+    first at 0; the k-th no earlier than (k − burst) ÷ rate after it), at the quarter points
+    of the sweep and its last cell: a lag that grows steadily is a slow path to the create,
+    one that jumps is a stall (a chunk hand-off, a lock)."""
+    if not submitted:
+        return {}
+    rate = CREATE_RATE_PER_MINUTE / 60
+    first = submitted[0]
+    lag = [(t - first).total_seconds() - max(0.0, (k - rate) / rate)
+           for k, t in enumerate(submitted)]
+    n = len(lag)
+    return {label: round(lag[min(n - 1, int(n * share))], 2)
+            for label, share in (("25%", 0.25), ("50%", 0.5), ("75%", 0.75), ("last", 1.0))}
 
 
 def drawn_latencies(runtime, sweep_id: int) -> list[float]:

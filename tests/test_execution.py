@@ -469,3 +469,40 @@ def test_a_worker_starts_its_next_chunk_while_the_first_ones_cell_is_still_runni
         done = session.scalars(select(Generation).where(Generation.sweep_id == sweep_id)).all()
         assert {c.state for c in done} == {GenerationState.SUCCEEDED}
     assert emulator_stats(emulator)["creates_total"] == 2
+
+
+def test_storing_runs_on_the_image_threads_at_most_two_at_once(tuner_env, db_url, monkeypatch,
+                                                               emulator):
+    """The CPU-bound part of storing (decode, thumbnail, metrics) runs on the process's image
+    pool, never more than IMAGE_THREADS at once, while the database calls keep the shared pool
+    (the real store runs; the wrapper only watches where and how many)."""
+    import threading
+
+    from core.engine import cell_loop
+    from core.engine.execution import ChunkRunner
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    store_sync = ChunkRunner._store_sync
+    seen: list[str] = []
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def watched(self, *args, **kwargs):
+        with lock:
+            seen.append(threading.current_thread().name)
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            return store_sync(self, *args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(ChunkRunner, "_store_sync", watched)
+    runtime = open_runtime(Settings())
+    sweep_id = submit(runtime, GRID)
+    run_queue(runtime.settings.redis_url)
+    assert summarize_one(runtime, sweep_id).status == "succeeded"
+    assert len(seen) == 18
+    assert all(name.startswith("cells-images") for name in seen), set(seen)
+    assert 1 <= most[0] <= cell_loop.IMAGE_THREADS

@@ -26,9 +26,27 @@ import uvloop
 
 log = logging.getLogger(__name__)
 
-# Threads for the runners' blocking calls (database, storage, image work): every chunk of
-# the process shares them now, where each chunk used to have its own loop and pool.
+# Threads for the runners' blocking calls (database, storage): every chunk of the process
+# shares them now, where each chunk used to have its own loop and pool.
 EXECUTOR_THREADS = 16
+# Threads for the CPU-bound part of storing an output (decode, thumbnail, image metrics), apart
+# from the pool above: with the stores spread over all 16 threads, they fought for the GIL and
+# the database calls queued behind them. Two can store about 30 cells a second per process
+# (~60 ms of CPU each), three times the create rate of a whole deployment; bench/README.md
+# has the runs.
+IMAGE_THREADS = 2
+_image_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_image_pool_lock = threading.Lock()
+
+
+def image_executor() -> concurrent.futures.ThreadPoolExecutor:
+    """The process's pool for image work (created on first use; every loop shares it)."""
+    global _image_pool
+    with _image_pool_lock:
+        if _image_pool is None:
+            _image_pool = concurrent.futures.ThreadPoolExecutor(
+                IMAGE_THREADS, thread_name_prefix="cells-images")
+        return _image_pool
 
 
 class Runner(Protocol):

@@ -45,6 +45,7 @@ from core.data.models import Endpoint as EndpointKind
 from core.data.models import GenerationState, utcnow
 from core.data.storage import MediaStore
 from core.engine import lifecycle as cells
+from core.engine.cell_loop import image_executor
 from core.engine.limits import CellLeases, CreateRateLimiter, InflightSlots
 from core.engine.polling import MAX_SAMPLES, PredictionTiming, PredictTimeEstimate, next_poll_in
 from core.engine.replicate_api import (CREATE_REPLY_BOUND_S, FINAL_STATUSES, CreateTarget, Endpoint,
@@ -705,7 +706,8 @@ class ChunkRunner:
     async def _store_output(self, url: str, task: cells.CellTask, *,
                             measure: bool = True) -> dict[str, Any]:
         data = await self._download(url)
-        return await asyncio.to_thread(self._store_sync, data, task, measure)
+        return await asyncio.get_running_loop().run_in_executor(
+            image_executor(), self._store_sync, data, task, measure)
 
     def _store_sync(self, data: bytes, task: cells.CellTask,
                     measure: bool = True) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
+import heapq
 import io
 import math
 import signal
@@ -114,12 +115,20 @@ class RunSpec:
     def order_bound_s(self, drawn: list[float]) -> float:
         """A tighter bound for the emulator's draws: it draws each prediction's latency at its
         create, in create order, so the k-th create (0-based) gets the k-th draw whichever
-        cell it is, and cannot happen before (k − burst) ÷ rate. No schedule beats
-        max over k of that moment + the k-th latency (nor ``floor_s``)."""
+        cell it is. The k-th create cannot happen before (k − burst) ÷ rate, nor while
+        ``inflight_cap`` earlier predictions are still running; with the order fixed, sending
+        each create at the first moment both allow is the best any schedule can do, so no
+        schedule beats its last finish (nor ``floor_s``)."""
         rate = CREATE_RATE_PER_MINUTE / 60
         burst = rate  # the create limiter's bucket: one second of creates
-        latest = max((max(0.0, (k - burst) / rate) + latency
-                      for k, latency in enumerate(drawn)), default=0.0)
+        running: list[float] = []  # finish times of the predictions holding a slot
+        latest = 0.0
+        for k, latency in enumerate(drawn):
+            start = max(0.0, (k - burst) / rate)
+            if len(running) >= self.inflight_cap:
+                start = max(start, heapq.heappop(running))
+            heapq.heappush(running, start + latency)
+            latest = max(latest, start + latency)
         return max(latest, self.floor_s(drawn))
 
 

@@ -471,11 +471,12 @@ def test_a_worker_starts_its_next_chunk_while_the_first_ones_cell_is_still_runni
     assert emulator_stats(emulator)["creates_total"] == 2
 
 
-def test_storing_runs_on_the_image_threads_at_most_two_at_once(tuner_env, db_url, monkeypatch,
-                                                               emulator):
+def test_storing_runs_on_the_image_threads_after_the_slot_is_given_back(
+        tuner_env, db_url, monkeypatch, emulator):
     """The CPU-bound part of storing (decode, thumbnail, metrics) runs on the process's image
-    pool, never more than IMAGE_THREADS at once, while the database calls keep the shared pool
-    (the real store runs; the wrapper only watches where and how many)."""
+    pool, never more than IMAGE_THREADS at once, and the cell's in-flight slot is already
+    free for the next cell by then: the prediction has ended on Replicate. The real store
+    runs; the wrapper only watches where, how many, and what Redis holds."""
     import threading
 
     from core.engine import cell_loop
@@ -484,16 +485,20 @@ def test_storing_runs_on_the_image_threads_at_most_two_at_once(tuner_env, db_url
     monkeypatch.setenv("DATABASE_URL", db_url)
     store_sync = ChunkRunner._store_sync
     seen: list[str] = []
+    slot_still_held: list[int] = []
     running, most = [0], [0]
     lock = threading.Lock()
 
-    def watched(self, *args, **kwargs):
+    def watched(self, data, task, *args, **kwargs):
+        holder = keys.slot_holder(self.ctx.deployment, task.id)
+        if self.ctx.redis.zscore(f"tuner:inflight:{task.model_ref}", holder) is not None:
+            slot_still_held.append(task.id)
         with lock:
             seen.append(threading.current_thread().name)
             running[0] += 1
             most[0] = max(most[0], running[0])
         try:
-            return store_sync(self, *args, **kwargs)
+            return store_sync(self, data, task, *args, **kwargs)
         finally:
             with lock:
                 running[0] -= 1
@@ -506,3 +511,4 @@ def test_storing_runs_on_the_image_threads_at_most_two_at_once(tuner_env, db_url
     assert len(seen) == 18
     assert all(name.startswith("cells-images") for name in seen), set(seen)
     assert 1 <= most[0] <= cell_loop.IMAGE_THREADS
+    assert slot_still_held == []

@@ -213,6 +213,12 @@ class ChunkRunner:
             if slots is not None:
                 self._slot_freed.set()
 
+    async def _give_slot_back(self, gid: int) -> None:
+        slots = self._slot_of.pop(gid, None)
+        if slots is not None:
+            await self._best_effort(slots.release, keys.slot_holder(self.ctx.deployment, gid))
+            self._slot_freed.set()
+
     def _let_go(self, gid: int, slots: InflightSlots | None) -> None:
         """A cell's end in Redis: its in-flight slot (if it held one) and its lease."""
         if slots is not None:
@@ -247,6 +253,9 @@ class ChunkRunner:
             prediction = await self._wait(task, created)
             if isinstance(prediction, Ended):
                 return
+        # The prediction has ended on Replicate: its in-flight slot goes to the next cell now,
+        # not after the download, decode and metrics of the store step.
+        await self._give_slot_back(gid)
         await self._store(task, prediction)
 
     def _created(self, gid: int) -> None:

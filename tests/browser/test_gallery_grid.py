@@ -4,10 +4,13 @@ fetched and drawn again, so the grid does not flicker every 2 s)."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.browser.conftest import GRID_LOADED_JS
@@ -36,21 +39,35 @@ WATCH_JS = """() => {
   return window.gridWatch.initial;
 }"""
 
+def emulator_queue_delay(running, seconds: float) -> float:
+    """Set the product's emulator's queue wait (the one `core up` started); the old value."""
+    services = json.loads((Path(running.env["TUNER_RUN_DIR"]) / "services.json").read_text())
+    config = f"{services['replicate_base_url']}/_emulator/config"
+    before = httpx.post(config, json={}).json()["queue_delay_s"]
+    httpx.post(config, json={"queue_delay_s": seconds}).raise_for_status()
+    return before
+
+
 def test_the_grid_fills_in_and_redraws_only_what_changed(running, page, tmp_path):
-    # 24 cells, created at most 10 a second, each predicted in 2-6 s (uniform, the emulator's
-    # default): the page is open while they run, and they finish across several of the grid's
-    # 2 s refreshes.
+    # 24 cells, created at most 10 a second, each waiting 6 s in Replicate's queue and then
+    # predicted in 2-6 s (uniform, the emulator's default): none can finish before the page is
+    # open (a sweep that started at once finished its first cells before a loaded CI machine
+    # had drawn the page), and they finish across several of the grid's 2 s refreshes.
     photo = tmp_path / "face.png"
     photo.write_bytes(png_bytes(size=256))
-    subprocess.run([sys.executable, "-m", "core", "sweep", "run", "--image", str(photo),
-                    "--strength", "0.2, 0.4, 0.6, 0.8", "--steps", "10-60 [6]", "--prompt",
-                    "a portrait", "--seed", "3", "--budget", "5"],
-                   env=running.env, cwd=PROJECT_ROOT, check=True, capture_output=True, timeout=120)
-
-    page.goto(f"{running.url}/gallery")
-    page.locator('[data-testid="gallery-grid"]').wait_for()
-    initial = page.evaluate(WATCH_JS)
-    page.get_by_text("24 of 24 images ready").first.wait_for(timeout=90_000)
+    before = emulator_queue_delay(running, 6.0)
+    try:
+        subprocess.run([sys.executable, "-m", "core", "sweep", "run", "--image", str(photo),
+                        "--strength", "0.2, 0.4, 0.6, 0.8", "--steps", "10-60 [6]", "--prompt",
+                        "a portrait", "--seed", "3", "--budget", "5"],
+                       env=running.env, cwd=PROJECT_ROOT, check=True, capture_output=True,
+                       timeout=120)
+        page.goto(f"{running.url}/gallery")
+        page.locator('[data-testid="gallery-grid"]').wait_for()
+        initial = page.evaluate(WATCH_JS)
+        page.get_by_text("24 of 24 images ready").first.wait_for(timeout=90_000)
+    finally:
+        emulator_queue_delay(running, before)
     page.wait_for_function(GRID_LOADED_JS, arg=24, timeout=30_000)
 
     watch = page.evaluate("() => window.gridWatch")

@@ -60,10 +60,12 @@ def emulator_stats(emulator) -> dict:
     return httpx.get(f"{emulator.base_url}/_emulator/stats").json()
 
 
-def configure(emulator, **changes: float) -> None:
-    """Change the running emulator's behaviour (latency, failure rate, retention, …)."""
+def configure(emulator, **changes: float) -> dict:
+    """Change the running emulator's behaviour (latency, failure rate, retention, …); its
+    runtime settings as they are now (none changed: as they were)."""
     response = httpx.post(f"{emulator.base_url}/_emulator/config", json=changes)
     assert response.status_code == 200, response.text
+    return response.json()
 
 
 def inject(emulator, **fault) -> None:

@@ -9,13 +9,13 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
-import httpx
 import pytest
 
 from tests.browser.conftest import GRID_LOADED_JS
 from tests.services import PROJECT_ROOT
-from tests.test_execution import png_bytes
+from tests.test_execution import configure, png_bytes
 
 pytestmark = pytest.mark.browser
 
@@ -39,13 +39,10 @@ WATCH_JS = """() => {
   return window.gridWatch.initial;
 }"""
 
-def emulator_queue_delay(running, seconds: float) -> float:
-    """Set the product's emulator's queue wait (the one `core up` started); the old value."""
+def product_emulator(running) -> SimpleNamespace:
+    """The emulator `core up` started for the product, as `configure` takes it."""
     services = json.loads((Path(running.env["TUNER_RUN_DIR"]) / "services.json").read_text())
-    config = f"{services['replicate_base_url']}/_emulator/config"
-    before = httpx.post(config, json={}).json()["queue_delay_s"]
-    httpx.post(config, json={"queue_delay_s": seconds}).raise_for_status()
-    return before
+    return SimpleNamespace(base_url=services["replicate_base_url"])
 
 
 def test_the_grid_fills_in_and_redraws_only_what_changed(running, page, tmp_path):
@@ -55,7 +52,9 @@ def test_the_grid_fills_in_and_redraws_only_what_changed(running, page, tmp_path
     # had drawn the page), and they finish across several of the grid's 2 s refreshes.
     photo = tmp_path / "face.png"
     photo.write_bytes(png_bytes(size=256))
-    before = emulator_queue_delay(running, 6.0)
+    emulator = product_emulator(running)
+    before = configure(emulator)["queue_delay_s"]
+    configure(emulator, queue_delay_s=6.0)
     try:
         subprocess.run([sys.executable, "-m", "core", "sweep", "run", "--image", str(photo),
                         "--strength", "0.2, 0.4, 0.6, 0.8", "--steps", "10-60 [6]", "--prompt",
@@ -67,7 +66,7 @@ def test_the_grid_fills_in_and_redraws_only_what_changed(running, page, tmp_path
         initial = page.evaluate(WATCH_JS)
         page.get_by_text("24 of 24 images ready").first.wait_for(timeout=90_000)
     finally:
-        emulator_queue_delay(running, before)
+        configure(emulator, queue_delay_s=before)
     page.wait_for_function(GRID_LOADED_JS, arg=24, timeout=30_000)
 
     watch = page.evaluate("() => window.gridWatch")

@@ -207,23 +207,16 @@ class ChunkRunner:
                                    error=f"Internal error while running this cell: {exc!r}")
         finally:
             self._created(gid)
-            slots = self._slot_of.pop(gid, None)
+            await self._give_slot_back(gid)  # a succeeded cell gave it back before storing
             self._held_leases.discard(gid)
-            await self._best_effort(self._let_go, gid, slots)  # one hand-off, not two
-            if slots is not None:
-                self._slot_freed.set()
+            await self._best_effort(self._leases.release, gid)
 
     async def _give_slot_back(self, gid: int) -> None:
+        """The cell's in-flight slot to the next cell, if it still holds one."""
         slots = self._slot_of.pop(gid, None)
         if slots is not None:
             await self._best_effort(slots.release, keys.slot_holder(self.ctx.deployment, gid))
             self._slot_freed.set()
-
-    def _let_go(self, gid: int, slots: InflightSlots | None) -> None:
-        """A cell's end in Redis: its in-flight slot (if it held one) and its lease."""
-        if slots is not None:
-            slots.release(keys.slot_holder(self.ctx.deployment, gid))
-        self._leases.release(gid)
 
     async def _run_cell(self, task: cells.CellTask | None) -> None:
         """The cell's journey, from its pick-up (None: the cell is gone): submit → wait →

@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import httpx
 import pytest
 
 from tests.browser.conftest import GRID_LOADED_JS
-from tests.services import PROJECT_ROOT
+from tests.services import PROJECT_ROOT, wait_for
 from tests.test_execution import configure, png_bytes
 
 pytestmark = pytest.mark.browser
@@ -45,34 +46,76 @@ def product_emulator(running) -> SimpleNamespace:
     return SimpleNamespace(base_url=services["replicate_base_url"])
 
 
+def emulator_stats(emulator) -> dict:
+    response = httpx.get(f"{emulator.base_url}/_emulator/stats", timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+def age(emulator, seconds: float) -> None:
+    """Make the emulator's predictions ``seconds`` older: those whose wait is over finish."""
+    httpx.post(f"{emulator.base_url}/_emulator/age", json={"seconds": seconds},
+               timeout=5).raise_for_status()
+
+
+# Seconds the two groups of predictions wait in Replicate's queue: both well inside the
+# sweep's 300 s Cancel-After, and far apart, so the test decides when each group finishes.
+FIRST_WAIT_S, SECOND_WAIT_S = 60.0, 240.0
+PREDICT_MAX_S = 6.0  # the emulator's default predict times are uniform in 2-6 s
+
+
 def test_the_grid_fills_in_and_redraws_only_what_changed(running, page, tmp_path):
-    # 24 cells, created at most 10 a second, each waiting 6 s in Replicate's queue and then
-    # predicted in 2-6 s (uniform, the emulator's default): none can finish before the page is
-    # open (a sweep that started at once finished its first cells before a loaded CI machine
-    # had drawn the page), and they finish across several of the grid's 2 s refreshes.
+    # 24 cells in two groups the test releases one after the other: the first cells created
+    # wait FIRST_WAIT_S in Replicate's queue, the rest SECOND_WAIT_S. The page is open, with no
+    # image yet, before either group finishes (waiting for the clock instead left a loaded CI
+    # machine to open the page after most had finished, and the rest came in one refresh).
     photo = tmp_path / "face.png"
     photo.write_bytes(png_bytes(size=256))
     emulator = product_emulator(running)
     before = configure(emulator)["queue_delay_s"]
-    configure(emulator, queue_delay_s=6.0)
+    created_before = emulator_stats(emulator)["creates_total"]
+    configure(emulator, queue_delay_s=FIRST_WAIT_S)
     try:
-        subprocess.run([sys.executable, "-m", "core", "sweep", "run", "--image", str(photo),
-                        "--strength", "0.2, 0.4, 0.6, 0.8", "--steps", "10-60 [6]", "--prompt",
-                        "a portrait", "--seed", "3", "--budget", "5"],
-                       env=running.env, cwd=PROJECT_ROOT, check=True, capture_output=True,
-                       timeout=120)
-        page.goto(f"{running.url}/gallery")
-        page.locator('[data-testid="gallery-grid"]').wait_for()
-        initial = page.evaluate(WATCH_JS)
-        page.get_by_text("24 of 24 images ready").first.wait_for(timeout=90_000)
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "core", "sweep", "run", "--image", str(photo),
+             "--strength", "0.2, 0.4, 0.6, 0.8", "--steps", "10-60 [6]", "--prompt",
+             "a portrait", "--seed", "3", "--budget", "5"],
+            env=running.env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
+        try:
+            # Creates are paced at 10 a second after a burst of 10: once the first is in,
+            # the later ones wait longer.
+            wait_for(lambda: emulator_stats(emulator)["creates_total"] > created_before, 60,
+                     "the sweep's first prediction")
+            configure(emulator, queue_delay_s=SECOND_WAIT_S)
+            assert cli.wait(timeout=120) == 0, cli.stderr.read().decode()
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+                cli.wait()
+        wait_for(lambda: emulator_stats(emulator)["creates_total"] == created_before + 24, 60,
+                 "all 24 predictions created")
     finally:
         configure(emulator, queue_delay_s=before)
+    page.goto(f"{running.url}/gallery")
+    page.locator('[data-testid="gallery-grid"]').wait_for()
+    page.get_by_text("0 of 24 images ready").first.wait_for()
+    initial = page.evaluate(WATCH_JS)
+
+    age(emulator, FIRST_WAIT_S + PREDICT_MAX_S + 1)  # the first group finishes now
+    first = emulator_stats(emulator)["predictions"]
+    assert 0 < first["succeeded"] < 24 and first["starting"] == 24 - first["succeeded"], first
+    page.get_by_text(f"{first['succeeded']} of 24 images ready").first.wait_for(timeout=60_000)
+    page.wait_for_function(GRID_LOADED_JS, arg=first["succeeded"], timeout=30_000)
+
+    age(emulator, SECOND_WAIT_S - FIRST_WAIT_S)  # and now the second
+    page.get_by_text("24 of 24 images ready").first.wait_for(timeout=60_000)
     page.wait_for_function(GRID_LOADED_JS, arg=24, timeout=30_000)
 
     watch = page.evaluate("() => window.gridWatch")
-    assert initial < 24, "the sweep finished before the page showed it: nothing filled in live"
+    assert initial == 0
     assert watch["steps"] >= 2, "every image came in one refresh: nothing was kept across one"
-    assert watch["added"] == 24 - initial  # each thumbnail drawn once, as its cell finished
+    assert watch["added"] == 24  # each thumbnail drawn once, as its cell finished
     assert watch["removed"] == 0  # and none drawn again by a later refresh
     captions = page.locator('[data-testid="gallery-grid"] .gg-caption').all_inner_texts()
     assert len(captions) == 24 and all(re.search(r"strength 0\.[2468] · steps [1-6]0$", c)

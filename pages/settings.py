@@ -12,10 +12,8 @@ user = frame.page_setup()
 st.title("Settings")
 runs_view.show_flash()
 
-models_tab, budgets_tab, check_tab, library_tab = st.tabs(
-    ["Models and pricing", "Budgets and caps", "System check", "Image library"])
 
-with models_tab:
+def models_and_pricing() -> None:
     st.caption("The price table. Replicate's API returns no price, so every cost shown is an "
                "estimate from these rates: per second of the model's hardware (community "
                "models), per output image or per output megapixel (official models), or per "
@@ -51,7 +49,8 @@ with models_tab:
                     else:
                         st.info("Nothing changed.")
 
-with budgets_tab:
+
+def budgets_and_caps() -> None:
     st.caption("Budgets cap real Replicate spend only; emulated runs never count. These "
                "override the environment's values.")
     with shown_errors("saving budgets and caps"):
@@ -64,7 +63,8 @@ with budgets_tab:
                 f"{sw.SETTING_LABELS[k][0]} {v:g}" for k, v in changes.items())))
             st.rerun()
 
-with check_tab:
+
+def system_check() -> None:
     st.caption("The same checks as `python -m core check`: configuration, Redis, database, "
                "media storage, Replicate (or the emulator) and workers.")
     if st.button("Run system check", type="primary", icon=":material/health_and_safety:"):
@@ -75,7 +75,8 @@ with check_tab:
     else:
         st.info("Press Run system check; each check gives up within a few seconds.")
 
-with library_tab:
+
+def image_library() -> None:
     st.caption("Every input image uploaded so far. Deleting one deletes every generation made "
                "from it, with its outputs and reviews — use it for photos of real people who "
                "ask to be removed.")
@@ -94,3 +95,16 @@ with library_tab:
                 st.session_state.flash.append(
                     ("success", f"Image #{doomed} deleted with {gone} generation(s) made from it."))
                 st.rerun()
+
+
+# One section at a time, as on Monitoring: lazy tabs run and draw only the chosen one (all
+# four at once were every model's pricing form, the budgets, the check and the library's
+# thumbnails on every load); the section is in the URL (?st_section=Image+library), so a link
+# opens it.
+SECTIONS = {"Models and pricing": models_and_pricing, "Budgets and caps": budgets_and_caps,
+            "System check": system_check, "Image library": image_library}
+for draw, tab in zip(SECTIONS.values(),
+                     st.tabs(list(SECTIONS), key="st_section", bind="query-params")):
+    if tab.open:
+        with tab:
+            draw()

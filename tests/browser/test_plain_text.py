@@ -81,7 +81,7 @@ PAGES: dict[str, str | re.Pattern[str]] = {  # path: text the page shows
     "monitoring": "Monitoring",
     "scenarios": re.compile(r"^hostile-text · v\d$"),
     "gate": "Candidate version",
-    "settings": "Image library",
+    "settings?st_section=Image+library": "Image to delete",  # the library's section, by link
 }
 
 

@@ -84,6 +84,13 @@ def open_page(page_env: dict[str, str]) -> Callable[[str | None], AppTest]:
     return open_
 
 
+def choose_tab(app: AppTest, key: str, label: str) -> AppTest:
+    """Choose a lazy tab (``st.tabs(..., key=key)``: only the chosen one runs), as a click
+    would, and run the page."""
+    app.session_state[key] = label
+    return app.run()
+
+
 def store_image(runtime: Runtime, color: tuple[int, int, int] = (200, 150, 120),
                 name: str = "face.png") -> int:
     with session_scope(runtime.engine) as session:

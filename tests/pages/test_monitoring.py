@@ -11,6 +11,7 @@ from sqlalchemy import text
 from core.data.db import session_scope
 from core.data.models import GenerationState, ScenarioStatus, ScenarioVersion
 from tests.factories import make_generation, make_scenario, make_sweep
+from tests.pages.conftest import choose_tab
 
 PAGE = "pages/monitoring.py"
 
@@ -38,9 +39,7 @@ SECTIONS = ["Cost", "Latency", "Throughput and failures", "Usage per person",
 
 
 def _section(app, name: str):
-    """Choose a section's tab (lazy: only the chosen one runs), as a click would."""
-    app.session_state["mon_section"] = name
-    return app.run()
+    return choose_tab(app, "mon_section", name)
 
 
 def _every_section(app) -> dict[str, dict]:

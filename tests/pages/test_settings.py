@@ -9,7 +9,9 @@ from core.auth import local_user
 from core.data.db import session_scope
 from core.data.models import AppSetting, AuditEntry, Generation, InputImage, ModelSpec
 from core.data.settings_store import DEPLOYMENT_KEY
-from tests.pages.conftest import clear_caches, store_image
+from streamlit.testing.v1 import AppTest
+
+from tests.pages.conftest import APP, choose_tab, clear_caches, store_image
 from tests.services import free_port
 
 PAGE = "pages/settings.py"
@@ -23,12 +25,31 @@ def _number(app, label: str):
     return next(n for n in app.number_input if n.label == label)
 
 
+def _section(app, name: str):
+    return choose_tab(app, "st_section", name)
+
+
 def test_empty_state(open_page) -> None:
     app = open_page(PAGE)
     assert not app.exception
-    infos = " ".join(i.value for i in app.info)
-    assert "No models yet" in infos and "No images yet" in infos
-    assert "Press Run system check" in infos
+    assert "No models yet" in " ".join(i.value for i in app.info)
+    assert "Press Run system check" in " ".join(i.value for i in _section(app, "System check").info)
+    assert "No images yet" in " ".join(i.value for i in _section(app, "Image library").info)
+
+
+def test_one_section_runs_at_a_time_and_a_link_opens_it(open_page, runtime) -> None:
+    store_image(runtime)
+    app = open_page(PAGE)
+    # Models and pricing, the first: none of the others' widgets or images.
+    assert any(b.label == "Add stability-ai/sdxl" for b in app.button)
+    assert not app.number_input and not app.image
+    assert not any(b.label == "Run system check" for b in app.button)
+    _section(app, "Image library")
+    assert len(app.image) == 1 and not any(b.label == "Add stability-ai/sdxl" for b in app.button)
+    linked = AppTest.from_file(APP, default_timeout=30)
+    linked.query_params["st_section"] = "Budgets and caps"
+    linked.run().switch_page(PAGE).run()
+    assert _number(linked, "Daily budget (USD)").value == 20.0 and not linked.image
 
 
 def test_add_the_default_model_and_edit_its_pricing(open_page, runtime) -> None:
@@ -62,7 +83,7 @@ def test_per_image_pricing_needs_a_price(open_page, runtime) -> None:
 
 
 def test_budgets_are_stored_and_used(open_page, runtime) -> None:
-    app = open_page(PAGE)
+    app = _section(open_page(PAGE), "Budgets and caps")
     assert _number(app, "Daily budget (USD)").value == 20.0
     _number(app, "Daily budget (USD)").set_value(7.5)
     _number(app, "Cells per queued job").set_value(8)
@@ -80,7 +101,7 @@ def test_budgets_are_stored_and_used(open_page, runtime) -> None:
 
 
 def test_system_check_runs_on_the_button(open_page) -> None:
-    app = open_page(PAGE)
+    app = _section(open_page(PAGE), "System check")
     assert not any("Configuration" in s.value for s in app.success)
     _button(app, "Run system check").click().run()
     assert not app.exception
@@ -92,7 +113,7 @@ def test_system_check_runs_on_the_button(open_page) -> None:
 
 def test_delete_an_image_and_what_it_made(open_page, runtime, finished_sweep) -> None:
     other = store_image(runtime, color=(10, 200, 30), name="other.png")
-    app = open_page(PAGE)
+    app = _section(open_page(PAGE), "Image library")
     assert len(app.image) == 2
     app.selectbox(key="st_delete_pick").set_value(1).run()
     assert _button(app, "Delete image").disabled
@@ -109,7 +130,7 @@ def test_delete_an_image_and_what_it_made(open_page, runtime, finished_sweep) ->
 def test_redis_down_is_a_failed_check_with_its_fix(open_page, monkeypatch) -> None:
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     clear_caches()
-    app = open_page(PAGE)
+    app = _section(open_page(PAGE), "System check")
     _button(app, "Run system check").click().run()
     assert not app.exception
     [redis] = [e.value for e in app.error if "**Redis**" in e.value]

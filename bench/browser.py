@@ -25,9 +25,12 @@ or SVG. Measured:
 - submit on New sweep to the first image visible in the Gallery;
 - the warm page loads again while a 2,000-cell sweep runs on the same machine.
 
-Baseline, in the same run: a one-line Streamlit page (``st.button``) served the same way
-(``python -m streamlit run`` with the project's config): its cold load, warm load and the
-click→rerun of its button are the framework's floor on this machine.
+Baseline, in the same run: a one-line Streamlit app (``st.button``, and a second page of
+the same line under pages/) served the same way (``python -m streamlit run``): its cold load,
+its warm load at / (the floor of Overview and of a page reached through the sidebar), its
+second page's warm load by its own URL (the floor of the other pages loaded by URL, which
+pay Streamlit's health probe of /<page>/ first) and the click→rerun of its button are the
+framework's floor on this machine.
 
 Targets (median, warm): every interaction ≤ 2× the floor and ≤ 1 s; review key → next image
 ≤ 300 ms; cold first load ≤ 3 s; pages during the 2,000-cell sweep ≤ 1.5× their idle time.
@@ -68,6 +71,11 @@ PAGE_HEADINGS = {"overview": "Overview", "new_sweep": "New sweep", "runs": "Runs
                  "scenarios": "Scenarios", "settings": "Settings"}
 TIMEOUT_MS = 120_000
 BASELINE_APP = 'import streamlit as st\nst.button("Rerun")\n'
+# The baseline's second page (pages/other.py, as the dashboard's pages are files under pages/):
+# a page loaded by its own URL (/other) pays what the dashboard's /runs or /gallery pay and
+# the app's root does not: Streamlit's frontend first asks for /other/_stcore/health, gets a
+# 404, and tries / about 100-120 ms later (streamlit/streamlit#7074, open).
+BASELINE_PAGE = "other"
 
 # The page has settled: nothing stale or running, every displayed image loaded and every
 # displayed chart drawn.
@@ -119,6 +127,8 @@ class Baseline:
     def __init__(self, folder: Path, log: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "hello.py").write_text(BASELINE_APP)
+        (folder / "pages").mkdir(exist_ok=True)
+        (folder / "pages" / f"{BASELINE_PAGE}.py").write_text(BASELINE_APP)
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.process = start_python(
@@ -193,15 +203,17 @@ def median(values: list[float]) -> float:
 
 # -- what is measured ----------------------------------------------------------------------------
 def measure_baseline(browser: Any, baseline: Baseline, repeats: int) -> dict[str, Any]:
-    cold, warm, click = [], [], []
+    cold, warm, warm_page, click = [], [], [], []
     for _ in range(repeats):
         tab = Tab(browser)
         cold.append(tab.load(baseline.url))
         warm.append(tab.load(baseline.url))
+        warm_page.append(tab.load(f"{baseline.url}/{BASELINE_PAGE}"))
+        tab.load(baseline.url)
         button = tab.page.get_by_role("button", name="Rerun")
         click.append(tab.timed(button.click))
         tab.close()
-    return {"cold": cold, "warm": warm, "interaction": click}
+    return {"cold": cold, "warm": warm, "warm_page_url": warm_page, "interaction": click}
 
 
 def measure_pages_cold(browser: Any, product: Product) -> dict[str, float]:
@@ -495,8 +507,14 @@ def run_all(browser: Any, env: dict[str, str], tmp: Path, gallery_sweep: int, im
 def report(results: dict[str, Any]) -> int:
     base = results["baseline"]
     floor_load, floor_click = median(base["warm"]), median(base["interaction"])
+    # A page loaded by its own URL against the one-line app's page loaded by its own URL
+    # (results from before 2026-12-03 have only the root's load: that floor for every page).
+    floor_page = median(base.get("warm_page_url") or base["warm"])
     rows = [{"what": "baseline: one-line page", "cold": median(base["cold"]),
              "warm": floor_load, "floor": "-", "ratio": 1.0, "target": "-", "result": "-"},
+            {"what": f"baseline: its page by URL (/{BASELINE_PAGE})", "cold": None,
+             "warm": floor_page, "floor": floor_load, "ratio": round(floor_page / floor_load, 1),
+             "target": "-", "result": "-"},
             {"what": "baseline: button click → rerun", "cold": None, "warm": floor_click,
              "floor": "-", "ratio": 1.0, "target": "-", "result": "-"}]
     targets: dict[str, dict[str, Any]] = {}
@@ -506,9 +524,10 @@ def report(results: dict[str, Any]) -> int:
             continue
         warm = median(results["warm"][page])
         cold = median(results["cold"][page])
-        ok = warm <= 2 * floor_load and warm <= 1.0
-        row = {"what": f"page: {page}", "cold": cold, "warm": warm, "floor": floor_load,
-               "ratio": round(warm / floor_load, 1), "target": "≤ 2× floor and ≤ 1 s",
+        floor = floor_load if page == "overview" else floor_page  # at / or at /<page>
+        ok = warm <= 2 * floor and warm <= 1.0
+        row = {"what": f"page: {page}", "cold": cold, "warm": warm, "floor": floor,
+               "ratio": round(warm / floor, 1), "target": "≤ 2× floor and ≤ 1 s",
                "result": verdict(ok)}
         if page in loaded:
             under = median(loaded[page])
@@ -519,7 +538,7 @@ def report(results: dict[str, Any]) -> int:
                 "result": verdict(under <= 1.5 * warm)}
         rows.append(row)
         targets[f"{page} warm ≤ 2× floor and ≤ 1 s"] = {
-            "value": f"{warm} s = {row['ratio']}× {floor_load} s", "result": verdict(ok)}
+            "value": f"{warm} s = {row['ratio']}× {floor} s", "result": verdict(ok)}
     for page, values in results.get("sidebar", {}).items():
         value = median(values)
         ok = value <= 2 * floor_load and value <= 1.0
@@ -552,7 +571,8 @@ def report(results: dict[str, Any]) -> int:
     info = results["machine"]
     print(f"\nIn the browser — {info['date']}, {info['nproc']} CPUs ({info['cpu_model']}), load "
           f"{info['load_avg_at_start']} at start; {results['generations']:,} generations; "
-          f"median of {results['repeats']}; floor = the one-line page\n")
+          f"median of {results['repeats']}; floor = the one-line page, at / for Overview and "
+          f"the sidebar, at /{BASELINE_PAGE} for a page loaded by its own URL\n")
     print(table(rows, columns))
     print()
     for key, error in results.get("errors", {}).items():

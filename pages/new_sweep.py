@@ -40,10 +40,15 @@ for view in sweep_form.missing_prices(views):
 st.subheader("Input images")
 files = st.file_uploader("Upload images", type=["png", "jpg", "jpeg", "webp"],
                          accept_multiple_files=True, key="uploader")
+# Always drawn, empty until there is an upload: its messages must not move the fields below
+# to new places in the page, or a value typed into one while the upload's run finishes is
+# lost (Streamlit's frontend draws the field anew, from the script's value).
+upload_notes = st.container()
 if files:
     outcomes = sweep_form.take_uploads(files, st.session_state.uploads_seen,
                                        lambda batch: actions.store_uploads(batch, user=user))
-    sweep_form.upload_messages(outcomes)
+    with upload_notes:
+        sweep_form.upload_messages(outcomes)
     new_ids = [o["image_id"] for o in outcomes if o["image_id"] is not None]
     st.session_state.chosen_images = list(dict.fromkeys([*st.session_state.chosen_images, *new_ids]))
 with st.expander("Library of earlier uploads", expanded=True):

@@ -35,8 +35,8 @@ def test_a_new_user_tunes_a_scenario_end_to_end(product, page, tmp_path):
     page.goto(f"{product}/new_sweep")
     page.locator("input[type=file]").set_input_files(str(photo))
     # Stored in the library and chosen, and that run over: "face.png · 320×320" alone can be
-    # an earlier test's upload of the same photo, and keys typed while the upload's run is
-    # under way can be lost (bench/browser.py waits the same way; see issue 15's note).
+    # an earlier test's upload of the same photo (keys typed while the upload's run finishes
+    # are kept: tests/browser/test_new_sweep_typing.py).
     wait_text(page, "1 uploaded image(s) stored in the library and chosen below.")
     page.wait_for_function(RUN_OVER_JS, polling="raf")
     for label, value in (("Strength", "0.3, 0.6"), ("Steps", "20, 30")):

@@ -1,0 +1,46 @@
+"""New sweep at a person's pace: a photo uploaded, and the Strength field typed into the
+moment the page looks ready, while the upload's run may still be finishing. The typed value
+must survive that run (it used to come back as the default in most tries: the upload's
+message moved every field below it to a new place in the page, and Streamlit's frontend drew
+the field anew from the script's value)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from tests.browser.conftest import RUN_OVER_JS
+from tests.test_execution import png_bytes
+
+pytestmark = pytest.mark.browser
+
+TRIES = 6
+
+
+def test_a_value_typed_as_an_upload_finishes_is_kept(product, page, tmp_path):
+    photo = tmp_path / "portrait.png"
+    photo.write_bytes(png_bytes(size=288))
+    # The photo in the library first, so its caption is on the page before the upload's run
+    # has finished, as for anyone uploading a photo the library already has.
+    page.goto(f"{product}/new_sweep")
+    page.locator("input[type=file]").set_input_files(str(photo))
+    page.get_by_text("1 uploaded image(s) stored in the library and chosen below.").wait_for()
+
+    kept = []
+    for n in range(TRIES):
+        page.goto(f"{product}/new_sweep")  # a new session: nothing typed, nothing uploaded
+        page.get_by_text("portrait.png · 288×288").first.wait_for()
+        page.locator("input[type=file]").set_input_files(str(photo))
+        page.wait_for_function(RUN_OVER_JS, polling="raf")  # the page looks ready: type
+        value = f"0.{n + 2}, 0.{n + 3}"
+        field = page.get_by_role("textbox", name="Strength", exact=True)
+        field.fill(value)
+        field.press("Enter")
+        page.get_by_text("1 uploaded image(s) stored in the library and chosen below.").wait_for()
+        with contextlib.suppress(PlaywrightTimeout):  # counted below, with what the field shows
+            page.get_by_text(f"→ 2 values: {value}").first.wait_for(timeout=15_000)  # parsed
+        page.wait_for_function(RUN_OVER_JS, polling="raf")
+        kept.append((value, field.input_value()))
+    assert all(typed == shown for typed, shown in kept), kept

@@ -338,10 +338,11 @@ def measure_submit(browser: Any, product: Product, image: Path, n: int = 0) -> f
     try:
         tab.load(f"{product.url}/new_sweep")
         page.locator("input[type=file]").set_input_files(str(image))
-        page.get_by_text(f"{image.name} · ").first.wait_for()
-        # Typed once the upload's run has finished, as a person does when the photo shows: in
-        # one full run (100,000 generations) the second repeat typed into a field that run
-        # was still drawing, and the axis preview never showed the new values.
+        # The upload stored (its caption, not the library's "face.png · …", which a repeat
+        # finds from the run before), then typed once the page looks ready, as a person does.
+        # Until 2026-12-03 a value typed as the upload's run finished was lost (the upload's
+        # message moved the fields); tests/browser/test_new_sweep_typing.py keeps it so.
+        page.get_by_text("uploaded image(s) stored in the library").first.wait_for()
         page.wait_for_function(SETTLED_JS, polling="raf")
         strengths = f"{0.3 + n / 100:g}, {0.6 + n / 100:g}"
         for label, value in (("Strength", strengths), ("Steps", f"{20 + n}, {30 + n}")):

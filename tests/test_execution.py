@@ -68,6 +68,13 @@ def configure(emulator, **changes: float) -> dict:
     return response.json()
 
 
+def age(emulator, seconds: float) -> None:
+    """Make every prediction and file the emulator holds ``seconds`` older, as if that much
+    time had passed (those whose wait is over have finished)."""
+    response = httpx.post(f"{emulator.base_url}/_emulator/age", json={"seconds": seconds})
+    assert response.status_code == 200, response.text
+
+
 def inject(emulator, **fault) -> None:
     response = httpx.post(f"{emulator.base_url}/_emulator/faults", json=fault)
     assert response.status_code == 201, response.text

@@ -15,7 +15,8 @@ from core.engine.replicate_api import build_client
 from core.runtime import open_runtime
 from core.planning.sweeps import SweepRequest
 from tests.services import wait_for
-from tests.test_execution import GRID, configure, emulator_stats, inject, run_queue, submit
+from tests.test_execution import (GRID, age, configure, emulator_stats, inject, run_queue,
+                                  submit)
 
 SMALL = SweepRequest(**{**GRID.__dict__, "strength": "0.3, 0.6", "steps": "20",
                         "prompts": ["a portrait"]})  # 2 cells
@@ -182,7 +183,7 @@ def test_a_lost_create_is_found_when_a_worker_comes_back_minutes_later(tuner_env
                                   ).first().sweep.version_id
     for seed in range(130):  # the team kept working meanwhile: more than a page of others
         client.predictions.create(version=version, input={"prompt": "other", "seed": seed})
-    httpx.post(f"{emulator.base_url}/_emulator/age", json={"seconds": gone_s}).raise_for_status()
+    age(emulator, gone_s)
 
     run_queue(runtime.settings.redis_url)
 

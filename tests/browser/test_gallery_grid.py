@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import httpx
 import pytest
 
 from tests.browser.conftest import GRID_LOADED_JS
 from tests.services import PROJECT_ROOT, wait_for
-from tests.test_execution import configure, png_bytes
+from tests.test_execution import age, configure, emulator_stats, png_bytes
 
 pytestmark = pytest.mark.browser
 
@@ -44,18 +43,6 @@ def product_emulator(running) -> SimpleNamespace:
     """The emulator `core up` started for the product, as `configure` takes it."""
     services = json.loads((Path(running.env["TUNER_RUN_DIR"]) / "services.json").read_text())
     return SimpleNamespace(base_url=services["replicate_base_url"])
-
-
-def emulator_stats(emulator) -> dict:
-    response = httpx.get(f"{emulator.base_url}/_emulator/stats", timeout=5)
-    response.raise_for_status()
-    return response.json()
-
-
-def age(emulator, seconds: float) -> None:
-    """Make the emulator's predictions ``seconds`` older: those whose wait is over finish."""
-    httpx.post(f"{emulator.base_url}/_emulator/age", json={"seconds": seconds},
-               timeout=5).raise_for_status()
 
 
 # Seconds the two groups of predictions wait in Replicate's queue: both well inside the

@@ -1,8 +1,10 @@
-"""The frame every page shares: page setup and the sidebar (who, endpoint, spend, health)."""
+"""The frame every page shares: page setup, the sidebar (who, endpoint, spend, health) and a
+page's sections as lazy tabs."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 
 import streamlit as st
 
@@ -37,6 +39,15 @@ def run_pages(pages: list) -> None:
         st.navigation(pages).run()
     finally:
         _run.in_frame = False
+
+
+def sections(draws: Mapping[str, Callable[[], None]], key: str) -> None:
+    """A page's sections as tabs of which only the chosen one runs and is drawn (lazy tabs),
+    the chosen one in the URL (``?KEY=Label``) so a link opens it."""
+    for draw, tab in zip(draws.values(), st.tabs(list(draws), key=key, bind="query-params")):
+        if tab.open:
+            with tab:
+                draw()
 
 
 def sidebar(user: str) -> None:

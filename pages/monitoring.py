@@ -197,10 +197,6 @@ def monthly_projection() -> None:
 # One section at a time: lazy tabs run and draw only the chosen one (all five at once were
 # nine charts and four tables, over a second of the browser's layout on 2 CPUs); the section
 # is in the URL (?mon_section=Latency), so a link opens it.
-SECTIONS = {"Cost": cost, "Latency": latency, "Throughput and failures": throughput_and_failures,
-            "Usage per person": usage_per_person, "Monthly projection": monthly_projection}
-for draw, tab in zip(SECTIONS.values(),
-                     st.tabs(list(SECTIONS), key="mon_section", bind="query-params")):
-    if tab.open:
-        with tab:
-            draw()
+frame.sections({"Cost": cost, "Latency": latency, "Throughput and failures": throughput_and_failures,
+                "Usage per person": usage_per_person, "Monthly projection": monthly_projection},
+               key="mon_section")

@@ -97,14 +97,8 @@ def image_library() -> None:
                 st.rerun()
 
 
-# One section at a time, as on Monitoring: lazy tabs run and draw only the chosen one (all
-# four at once were every model's pricing form, the budgets, the check and the library's
-# thumbnails on every load); the section is in the URL (?st_section=Image+library), so a link
-# opens it.
-SECTIONS = {"Models and pricing": models_and_pricing, "Budgets and caps": budgets_and_caps,
-            "System check": system_check, "Image library": image_library}
-for draw, tab in zip(SECTIONS.values(),
-                     st.tabs(list(SECTIONS), key="st_section", bind="query-params")):
-    if tab.open:
-        with tab:
-            draw()
+# One section at a time, as on Monitoring (all four at once were every model's pricing form,
+# the budgets, the check and the library's thumbnails on every load); a link opens one:
+# ?st_section=Image+library.
+frame.sections({"Models and pricing": models_and_pricing, "Budgets and caps": budgets_and_caps,
+                "System check": system_check, "Image library": image_library}, key="st_section")

@@ -74,9 +74,12 @@ def runtime(page_env: dict[str, str]) -> Runtime:
 
 @pytest.fixture
 def open_page(page_env: dict[str, str]) -> Callable[[str | None], AppTest]:
-    """``open_page("pages/runs.py")``: the app run once, then switched to that page."""
-    def open_(path: str | None = None) -> AppTest:
-        app = AppTest.from_file(APP, default_timeout=30).run()
+    """``open_page("pages/runs.py")``: the app run once, then switched to that page;
+    ``query`` opens it as a link with those query parameters would."""
+    def open_(path: str | None = None, query: dict[str, str] | None = None) -> AppTest:
+        app = AppTest.from_file(APP, default_timeout=30)
+        app.query_params.update(query or {})
+        app.run()
         if path:
             app.switch_page(path).run()
         return app

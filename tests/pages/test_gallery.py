@@ -181,28 +181,14 @@ def test_cells_show_their_ratings_and_can_be_rated_in_the_dialog(open_page, runt
         assert (saved.reviewer, saved.rating, saved.tags) == (local_user(), 4, ["artifact"])
 
 
-def _linked(page_env, **params: str):
-    """The app opened from a pasted link: the query parameters set before the first run."""
-    from streamlit.testing.v1 import AppTest
-
-    from tests.pages.conftest import APP
-
-    app = AppTest.from_file(APP, default_timeout=30)
-    for key, value in params.items():
-        app.query_params[key] = value
-    app.run()
-    app.switch_page(PAGE).run()
-    return app
-
-
-def test_a_pasted_link_opens_the_same_sweep_axes_and_cell(page_env, runtime,
+def test_a_pasted_link_opens_the_same_sweep_axes_and_cell(open_page, runtime,
                                                            finished_sweep) -> None:
     other = start_sweep(runtime, strength="0.4", steps="20", prompts=("a portrait", "a dog"))
     from dashboard import queries
 
     cell = queries.sweep_cells(finished_sweep)[1]
-    app = _linked(page_env, sweep=str(finished_sweep), x="steps", y="strength",
-                  cell=str(cell["id"]))
+    app = open_page(PAGE, query={"sweep": str(finished_sweep), "x": "steps", "y": "strength",
+                                 "cell": str(cell["id"])})
     assert not app.exception
     assert app.selectbox(key="g_x").value == "steps"
     assert app.selectbox(key="g_y").value == "strength"
@@ -212,10 +198,10 @@ def test_a_pasted_link_opens_the_same_sweep_axes_and_cell(page_env, runtime,
     assert app.query_params["cell"] == str(cell["id"])
 
 
-def test_changing_the_sweep_resets_axes_it_does_not_have(page_env, runtime,
+def test_changing_the_sweep_resets_axes_it_does_not_have(open_page, runtime,
                                                          finished_sweep) -> None:
     other = start_sweep(runtime, strength="0.4", steps="20", prompts=("a portrait", "a dog"))
-    app = _linked(page_env, sweep=str(finished_sweep), x="steps", y="strength")
+    app = open_page(PAGE, query={"sweep": str(finished_sweep), "x": "steps", "y": "strength"})
     assert app.selectbox(key="g_x").value == "steps"
     next(s for s in app.selectbox if s.label == "Sweep").set_value(other).run()
     assert not app.exception

@@ -193,16 +193,10 @@ def test_the_projection_prices_each_scenario_at_its_chosen_settings_own_cost(
     assert "that setting's own measured cost" in " ".join(m.value for m in app.markdown)
 
 
-def test_a_link_opens_its_section(page_env, runtime) -> None:
+def test_a_link_opens_its_section(open_page, runtime) -> None:
     """The chosen section is in the URL (?mon_section=…): a shared link opens it."""
-    from streamlit.testing.v1 import AppTest
-
-    from tests.pages.conftest import APP
-
     _seed(runtime)
-    app = AppTest.from_file(APP, default_timeout=30)
-    app.query_params["mon_section"] = "Usage per person"
-    app.run().switch_page(PAGE).run()
+    app = open_page(PAGE, query={"mon_section": "Usage per person"})
     assert not app.exception
     assert _downloads(app) == ["CSV of usage per person"]
     assert app.session_state["mon_section"] == "Usage per person"

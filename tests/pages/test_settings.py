@@ -9,9 +9,7 @@ from core.auth import local_user
 from core.data.db import session_scope
 from core.data.models import AppSetting, AuditEntry, Generation, InputImage, ModelSpec
 from core.data.settings_store import DEPLOYMENT_KEY
-from streamlit.testing.v1 import AppTest
-
-from tests.pages.conftest import APP, choose_tab, clear_caches, store_image
+from tests.pages.conftest import choose_tab, clear_caches, store_image
 from tests.services import free_port
 
 PAGE = "pages/settings.py"
@@ -46,9 +44,7 @@ def test_one_section_runs_at_a_time_and_a_link_opens_it(open_page, runtime) -> N
     assert not any(b.label == "Run system check" for b in app.button)
     _section(app, "Image library")
     assert len(app.image) == 1 and not any(b.label == "Add stability-ai/sdxl" for b in app.button)
-    linked = AppTest.from_file(APP, default_timeout=30)
-    linked.query_params["st_section"] = "Budgets and caps"
-    linked.run().switch_page(PAGE).run()
+    linked = open_page(PAGE, query={"st_section": "Budgets and caps"})
     assert _number(linked, "Daily budget (USD)").value == 20.0 and not linked.image
 
 

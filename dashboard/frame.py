@@ -41,10 +41,13 @@ def run_pages(pages: list) -> None:
         _run.in_frame = False
 
 
-def sections(draws: Mapping[str, Callable[[], None]], key: str) -> None:
+def sections(draws: Mapping[str, Callable[[], None]], key: str, *, in_url: bool = True) -> None:
     """A page's sections as tabs of which only the chosen one runs and is drawn (lazy tabs),
-    the chosen one in the URL (``?KEY=Label``) so a link opens it."""
-    for draw, tab in zip(draws.values(), st.tabs(list(draws), key=key, bind="query-params")):
+    the chosen one in the URL (``?KEY=Label``) so a link opens it; ``in_url=False`` for tabs
+    in a dialog, which a link does not reopen."""
+    tabs = (st.tabs(list(draws), key=key, bind="query-params") if in_url
+            else st.tabs(list(draws), key=key, on_change="rerun"))
+    for draw, tab in zip(draws.values(), tabs):
         if tab.open:
             with tab:
                 draw()

@@ -261,9 +261,12 @@ def _place(cell: Cell, caption: str, url: ThumbnailUrl, px: int, slot: str) -> d
             "error": cell["error"][:120] if cell["error"] and not src else None}
 
 
+@st.fragment
 def _draw(data: dict[str, Any], cells: Sequence[Cell], key: str,
           on_open: Callable[[Cell], None]) -> None:
-    """The component, and ``on_open`` of the cell it says was clicked in this run."""
+    """The component, and ``on_open`` of the cell it says was clicked in this run. A fragment
+    of its own: a click reruns only this, with the grid the enclosing run built, not the
+    Gallery's filters and the grid again (bench/browser.py, "open a cell")."""
     result = _component(key=key, data=data, on_open_change=_ignore, height="content")
     opened = next((c for c in cells if c["id"] == result.open), None)
     if opened is not None:
@@ -272,6 +275,9 @@ def _draw(data: dict[str, Any], cells: Sequence[Cell], key: str,
 
 def _ignore() -> None:
     """The component's click is read from its result; the callback only declares it."""
+
+
+CELL_SECTION = "g_cell_section"  # the cell dialog's chosen tab: Rate, Promote, Model input
 
 
 @st.dialog("Cell", width="large")
@@ -303,23 +309,26 @@ def cell_dialog(cell: Cell, load: Callable[[str], bytes],
     st.caption(f"Prompt: {fmt.plain(cell['prompt_text'])}")
     if cell["negative_prompt"]:
         st.caption(f"Negative prompt: {fmt.plain(cell['negative_prompt'])}")
-    a, b, c, d = st.columns(4)
-    a.metric("Cost", fmt.usd(cell["cost_usd"] or 0.0), help="An estimate from the price "
-             "table: Replicate's API returns no price.")
-    b.metric("Predict time", fmt.duration(cell["predict_time_s"]))
-    c.metric("Total latency", fmt.duration(cell["latency_s"]))
-    d.metric("Attempts", cell["attempts"])
+    st.caption(" · ".join([
+        f"Cost {fmt.usd(cell['cost_usd'] or 0.0)} (an estimate from the price table: "
+        "Replicate's API returns no price)",
+        f"predict time {fmt.duration(cell['predict_time_s'])}",
+        f"total latency {fmt.duration(cell['latency_s'])}",
+        f"{cell['attempts'] or 0} attempt{'' if cell['attempts'] == 1 else 's'}"]))
     st.caption(f"Prediction id: `{cell['prediction_id'] or '—'}` · endpoint "
                f"{cell['endpoint']} · generation {cell['id']}"
                + (f" · reused output of generation {cell['reused_from']}" if cell["reused_from"] else ""))
-    if review is not None:
-        review(cell)
-    with st.expander("Full model input"):
-        st.json(dict(cell["model_input"]))
+    from dashboard.frame import sections
     from dashboard.scenario_widgets import promote_form
 
-    promote_form(cell["id"], key=f"promote_{cell['id']}", disabled=cell["state"] != "succeeded",
-                 promote=promote)
+    # Lazy tabs: what is not chosen is neither run nor sent, so the dialog opens with its
+    # images, settings and ratings only (bench/browser.py, "open a cell").
+    draws = {"Rate": lambda: review(cell)} if review is not None else {}
+    draws["Promote"] = lambda: promote_form(cell["id"], key=f"promote_{cell['id']}",
+                                            disabled=cell["state"] != "succeeded",
+                                            promote=promote)
+    draws["Model input"] = lambda: st.json(dict(cell["model_input"]))
+    sections(draws, key=CELL_SECTION, in_url=False)
 
 
 def _full_size(load: Callable[[str], bytes], key: str, caption: str | None = None) -> None:

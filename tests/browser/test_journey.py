@@ -74,7 +74,8 @@ def test_a_new_user_tunes_a_scenario_end_to_end(product, page, tmp_path):
     open_cell("0.3", "20")
     dialog = page.get_by_role("dialog")
     dialog.get_by_text(re.compile("prediction", re.I)).first.wait_for()
-    # Then promote its settings to a scenario.
+    # Then promote its settings to a scenario, in the dialog's Promote tab.
+    dialog.get_by_role("tab", name="Promote").click()
     # No scenario exists yet, so "New scenario" is the only choice: say its name.
     dialog.get_by_label("New scenario name").fill("projection-level-1")
     dialog.get_by_label("New scenario name").press("Enter")

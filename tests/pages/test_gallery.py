@@ -13,6 +13,7 @@ from sqlalchemy import select
 from core.data.db import session_scope
 from core.errors import NotFound
 from core.data.models import Scenario
+from dashboard.grid_view import CELL_SECTION
 from tests.pages.conftest import (grid_captions, grid_cells, grids, open_cell, run_workers,
                                   start_sweep, store_image)
 
@@ -78,8 +79,22 @@ def test_a_cell_opens_with_its_parameters_and_can_be_promoted(open_page, runtime
     assert "strength **0.3**" in text and "Prediction id" in text
     # The input and the output as stored (PNG), not re-encoded as JPEG on every run.
     assert [image.proto.imgs[0].url.rsplit(".", 1)[1] for image in app.image] == ["png", "png"]
-    assert {m.label for m in app.metric} >= {"Cost", "Predict time", "Total latency"}
-    assert next(b for b in app.button if b.label == "Promote these settings")
+    # Cost and timings in one line, saying what the cost is; the Rate tab open, and only it.
+    assert any(c.startswith("Cost $") and "an estimate from the price table" in c
+               and "predict time" in c and "1 attempt" in c for c in _captions(app))
+    assert [t.label for t in app.tabs][-3:] == ["Rate", "Promote", "Model input"]
+    assert app.button(key=f"g_save_{grid_cells(app)[0]['id']}")
+    assert not [b for b in app.button if b.label == "Promote these settings"] and not app.json
+    # The other tabs, chosen before the cell opens (AppTest reruns the whole script, where
+    # a dialog stays open only on the run that opened it).
+    for tab, shown in (("Promote", lambda a: [b for b in a.button
+                                              if b.label == "Promote these settings"]),
+                       ("Model input", lambda a: [j for j in a.json
+                                                  if j.value and "strength" in j.value])):
+        app = open_page(PAGE)
+        app.session_state[CELL_SECTION] = tab
+        open_cell(app, grid_cells(app)[0]["id"])
+        assert not app.exception and shown(app), tab
     # A click inside a dialog reruns only the dialog in a browser; AppTest reruns the whole
     # script, where the dialog is closed, so the promote handler is called directly here.
     from dashboard import actions, queries

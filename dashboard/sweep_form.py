@@ -79,22 +79,23 @@ def _prop_help(view: ModelView, name: str) -> str:
 def role_axis(role: str, views: list[ModelView], *, help_prefix: str = "") -> list[Any] | None:
     """The strength / steps / guidance / seed field, shown only when a chosen model has that
     input (under whatever name); blank leaves each model's default. Returns the values,
-    [] when blank, None when it does not parse or no model has it."""
-    having = [v for v in views if v.roles.name_for(role)]
-    if not having:
-        return None
-    name = having[0].roles.name_for(role) or role
-    help_text = help_prefix + "  \n".join(_prop_help(v, v.roles.name_for(role) or role)
-                                            for v in having)
-    key = f"f_{role}"
-    text = st.text_input(ROLE_LABELS[role], key=key, help=help_text)
-    if not text.strip():
-        st.caption("→ each model's default")
-        return []
-    prop = having[0].properties.get(name, {})
-    if role == "seed":
-        return _feedback(lambda: grid.parse_number_axis(text, name="seed", integer=True))
-    return _feedback(lambda: grid.parse_axis(role, text, prop))
+    [] when blank, None when it does not parse or no model has it. Drawn in a container that
+    is there either way, so the field below it keeps its place when the models change."""
+    with st.container():
+        having = [v for v in views if v.roles.name_for(role)]
+        if not having:
+            return None
+        name = having[0].roles.name_for(role) or role
+        help_text = help_prefix + "  \n".join(_prop_help(v, v.roles.name_for(role) or role)
+                                                for v in having)
+        text = st.text_input(ROLE_LABELS[role], key=f"f_{role}", help=help_text)
+        if not text.strip():
+            st.caption("→ each model's default")
+            return []
+        prop = having[0].properties.get(name, {})
+        if role == "seed":
+            return _feedback(lambda: grid.parse_number_axis(text, name="seed", integer=True))
+        return _feedback(lambda: grid.parse_axis(role, text, prop))
 
 
 def _union_inputs(views: list[ModelView]) -> dict[str, list[ModelView]]:

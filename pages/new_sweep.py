@@ -24,18 +24,23 @@ model_text = st.text_input(
          "on each model (the model axis). stability-ai/sdxl by default.")
 refs = sweep_form.model_refs(model_text)
 views = []
-with shown_errors("reading the models' inputs"):
-    views = actions.model_views(refs)
-for view in sweep_form.missing_prices(views):
-    st.warning(f"{fmt.plain(view.ref)} has no price yet: set one to plan a sweep with it (Replicate's API "
-               "does not say what a model costs; copy the rate from the model's page).")
-    with shown_errors(f"saving the price of {view.ref}"):
-        row = next(m for m in settings_widgets.models() if m["ref"] == view.ref)
-        changes = settings_widgets.pricing_form(row)
-        if changes is not None:
-            settings_widgets.save_pricing(row["id"], changes, actor=user)
-            actions.model_views.clear()
-            st.rerun()
+# What the models say (an error, a price to set) comes and goes as they are typed: it is drawn
+# in a container that is always there, so every field below keeps its place in the page and
+# a value typed into one while the models' run finishes is not lost (as for uploads below).
+with st.container():
+    with shown_errors("reading the models' inputs"):
+        views = actions.model_views(refs)
+    for view in sweep_form.missing_prices(views):
+        st.warning(f"{fmt.plain(view.ref)} has no price yet: set one to plan a sweep with it "
+                   "(Replicate's API does not say what a model costs; copy the rate from the "
+                   "model's page).")
+        with shown_errors(f"saving the price of {view.ref}"):
+            row = next(m for m in settings_widgets.models() if m["ref"] == view.ref)
+            changes = settings_widgets.pricing_form(row)
+            if changes is not None:
+                settings_widgets.save_pricing(row["id"], changes, actor=user)
+                actions.model_views.clear()
+                st.rerun()
 
 st.subheader("Input images")
 files = st.file_uploader("Upload images", type=["png", "jpg", "jpeg", "webp"],
@@ -54,8 +59,9 @@ if files:
 with st.expander("Library of earlier uploads", expanded=True):
     with shown_errors("loading the image library"):
         sweep_form.image_picker(queries.library(), resources.media)
-if views:
-    sweep_form.image_input_note(views)
+with st.container():  # the note comes and goes with the models; the fields below stay put
+    if views:
+        sweep_form.image_input_note(views)
 
 st.subheader("Axes")
 left, right = st.columns(2)

@@ -14,9 +14,12 @@ from dashboard import format as fmt
 
 def show_flash() -> None:
     """Messages left by the previous page (e.g. "sweep submitted"), shown once, as text: they
-    may name what the user typed."""
-    for kind, message in st.session_state.flash:
-        getattr(st, kind)(fmt.plain(message))
+    may name what the user typed. In a container that stays when they are gone, so the next
+    run does not move every field below up by one (a value typed into one as that run
+    finishes would be lost: Streamlit's frontend draws a moved field anew)."""
+    with st.container():
+        for kind, message in st.session_state.flash:
+            getattr(st, kind)(fmt.plain(message))
     st.session_state.flash = []
 
 

@@ -113,3 +113,22 @@ def test_the_sweep_summary_says_how_much_reviewers_agree(open_page, runtime, fin
     assert line.startswith("Reviews: 3 of 4 generations reviewed · Krippendorff's α -")
     assert "over 3 rated by 2+ · 0% exact, 0% within one star" in line
     assert any("reviewers disagree" in w.value for w in app.warning)
+
+
+def test_estimate_against_actual_follows_the_cells_at_once(open_page, runtime) -> None:
+    """Cached by content: read again the moment a cell moves, not after a few seconds."""
+    from tests.pages.conftest import run_workers
+
+    start_sweep(runtime)
+    app = open_page(PAGE)
+
+    def shown() -> dict[str, str]:
+        return {m.label: m.value for m in app.metric if m.label in ("Cost", "Duration")}
+
+    assert shown() == {"Cost": "$0.00", "Duration": "running"}
+    app.run()
+    assert shown() == {"Cost": "$0.00", "Duration": "running"}  # unchanged: from the cache
+    run_workers(runtime)  # every cell ends; no cache is cleared
+    app.run()
+    cost, duration = shown()["Cost"], shown()["Duration"]
+    assert cost != "$0.00" and duration not in ("running", "—"), shown()

@@ -14,6 +14,7 @@ import streamlit as st
 from core.insight.grid_cells import GridCell
 from core.insight.grid_cells import swept_axes as swept_axes
 from dashboard import format as fmt
+from dashboard.frame import sections
 from dashboard.panels import panel_component
 
 PAGE_CELLS = 100
@@ -318,7 +319,6 @@ def cell_dialog(cell: Cell, load: Callable[[str], bytes],
     st.caption(f"Prediction id: `{cell['prediction_id'] or '—'}` · endpoint "
                f"{cell['endpoint']} · generation {cell['id']}"
                + (f" · reused output of generation {cell['reused_from']}" if cell["reused_from"] else ""))
-    from dashboard.frame import sections
     from dashboard.scenario_widgets import promote_form
 
     # Lazy tabs: what is not chosen is neither run nor sent, so the dialog opens with its

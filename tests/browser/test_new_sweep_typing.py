@@ -11,7 +11,6 @@ import contextlib
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
 from sqlalchemy import update
 
 from core.data.db import create_db_engine
@@ -40,15 +39,8 @@ def test_a_value_typed_as_an_upload_finishes_is_kept(product, page, tmp_path):
         page.get_by_text("portrait.png · 288×288").first.wait_for()
         page.locator("input[type=file]").set_input_files(str(photo))
         page.wait_for_function(RUN_OVER_JS, polling="raf")  # the page looks ready: type
-        value = f"0.{n + 2}, 0.{n + 3}"
-        field = page.get_by_role("textbox", name="Strength", exact=True)
-        field.fill(value)
-        field.press("Enter")
-        page.get_by_text("1 uploaded image(s) stored in the library and chosen below.").wait_for()
-        with contextlib.suppress(PlaywrightTimeout):  # counted below, with what the field shows
-            page.get_by_text(f"→ 2 values: {value}").first.wait_for(timeout=15_000)  # parsed
-        page.wait_for_function(RUN_OVER_JS, polling="raf")
-        kept.append((value, field.input_value()))
+        kept.append(_type_strength(page, n, after="1 uploaded image(s) stored in the library "
+                                                   "and chosen below."))
     assert all(typed == shown for typed, shown in kept), kept
 
 
@@ -76,13 +68,19 @@ def test_a_value_typed_as_the_models_change_is_kept(running, page):
         models = page.get_by_role("textbox", name="Models", exact=True)
         models.fill(f"{SDXL_REF}, {FLUX_DEV_REF}")
         models.press("Enter")  # its run starts: the price form will appear above the fields
-        value = f"0.{n + 2}, 0.{n + 3}"
-        field = page.get_by_role("textbox", name="Strength", exact=True)
-        field.fill(value)
-        field.press("Enter")
-        page.get_by_text(f"{FLUX_DEV_REF} has no price yet").wait_for()
-        with contextlib.suppress(PlaywrightTimeout):  # counted below, with what the field shows
-            page.get_by_text(f"→ 2 values: {value}").first.wait_for(timeout=15_000)  # parsed
-        page.wait_for_function(RUN_OVER_JS, polling="raf")
-        kept.append((value, field.input_value()))
+        kept.append(_type_strength(page, n, after=f"{FLUX_DEV_REF} has no price yet"))
     assert all(typed == shown for typed, shown in kept), kept
+
+
+def _type_strength(page, n: int, *, after: str) -> tuple[str, str]:
+    """Type try ``n``'s strengths at once and press Enter; once ``after`` shows and every run
+    is over, (what was typed, what the field shows)."""
+    value = f"0.{n + 2}, 0.{n + 3}"
+    field = page.get_by_role("textbox", name="Strength", exact=True)
+    field.fill(value)
+    field.press("Enter")
+    page.get_by_text(after).first.wait_for()
+    with contextlib.suppress(PlaywrightTimeout):  # counted by the caller, with what is shown
+        page.get_by_text(f"→ 2 values: {value}").first.wait_for(timeout=15_000)  # parsed
+    page.wait_for_function(RUN_OVER_JS, polling="raf")
+    return value, field.input_value()

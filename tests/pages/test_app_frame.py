@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.auth import add_user
+from tests.pages.conftest import start_sweep
 from tests.services import free_port
 
 PLACEHOLDERS = ["pages/overview.py", "pages/review.py", "pages/monitoring.py",
@@ -75,14 +76,12 @@ def test_a_page_url_requested_first_still_gets_the_frame(open_page, monkeypatch)
 
 
 @pytest.mark.parametrize("path", ["pages/overview.py", "pages/runs.py", "pages/review.py",
-                                  "pages/scenarios.py", "pages/settings.py"])
+                                  "pages/scenarios.py", "pages/gate.py", "pages/settings.py"])
 def test_a_message_left_by_the_page_before_moves_nothing_when_it_goes(open_page, runtime,
                                                                       path) -> None:
     """Shown once, then gone on the next run; what follows it keeps its place in the page (a
     moved field is drawn anew by Streamlit's frontend, and a value being typed into it is
     lost)."""
-    from tests.pages.conftest import start_sweep
-
     start_sweep(runtime)  # Runs shows its panel, not its empty state
     app = open_page(path)
     app.session_state.flash = [("success", "Sweep 1 submitted.")]

@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 from core.data import keys
 from core.data.db import session_scope
 from core.data.models import Generation, GenerationState
-from tests.pages.conftest import clear_caches, start_sweep
+from tests.pages.conftest import clear_caches, run_workers, start_sweep
 from tests.services import free_port
 
 PAGE = "pages/runs.py"
@@ -117,8 +117,6 @@ def test_the_sweep_summary_says_how_much_reviewers_agree(open_page, runtime, fin
 
 def test_estimate_against_actual_follows_the_cells_at_once(open_page, runtime) -> None:
     """Cached by content: read again the moment a cell moves, not after a few seconds."""
-    from tests.pages.conftest import run_workers
-
     start_sweep(runtime)
     app = open_page(PAGE)
 
@@ -127,7 +125,7 @@ def test_estimate_against_actual_follows_the_cells_at_once(open_page, runtime) -
 
     assert shown() == {"Cost": "$0.00", "Duration": "running"}
     app.run()
-    assert shown() == {"Cost": "$0.00", "Duration": "running"}  # unchanged: from the cache
+    assert shown() == {"Cost": "$0.00", "Duration": "running"}  # a run with nothing moved
     run_workers(runtime)  # every cell ends; no cache is cleared
     app.run()
     cost, duration = shown()["Cost"], shown()["Duration"]

@@ -7,6 +7,11 @@ our own modules: 2.5–3 s of the 4.7–5.7 s first load on 2 CPUs (bench/browse
 py-spy on the script thread). Importing them here moves that wait to the start, before
 ``up`` says the dashboard is up.
 
+It also tells Streamlit, before the first session, that the app is not an old-style
+``pages/``-folder app (see ``frame.page_setup``): otherwise the first visitor of a page's own
+URL, a link to /gallery?sweep=N say, got a run of that page file alone (the sidebar with the
+folder's file names, an empty page) and then the real run, twice the wait.
+
     python -m dashboard.serve [options of `streamlit run`]
 """
 
@@ -52,6 +57,11 @@ def preload() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     preload()
+    from streamlit.runtime.pages_manager import PagesManager
+
+    # streamlit_app.py calls st.navigation on every run, so the decision its first run would
+    # make is known now; a class attribute, read for every run of every session.
+    PagesManager.uses_pages_directory = False
     # What was just imported lives as long as the server: out of the collector's sight, a
     # full collection walks only what the sessions made since, not every module's objects.
     gc.collect()

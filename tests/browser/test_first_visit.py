@@ -1,0 +1,54 @@
+"""The first visitor of a freshly started dashboard who comes by a page's own URL (a link to
+/runs, say) gets that page in one run, with the app's own sidebar.
+
+Streamlit treats an app with a ``pages/`` folder as an old-style multipage app until the entry
+script has called ``st.navigation`` once in the server process; ``dashboard.serve`` decides it
+before the port opens. Without that, the first run drew the folder's file names in the
+sidebar ("streamlit app", "new sweep", ...) over an empty page, and a second run the page.
+
+This module has its own ``running`` product (module scope), and its one test is the
+server's first visit: nothing else may load a page before it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+from tests.browser.conftest import RUN_OVER_JS
+
+# Every link text the sidebar's navigation has shown since the document started.
+NAV_SEEN_JS = r"""
+window.__navSeen = new Set();
+new MutationObserver(() => {
+  for (const link of document.querySelectorAll('[data-testid="stSidebarNav"] a')) {
+    window.__navSeen.add(link.innerText.trim().split('\n').pop().trim());
+  }
+}).observe(document, {childList: true, subtree: true, characterData: true});
+"""
+
+
+def test_a_page_url_as_the_servers_first_visit_runs_once_with_the_apps_sidebar(running, page):
+    finished: list[int] = []
+
+    def frame(payload: object) -> None:
+        if isinstance(payload, str):
+            return
+        message = ForwardMsg()
+        with contextlib.suppress(Exception):  # a frame that is not a ForwardMsg
+            message.ParseFromString(payload)
+            if message.WhichOneof("type") == "script_finished":
+                finished.append(1)
+
+    page.on("websocket", lambda socket: socket.on("framereceived", frame))
+    page.add_init_script(NAV_SEEN_JS)
+    page.goto(f"{running.url}/runs")
+    page.get_by_role("heading", name="Runs", level=1).wait_for()
+    page.wait_for_function(RUN_OVER_JS)
+
+    seen = set(page.evaluate("() => [...window.__navSeen]"))
+    assert "Overview" in seen and "Runs" in seen, seen
+    folder_names = {"streamlit app", "new sweep", "runs"} & seen
+    assert not folder_names, f"the sidebar showed the pages folder's file names: {folder_names}"
+    assert len(finished) == 1, f"{len(finished)} script runs for the first visit, not 1"

@@ -32,7 +32,8 @@ FIELD_DEFAULTS = {
     "f_negative": "",
     "f_cancel_after": DEFAULT_CANCEL_AFTER_S,
 }
-MODES = ("model default", "fixed", "swept")
+MODES = ("fixed", "swept")  # what a picked other input does
+OTHER_KEY = "f_other_inputs"  # the other inputs picked to set or sweep
 ROLE_LABELS = {"strength": "Strength", "steps": "Steps", "guidance": "Guidance", "seed": "Seed"}
 
 
@@ -47,11 +48,13 @@ def apply_preset(preset: Preset | None) -> None:
     values: dict[str, Any] = dict(FIELD_DEFAULTS)
     for key in [k for k in st.session_state if str(k).startswith(("f_mode_", "f_fixed_", "f_axis_"))]:
         del st.session_state[key]
+    values[OTHER_KEY] = []
     if preset is not None:
         values.update({f"f_{axis}": text for axis, text in preset.axes.items()})
         values.update(f_prompts=preset.prompt, f_negative=preset.negative_prompt)
         if preset.model_ref:
             values["f_model"] = preset.model_ref
+        values[OTHER_KEY] = list(preset.fixed)
         for name, value in preset.fixed.items():
             values[f"f_mode_{name}"] = "fixed"
             values[f"f_fixed_{name}"] = value
@@ -130,51 +133,84 @@ def _fixed_widget(name: str, prop: dict[str, Any], help_text: str) -> Any:
     return grid.parse_value(name, text, prop) if text.strip() else None
 
 
+def _defaults_table(union: dict[str, list[ModelView]], picked: list[str]) -> str:
+    """The inputs left at the models' defaults as one Markdown table: input, default, what it
+    does (the first model's schema; its publisher's text, so escaped like any user text)."""
+    def cell(text: object) -> str:
+        return fmt.plain(" ".join(str(text).split()))  # escapes | too
+
+    rows = ["| input | default | what it does |", "| --- | --- | --- |"]
+    for name, having in union.items():
+        if name not in picked:
+            prop = having[0].properties[name]
+            default = describe_value(prop["default"]) if "default" in prop else "not sent"
+            about = str(prop.get("description") or "")
+            rows.append(f"| {cell(name)} | {cell(default)} | "
+                        f"{cell(about if len(about) <= 140 else about[:137].rsplit(' ', 1)[0] + ' …')} |")
+    return "\n".join(rows)
+
+
 def other_inputs(views: list[ModelView]) -> tuple[dict[str, Any], dict[str, str], bool]:
-    """Every other input of the chosen models, each left to the model's default, fixed, or
-    swept (a widget that fits its type, its default shown, its description as help).
-    Returns (fixed values, axis texts, whether everything parsed)."""
+    """Every other input of the chosen models: the ones picked in "Set or sweep" are fixed or
+    swept (a widget that fits its type, the schema's description as help), the rest are left
+    to the model's default and listed in one table. Returns (fixed values, axis texts, whether
+    everything parsed).
+
+    Only the picked inputs are widgets: SDXL's twelve other inputs as a row of widgets each
+    were ~60 of New sweep's ~140 elements, all drawn on every load with the expander shut."""
     fixed: dict[str, Any] = {}
     axes: dict[str, str] = {}
     ok = True
     union = _union_inputs(views)
-    chosen = sum(1 for n in union if st.session_state.get(f"f_mode_{n}", MODES[0]) != MODES[0])
+    st.session_state[OTHER_KEY] = [n for n in st.session_state.get(OTHER_KEY, []) if n in union]
+    chosen = len(st.session_state[OTHER_KEY])
     with st.expander(f"Other model inputs ({chosen} set of {len(union)})", expanded=chosen > 0):
-        st.caption("Anything left at the model default is not sent. With several models, a "
-                   "value applies to the models that have the input.")
-        for name, having in union.items():
-            prop = having[0].properties[name]
-            help_text = "  \n".join(_prop_help(v, name) for v in having)
-            kind = input_kind(prop)
-            left, right = st.columns([1, 2])
-            modes = MODES if kind not in ("image", "other") else MODES[:2]
-            mode = left.selectbox(name, modes, key=f"f_mode_{name}", help=help_text,
-                                  label_visibility="visible")
-            with right:
-                try:
-                    if mode == "fixed":
-                        value = _fixed_widget(name, prop, help_text)
-                        if value is not None:
-                            fixed[name] = value
-                    elif mode == "swept":
-                        text = st.text_input(f"{name} values", key=f"f_axis_{name}",
-                                             help=help_text + "  \nA comma list, or for numbers "
-                                             "a range: 0.3-0.6 (+0.1), 20-40 [3].")
-                        values = _feedback(
-                            lambda n=name, t=text, p=prop: grid.parse_axis(n, t, p)) \
-                            if text.strip() else None
-                        if values is None:
-                            ok = ok and not text.strip()
-                        else:
-                            axes[name] = text
-                    else:
-                        default = prop.get("default")
-                        st.caption(f"default {describe_value(default)}" if "default" in prop
-                                   else "not sent")
-                except InvalidInput as exc:
-                    st.error(fmt.plain(exc), icon="✏️")
-                    ok = False
+        picked = st.multiselect(
+            "Set or sweep", list(union), key=OTHER_KEY,
+            help="Pick an input to give it a value or an axis. Anything left at the model "
+                 "default is not sent. With several models, a value applies to the models "
+                 "that have the input.")
+        # Always there, so a row coming or going does not move the fields below it.
+        with st.container():
+            for name in picked:
+                ok = _other_input_row(name, union[name], fixed, axes) and ok
+        if len(picked) < len(union):
+            st.markdown(_defaults_table(union, picked))
     return fixed, axes, ok
+
+
+def _other_input_row(name: str, having: list[ModelView], fixed: dict[str, Any],
+                     axes: dict[str, str]) -> bool:
+    """One picked input: fixed or swept, and its value; adds to ``fixed`` or ``axes`` and
+    returns whether what was typed parses."""
+    prop = having[0].properties[name]
+    help_text = "  \n".join(_prop_help(v, name) for v in having)
+    kind = input_kind(prop)
+    modes = list(MODES) if kind not in ("image", "other") else list(MODES[:1])
+    if st.session_state.get(f"f_mode_{name}") not in modes:
+        st.session_state[f"f_mode_{name}"] = modes[0]
+    left, right = st.columns([1, 2])
+    mode = left.selectbox(name, modes, key=f"f_mode_{name}", help=help_text)
+    with right:
+        try:
+            if mode == "fixed":
+                value = _fixed_widget(name, prop, help_text)
+                if value is not None:
+                    fixed[name] = value
+                return True
+            text = st.text_input(f"{name} values", key=f"f_axis_{name}",
+                                 help=help_text + "  \nA comma list, or for numbers a range: "
+                                 "0.3-0.6 (+0.1), 20-40 [3].")
+            if not text.strip():
+                return True
+            values = _feedback(lambda: grid.parse_axis(name, text, prop))
+            if values is None:
+                return False
+            axes[name] = text
+            return True
+        except InvalidInput as exc:
+            st.error(fmt.plain(exc), icon="✏️")
+            return False
 
 
 def image_input_note(views: list[ModelView]) -> None:

@@ -176,3 +176,67 @@ def test_the_library_choice_follows_clicks_and_survives_reruns(open_page, runtim
     assert app.session_state.chosen_images == [image_id] and _pick(app, image_id).value
     _pick(app, image_id).uncheck().run()
     assert app.session_state.chosen_images == [] and not _pick(app, image_id).value
+
+
+def _defaults_table(app) -> str:
+    return next(m.value for m in app.markdown if m.value.startswith("| input | default |"))
+
+
+def test_other_inputs_list_their_defaults_and_a_picked_one_is_fixed_or_swept(open_page,
+                                                                              runtime) -> None:
+    image_id = store_image(runtime)
+    app = open_page(PAGE)
+    _fill(app, image_id)
+    assert _metric(app, "Cells") == "4"
+    assert app.expander[-1].label.startswith("Other model inputs (0 set of ")
+    table = _defaults_table(app)
+    assert "| scheduler | 'K_EULER' | scheduler |" in table
+    assert "| lora_scale | 0.6 | LoRA additive scale." in table
+    assert not [s for s in app.selectbox if s.key.startswith("f_mode_")]  # no row until picked
+
+    app.multiselect(key="f_other_inputs").select("scheduler").run()
+    assert app.selectbox(key="f_mode_scheduler").value == "fixed"
+    assert "| scheduler |" not in _defaults_table(app)
+    app.selectbox(key="f_fixed_scheduler").select("DDIM").run()
+
+    app.multiselect(key="f_other_inputs").select("lora_scale").run()
+    app.selectbox(key="f_mode_lora_scale").select("swept").run()
+    app.text_input(key="f_axis_lora_scale").input("0.4, x").run()
+    assert any("'x'" in e.value and "lora_scale" in e.value for e in app.error)
+    assert next(b for b in app.button if b.label == "Submit sweep").disabled
+    app.text_input(key="f_axis_lora_scale").input("0.4, 0.8").run()
+    assert _metric(app, "Cells") == "8"
+    assert app.expander[-1].label.startswith("Other model inputs (2 set of ")
+
+    next(b for b in app.button if b.label == "Submit sweep").click().run()
+    assert not app.exception
+    with session_scope(runtime.engine) as session:
+        inputs = [g.model_input for g in session.scalars(select(Generation))]
+    assert len(inputs) == 8 and {i["scheduler"] for i in inputs} == {"DDIM"}
+    assert sorted({i["lora_scale"] for i in inputs}) == [0.4, 0.8]
+
+
+def test_an_unpicked_input_is_not_sent(open_page, runtime) -> None:
+    image_id = store_image(runtime)
+    app = open_page(PAGE)
+    _fill(app, image_id)
+    app.multiselect(key="f_other_inputs").select("lora_scale").run()
+    app.selectbox(key="f_mode_lora_scale").select("swept").run()
+    app.text_input(key="f_axis_lora_scale").input("0.4, 0.8").run()
+    assert _metric(app, "Cells") == "8"
+    app.multiselect(key="f_other_inputs").unselect("lora_scale").run()
+    assert _metric(app, "Cells") == "4"
+    assert "| lora_scale | 0.6 |" in _defaults_table(app)
+
+
+def test_a_scenarios_other_inputs_come_picked_and_set(open_page, runtime) -> None:
+    with session_scope(runtime.engine) as session:
+        session.add(Scenario(name="projection-level-2", prompt_template="a projection portrait",
+                             params={"strength": 0.35, "scheduler": "DDIM"}))
+    app = open_page(PAGE)
+    app.selectbox(key="f_scenario").select_index(1).run()
+    assert app.multiselect(key="f_other_inputs").value == ["scheduler"]
+    assert app.selectbox(key="f_fixed_scheduler").value == "DDIM"
+    assert app.expander[-1].label.startswith("Other model inputs (1 set of ")
+    app.selectbox(key="f_scenario").select_index(0).run()  # back to a blank sweep
+    assert app.multiselect(key="f_other_inputs").value == []

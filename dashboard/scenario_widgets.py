@@ -16,8 +16,11 @@ from core.errors import InvalidInput
 from core.data.models import ScenarioStatus
 from core.scenarios.versions import NEXT_STATUS, ScenarioInfo, VersionInfo
 from dashboard import format as fmt
+from dashboard import frame
 from dashboard.resources import runtime
 
+EXPORT_KEY = "sc_export_format"  # the export shown: Python or JSON
+TAB_KEY = "sc_tab"  # a scenario's open tab: Edit or History (N versions)
 STATUSES = tuple(status.value for status in ScenarioStatus)  # draft → calibrated → production
 _BADGE_COLOURS = {ScenarioStatus.DRAFT: "gray", ScenarioStatus.CALIBRATED: "blue",
                   ScenarioStatus.PRODUCTION: "green"}
@@ -291,16 +294,15 @@ def export_panel(statuses: list[str]) -> None:
         st.info(f"No scenario is {' or '.join(statuses)} yet: mark one calibrated and approve "
                 "a version for production above, or include calibrated ones in the export.")
         return
-    python_tab, json_tab = st.tabs(["Python (ml_service.py)", "JSON"])
-    with python_tab:
-        code = export("python", statuses)
-        st.download_button("Download scenario_config.py", code.encode(),
-                           file_name="scenario_config.py", mime="text/x-python",
-                           icon=":material/download:")
-        st.code(code, language="python")
-    with json_tab:
-        data = export("json", statuses)
-        st.download_button("Download scenario_config.json", data.encode(),
-                           file_name="scenario_config.json", mime="application/json",
-                           icon=":material/download:")
-        st.code(data, language="json")
+    def show(fmt_name: str, file_name: str, mime: str, language: str) -> None:
+        text = export(fmt_name, statuses)
+        st.download_button(f"Download {file_name}", text.encode(), file_name=file_name,
+                           mime=mime, icon=":material/download:")
+        st.code(text, language=language)
+
+    # Lazy: only the chosen format is worked out and sent.
+    frame.sections({
+        "Python (ml_service.py)": lambda: show("python", "scenario_config.py", "text/x-python",
+                                               "python"),
+        "JSON": lambda: show("json", "scenario_config.json", "application/json", "json"),
+    }, key=EXPORT_KEY, in_url=False)

@@ -83,7 +83,11 @@ else:
                      f"{restored.version}" + (" (a candidate: production is unchanged)."
                                               if restored.candidate else "."), restored.name)
 
-        edit_tab, history_tab = st.tabs(["Edit", f"History ({len(current.versions)} versions)"])
+        # The history (an expander and a diff table a version) runs and is sent only while
+        # its tab is open; the editor is drawn in either, so a change typed but not saved
+        # survives a look at the history.
+        edit_tab, history_tab = st.tabs(["Edit", f"History ({len(current.versions)} versions)"],
+                                        key=sw.TAB_KEY, on_change="rerun")
         with edit_tab:
             with shown_errors("saving the scenario"):
                 submitted = sw.editor(current, key=f"sc_edit_{current.id}_{current.version}")
@@ -97,9 +101,10 @@ else:
                             f", a candidate: production still reads version "
                             f"{edited.production_version} until one is approved."
                             if edited.candidate else "."), edited.name)
-        with history_tab:
-            sw.history(current.versions, production_version=current.production_version,
-                       on_restore=restore)
+        if history_tab.open:
+            with history_tab:
+                sw.history(current.versions, production_version=current.production_version,
+                           on_restore=restore)
 
 st.divider()
 st.subheader("Export the production config")

@@ -12,6 +12,7 @@ from core.auth import local_user
 from core.data.db import session_scope
 from core.data.models import ScenarioVersion
 from core.scenarios.versions import create_scenario, set_status
+from dashboard.scenario_widgets import EXPORT_KEY, TAB_KEY
 
 PAGE = "pages/scenarios.py"
 
@@ -72,6 +73,9 @@ def test_edit_makes_a_version_with_author_and_diff(open_page, runtime) -> None:
     assert not app.exception
     assert "projection-level-1 saved as version 2." in app.success[0].value
     assert [t.label for t in app.tabs][:2] == ["Edit", "History (2 versions)"]
+    assert not app.expander  # the history runs only while its tab is open
+    app.session_state[TAB_KEY] = "History (2 versions)"
+    app.run()
     expanders = [e.label for e in app.expander]
     assert expanders[0].startswith(f"v2 · {local_user()} · ") and expanders[0].endswith("less drift")
     diff = app.dataframe[1].value
@@ -96,7 +100,11 @@ def test_status_steps_and_export(open_page, runtime) -> None:
     _submit(app, "Approve for production").click().run()
     assert not app.exception
     assert "version 2 is now the production version" in app.success[0].value
-    python_code, json_code = [c.value for c in app.code]
+    [python_code] = [c.value for c in app.code]  # the one export format chosen
+    assert {d.label for d in app.get("download_button")} == {"Download scenario_config.py"}
+    app.session_state[EXPORT_KEY] = "JSON"
+    app.run()
+    [json_code] = [c.value for c in app.code]
     assert "# projection-level-1: version 2, approved by " in python_code
     namespace: dict = {}
     exec(python_code, namespace)  # noqa: S102 - our own export, read as production would
@@ -105,8 +113,7 @@ def test_status_steps_and_export(open_page, runtime) -> None:
     assert namespace["scenario_config"] == expected
     assert json.loads(json_code) == expected
     assert ast.literal_eval(python_code.split("= ", 1)[1]) == expected
-    labels = {d.label for d in app.get("download_button")}
-    assert labels == {"Download scenario_config.py", "Download scenario_config.json"}
+    assert {d.label for d in app.get("download_button")} == {"Download scenario_config.json"}
 
 
 def test_editing_production_makes_a_candidate_and_the_export_stays(open_page, runtime) -> None:
@@ -126,6 +133,8 @@ def test_editing_production_makes_a_candidate_and_the_export_stays(open_page, ru
     assert [c.value for c in app.code] == before  # the production export did not move
     text = " ".join(m.value for m in app.markdown)
     assert "Production reads **version 2**" in text and "version 3 is a **candidate**" in text
+    app.session_state[TAB_KEY] = "History (3 versions)"
+    app.run()
     _submit(app, "Restore v1 as a new version").click().run()
     assert not app.exception
     assert "version 1 restored as version 4 (a candidate" in app.success[0].value
@@ -158,3 +167,4 @@ def test_duplicate_name_and_bad_json_are_messages(open_page, runtime) -> None:
     _fill(app, **{"Name": "projection-level-3", "Other model inputs (JSON object)": "{scheduler"})
     _submit(app, "Create scenario").click().run()
     assert "Other model inputs must be a JSON object" in app.error[0].value
+

@@ -1,4 +1,6 @@
-"""The first visitor of a freshly started dashboard who comes by a page's own URL (a link to
+"""Page loads in a freshly started product: what runs, and what a load keeps.
+
+The first visitor of a freshly started dashboard who comes by a page's own URL (a link to
 /runs, say) gets that page in one run, with the app's own sidebar.
 
 Streamlit treats an app with a ``pages/`` folder as an old-style multipage app until the entry
@@ -6,8 +8,8 @@ script has called ``st.navigation`` once in the server process; ``dashboard.serv
 before the port opens. Without that, the first run drew the folder's file names in the
 sidebar ("streamlit app", "new sweep", ...) over an empty page, and a second run the page.
 
-This module has its own ``running`` product (module scope), and its one test is the
-server's first visit: nothing else may load a page before it.
+This module has its own ``running`` product (module scope), and its first test is the
+server's first visit: nothing may load a page before it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import contextlib
 
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
+from core.data.db import create_db_engine, session_scope
+from core.scenarios.versions import create_scenario
 from tests.browser.conftest import RUN_OVER_JS
 
 # Every link text the sidebar's navigation has shown since the document started.
@@ -52,3 +56,24 @@ def test_a_page_url_as_the_servers_first_visit_runs_once_with_the_apps_sidebar(r
     folder_names = {"streamlit app", "new sweep", "runs"} & seen
     assert not folder_names, f"the sidebar showed the pages folder's file names: {folder_names}"
     assert len(finished) == 1, f"{len(finished)} script runs for the first visit, not 1"
+
+
+def test_an_unsaved_edit_survives_a_look_at_the_history(running, page):
+    """Scenarios' History tab runs only while open; the editor stays drawn in either tab, so
+    a value typed but not saved is still there after a look at the history."""
+    engine = create_db_engine(running.env["DATABASE_URL"])
+    try:
+        with session_scope(engine) as session:
+            create_scenario(session, "first-visit", actor="alice", prompt_template="a photo",
+                            params={"strength": 0.35})
+    finally:
+        engine.dispose()
+    page.goto(f"{running.url}/scenarios")
+    strength = page.get_by_label("strength", exact=True)
+    strength.fill("0.45")
+    page.get_by_role("tab", name="History (1 versions)").click()
+    page.get_by_text("v1 · alice").wait_for()  # the history ran and was drawn
+    page.wait_for_function(RUN_OVER_JS)
+    page.get_by_role("tab", name="Edit").click()
+    page.wait_for_function(RUN_OVER_JS)
+    assert strength.input_value() == "0.45"

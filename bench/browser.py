@@ -62,7 +62,7 @@ from review_keys import measure_keys
 from seeding import photo_like, seed_database, store_media
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from tests.browser.conftest import is_script_finished
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -165,13 +165,8 @@ class Tab:
         socket.on("framereceived", self._frame)
 
     def _frame(self, payload: Any) -> None:
-        if isinstance(payload, str):
-            return
-        message = ForwardMsg()
-        with contextlib.suppress(Exception):  # a frame that is not a ForwardMsg
-            message.ParseFromString(payload)
-            if message.WhichOneof("type") == "script_finished":
-                self.finished += 1
+        if is_script_finished(payload):
+            self.finished += 1
 
     def settle(self, runs_before: int, started: float) -> float:
         """Seconds from ``started`` until a run after ``runs_before`` finished and the page

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from tests.services import PROJECT_ROOT, ProcessGroup, free_port, wait_for
 
@@ -32,6 +33,19 @@ GRID_LOADED_JS = """(n) => {
 }"""
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def is_script_finished(payload: object) -> bool:
+    """Whether a websocket frame Playwright received (``framereceived``) is Streamlit's
+    message that a script run (or a fragment's) has finished."""
+    if isinstance(payload, str):
+        return False
+    message = ForwardMsg()
+    try:
+        message.ParseFromString(payload)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - a frame that is not a ForwardMsg
+        return False
+    return message.WhichOneof("type") == "script_finished"
 
 
 @dataclasses.dataclass(frozen=True)

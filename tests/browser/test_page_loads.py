@@ -14,13 +14,9 @@ server's first visit: nothing may load a page before it.
 
 from __future__ import annotations
 
-import contextlib
-
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
 from core.data.db import create_db_engine, session_scope
 from core.scenarios.versions import create_scenario
-from tests.browser.conftest import RUN_OVER_JS
+from tests.browser.conftest import RUN_OVER_JS, is_script_finished
 
 # Every link text the sidebar's navigation has shown since the document started.
 NAV_SEEN_JS = r"""
@@ -34,18 +30,9 @@ new MutationObserver(() => {
 
 
 def test_a_page_url_as_the_servers_first_visit_runs_once_with_the_apps_sidebar(running, page):
-    finished: list[int] = []
-
-    def frame(payload: object) -> None:
-        if isinstance(payload, str):
-            return
-        message = ForwardMsg()
-        with contextlib.suppress(Exception):  # a frame that is not a ForwardMsg
-            message.ParseFromString(payload)
-            if message.WhichOneof("type") == "script_finished":
-                finished.append(1)
-
-    page.on("websocket", lambda socket: socket.on("framereceived", frame))
+    finished: list[object] = []
+    page.on("websocket", lambda socket: socket.on(
+        "framereceived", lambda payload: is_script_finished(payload) and finished.append(payload)))
     page.add_init_script(NAV_SEEN_JS)
     page.goto(f"{running.url}/runs")
     page.get_by_role("heading", name="Runs", level=1).wait_for()

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Mapping
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import format as fmt
 from dashboard import resources
@@ -51,6 +52,15 @@ def sections(draws: Mapping[str, Callable[[], None]], key: str, *, in_url: bool 
         if tab.open:
             with tab:
                 draw()
+
+
+def steady() -> DeltaGenerator:
+    """A place in the page that is there on every run, whether anything is drawn in it or not:
+    for what comes and goes (a message, a model's price form, a field only some models have).
+    What follows keeps its place. A field that moves to a new place in the page is drawn anew
+    by Streamlit's frontend from the script's value, so a value being typed into it as that
+    run finishes is lost."""
+    return st.container()
 
 
 def sidebar(user: str) -> None:

@@ -10,14 +10,14 @@ import streamlit as st
 from core.insight.progress import SweepProgress
 from core.planning.sweeps import SweepSummary
 from dashboard import format as fmt
+from dashboard import frame
 
 
 def show_flash() -> None:
     """Messages left by the previous page (e.g. "sweep submitted"), shown once, as text: they
-    may name what the user typed. In a container that stays when they are gone, so the next
-    run does not move every field below up by one (a value typed into one as that run
-    finishes would be lost: Streamlit's frontend draws a moved field anew)."""
-    with st.container():
+    may name what the user typed; in a place that stays when they are gone
+    (``frame.steady``)."""
+    with frame.steady():
         for kind, message in st.session_state.flash:
             getattr(st, kind)(fmt.plain(message))
     st.session_state.flash = []

@@ -18,6 +18,7 @@ from core.planning.presets import Preset
 from core.planning.schema import describe_value, input_kind
 from core.planning.sweeps import DEFAULT_CANCEL_AFTER_S, SweepPlan
 from dashboard import format as fmt
+from dashboard import frame
 
 # Widget keys of the fields a scenario can prefill, with blank-sweep defaults.
 # Blank axis fields leave the model's own default (nothing is sent for them).
@@ -82,9 +83,9 @@ def _prop_help(view: ModelView, name: str) -> str:
 def role_axis(role: str, views: list[ModelView], *, help_prefix: str = "") -> list[Any] | None:
     """The strength / steps / guidance / seed field, shown only when a chosen model has that
     input (under whatever name); blank leaves each model's default. Returns the values,
-    [] when blank, None when it does not parse or no model has it. Drawn in a container that
-    is there either way, so the field below it keeps its place when the models change."""
-    with st.container():
+    [] when blank, None when it does not parse or no model has it. In a place that is there
+    either way (``frame.steady``): the field below keeps its place when the models change."""
+    with frame.steady():
         having = [v for v in views if v.roles.name_for(role)]
         if not having:
             return None
@@ -170,8 +171,7 @@ def other_inputs(views: list[ModelView]) -> tuple[dict[str, Any], dict[str, str]
             help="Pick an input to give it a value or an axis. Anything left at the model "
                  "default is not sent. With several models, a value applies to the models "
                  "that have the input.")
-        # Always there, so a row coming or going does not move the fields below it.
-        with st.container():
+        with frame.steady():  # rows come and go as inputs are picked
             for name in picked:
                 ok = _other_input_row(name, union[name], fixed, axes) and ok
         if len(picked) < len(union):

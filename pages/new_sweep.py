@@ -24,10 +24,8 @@ model_text = st.text_input(
          "on each model (the model axis). stability-ai/sdxl by default.")
 refs = sweep_form.model_refs(model_text)
 views = []
-# What the models say (an error, a price to set) comes and goes as they are typed: it is drawn
-# in a container that is always there, so every field below keeps its place in the page and
-# a value typed into one while the models' run finishes is not lost (as for uploads below).
-with st.container():
+# What the models say (an error, a price to set) comes and goes as they are typed.
+with frame.steady():
     with shown_errors("reading the models' inputs"):
         views = actions.model_views(refs)
     for view in sweep_form.missing_prices(views):
@@ -45,10 +43,7 @@ with st.container():
 st.subheader("Input images")
 files = st.file_uploader("Upload images", type=["png", "jpg", "jpeg", "webp"],
                          accept_multiple_files=True, key="uploader")
-# Always drawn, empty until there is an upload: its messages must not move the fields below
-# to new places in the page, or a value typed into one while the upload's run finishes is
-# lost (Streamlit's frontend draws the field anew, from the script's value).
-upload_notes = st.container()
+upload_notes = frame.steady()  # empty until there is an upload
 if files:
     outcomes = sweep_form.take_uploads(files, st.session_state.uploads_seen,
                                        lambda batch: actions.store_uploads(batch, user=user))
@@ -59,7 +54,7 @@ if files:
 with st.expander("Library of earlier uploads", expanded=True):
     with shown_errors("loading the image library"):
         sweep_form.image_picker(queries.library(), resources.media)
-with st.container():  # the note comes and goes with the models; the fields below stay put
+with frame.steady():  # the note comes and goes with the models
     if views:
         sweep_form.image_input_note(views)
 

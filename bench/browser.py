@@ -319,27 +319,23 @@ def _gallery(tab: Tab, product: Product, sweep_id: int) -> None:
 
 
 def measure_gallery(browser: Any, product: Product, sweep_id: int, repeats: int,
-                    baseline: Baseline | None = None) -> dict[str, list[float]]:
-    """Opening a cell and switching the X axis; with ``baseline``, each right after a click
-    of the one-line page's button in a second context (``floor:<name>``)."""
-    tab = Tab(browser)
+                    baseline: Baseline) -> dict[str, list[float]]:
+    """Opening a cell and switching the X axis, each right after a click of the one-line
+    page's button in a second context (kept under ``floor:<name>``)."""
+    tab, floor_tab = Tab(browser), Tab(browser)
     page = tab.page
-    floor_tab = None if baseline is None else Tab(browser)
     try:
-        def floor() -> float | None:
-            if floor_tab is None:
-                return None
-            return floor_tab.timed(floor_tab.page.get_by_role("button", name="Rerun").click)
-
-        if floor_tab is not None:
-            floor_tab.load(baseline.url)  # type: ignore[union-attr]
+        floor_tab.load(baseline.url)
+        rerun = floor_tab.page.get_by_role("button", name="Rerun")
         _gallery(tab, product, sweep_id)
-        opened, switched, floor_open, floor_switch = [], [], [], []
+        out: dict[str, list[float]] = {name: [] for name in (
+            "gallery: open a cell", "floor:gallery: open a cell",
+            "gallery: switch the X axis", "floor:gallery: switch the X axis")}
         for n in range(repeats):
-            floor_open.append(floor())
+            out["floor:gallery: open a cell"].append(floor_tab.timed(rerun.click))
             button = page.get_by_role("button", name=re.compile("^Open .")).filter(
                 visible=True).nth(n)  # a cell of the grid (its caption follows "Open")
-            opened.append(tab.timed(button.click))
+            out["gallery: open a cell"].append(tab.timed(button.click))
             page.get_by_role("dialog").wait_for()
             page.keyboard.press("Escape")
             page.get_by_role("dialog").wait_for(state="detached")
@@ -347,17 +343,12 @@ def measure_gallery(browser: Any, product: Product, sweep_id: int, repeats: int,
             target = "seed" if n % 2 == 0 else "strength"
             _open_select(page, "Across (X)")
             option = page.get_by_role("option").filter(has_text=re.compile(f"^{target}$"))
-            floor_switch.append(floor())
-            switched.append(tab.timed(option.click))
-        out = {"gallery: open a cell": opened, "gallery: switch the X axis": switched}
-        if floor_tab is not None:
-            out["floor:gallery: open a cell"] = floor_open  # type: ignore[assignment]
-            out["floor:gallery: switch the X axis"] = floor_switch  # type: ignore[assignment]
+            out["floor:gallery: switch the X axis"].append(floor_tab.timed(rerun.click))
+            out["gallery: switch the X axis"].append(tab.timed(option.click))
         return out
     finally:
         tab.close()
-        if floor_tab is not None:
-            floor_tab.close()
+        floor_tab.close()
 
 
 def measure_submit(browser: Any, product: Product, image: Path, n: int = 0) -> float:

@@ -30,9 +30,13 @@ new MutationObserver(() => {
 
 
 def test_a_page_url_as_the_servers_first_visit_runs_once_with_the_apps_sidebar(running, page):
-    finished: list[object] = []
-    page.on("websocket", lambda socket: socket.on(
-        "framereceived", lambda payload: is_script_finished(payload) and finished.append(payload)))
+    finished: list[object] = []  # Streamlit's script_finished messages, as they arrive
+
+    def count(payload: object) -> None:
+        if is_script_finished(payload):
+            finished.append(payload)
+
+    page.on("websocket", lambda socket: socket.on("framereceived", count))
     page.add_init_script(NAV_SEEN_JS)
     page.goto(f"{running.url}/runs")
     page.get_by_role("heading", name="Runs", level=1).wait_for()

@@ -167,4 +167,3 @@ def test_duplicate_name_and_bad_json_are_messages(open_page, runtime) -> None:
     _fill(app, **{"Name": "projection-level-3", "Other model inputs (JSON object)": "{scheduler"})
     _submit(app, "Create scenario").click().run()
     assert "Other model inputs must be a JSON object" in app.error[0].value
-

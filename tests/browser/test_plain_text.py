@@ -15,7 +15,7 @@ from core.data.db import create_db_engine, session_scope
 from core.data.models import Generation
 from core.insight.review import save_review
 from core.scenarios import versions
-from tests.browser.conftest import Product
+from tests.browser.conftest import RUN_OVER_JS, Product
 from tests.services import PROJECT_ROOT, free_port
 from tests.test_execution import png_bytes
 
@@ -98,6 +98,10 @@ def test_no_page_fetches_or_renders_user_text(seeded, page):
     page.get_by_text("Reviewers and agreement").click()
     page.get_by_text("Who reviewed what, when, and in how long").click()
     page.get_by_text("Krippendorff").first.wait_for(timeout=60_000)
+    # This test is about text, not timing: the lazy expander is clicked once the run before
+    # is over. (Clicked during it, its section once stayed empty in CI: see the note on
+    # lazy expanders in bench/README.md.)
+    page.wait_for_function(RUN_OVER_JS)
     page.get_by_text("Ratings by parameter").click()
     page.get_by_role("button", name="CSV of ratings by parameter").wait_for(timeout=60_000)
     page.wait_for_load_state("networkidle")
